@@ -1,0 +1,35 @@
+# culteval: dataset acquisition -> items -> translations -> prompts -> inference -> metrics -> report.
+# The logic lives in the culteval package; rules only wire files together.
+# Params: params.yaml, or CULTEVAL_PARAMS="params.yaml:overlay.yaml" (validated at start-up).
+import os
+
+from culteval.config import enabled_tasks, load_params, params_spec
+
+PARAMS = params_spec()
+config.update(load_params(PARAMS))  # schema-validated: bad params stop here, naming the key
+
+TASKS = enabled_tasks(config)
+STRATEGIES = config["strategies"]
+MODELS = sorted(config["models"])
+LANG = config["target"]["language"]
+
+wildcard_constraints:
+    task="|".join(TASKS),
+    strategy="|".join(STRATEGIES),
+    model="[A-Za-z0-9][A-Za-z0-9._-]*",
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/acquire.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/translate.smk"
+include: "workflow/rules/render.smk"
+include: "workflow/rules/infer.smk"
+include: "workflow/rules/score.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        "results/metrics/summary.csv",
+        "results/report.html",

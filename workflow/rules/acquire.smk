@@ -1,0 +1,28 @@
+rule acquire_data:
+    output:
+        "data/raw/{dataset}/PROVENANCE.json",
+    log:
+        "logs/acquire/{dataset}.log",
+    threads: 1
+    resources:
+        mem_mb=512,
+    shell:
+        "{CLI} acquire-data --dataset {wildcards.dataset} --out data/raw/{wildcards.dataset} 2> {log}"
+
+
+rule acquire_model:
+    output:
+        "data/models/{model}.json",
+    log:
+        "logs/acquire/model-{model}.log",
+    threads: 1
+    resources:
+        mem_mb=2048,
+    shell:
+        "{CLI} acquire-model --model {wildcards.model} --out {output} 2> {log}"
+
+
+rule all_acquire:
+    input:
+        expand("data/raw/{dataset}/PROVENANCE.json", dataset=ALL_DATASETS),
+        expand("data/models/{model}.json", model=MODELS),

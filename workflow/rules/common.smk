@@ -1,0 +1,34 @@
+import sys
+from pathlib import Path
+
+# Input functions and target lists shared by the rules.
+from culteval.tasks import get as get_task
+
+CLI = f"{sys.executable} -m culteval.cli --params {PARAMS}"
+NEEDS_TRANSLATION = {"cross_lingual", "native"}
+
+
+def task_datasets(wildcards):
+    return [f"data/raw/{d}/PROVENANCE.json" for d in get_task(wildcards.task).DATASETS]
+
+
+def render_inputs(wildcards):
+    inputs = {"items": f"data/items/{wildcards.task}.parquet"}
+    if wildcards.strategy in NEEDS_TRANSLATION:
+        inputs["translations"] = f"data/translations/{LANG}.parquet"
+    return inputs
+
+
+def templates(wildcards):
+    return sorted(str(p) for p in Path("workflow/templates", wildcards.task).glob("*.j2"))
+
+
+def translator_models(wildcards):
+    name = config["translation"]["translator_model"]
+    return [f"data/models/{name}.json"] if name else []
+
+
+ALL_DATASETS = sorted({d for t in TASKS for d in get_task(t).DATASETS} | {"ivs_map"})
+ALL_ITEMS = expand("data/items/{task}.parquet", task=TASKS)
+ALL_PROMPTS = expand("data/prompts/{task}/{strategy}.parquet", task=TASKS, strategy=STRATEGIES)
+ALL_RAW = expand("results/raw/{model}/{task}/{strategy}.parquet", model=MODELS, task=TASKS, strategy=STRATEGIES)

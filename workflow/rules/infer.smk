@@ -1,0 +1,22 @@
+# One job per (model, task, strategy): the model loads once per job, and the
+# engine checkpoints chunks beside the output so a killed job resumes.
+rule infer:
+    input:
+        model="data/models/{model}.json",
+        prompts="data/prompts/{task}/{strategy}.parquet",
+    output:
+        "results/raw/{model}/{task}/{strategy}.parquet",
+    log:
+        "logs/infer/{model}/{task}/{strategy}.log",
+    threads: config["inference"]["n_threads"]
+    resources:
+        mem_mb=8192,
+        gpu=lambda wc: 1 if config["models"][wc.model].get("n_gpu_layers", 0) != 0 else 0,
+    shell:
+        "{CLI} infer --model-json {input.model} --task {wildcards.task} --prompts {input.prompts} "
+        "--out {output} 2> {log}"
+
+
+rule all_raw:
+    input:
+        ALL_RAW,

@@ -1,0 +1,17 @@
+rule prepare:
+    input:
+        task_datasets,
+    output:
+        "data/items/{task}.parquet",
+    log:
+        "logs/prepare/{task}.log",
+    threads: 1
+    resources:
+        mem_mb=2048,
+    shell:
+        "{CLI} prepare --task {wildcards.task} --out {output} 2> {log}"
+
+
+rule all_items:
+    input:
+        ALL_ITEMS,

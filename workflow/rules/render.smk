@@ -1,0 +1,21 @@
+rule render:
+    input:
+        unpack(render_inputs),
+        templates=templates,
+    output:
+        "data/prompts/{task}/{strategy}.parquet",
+    log:
+        "logs/render/{task}/{strategy}.log",
+    threads: 1
+    resources:
+        mem_mb=2048,
+    params:
+        translations=lambda wc, input: f"--translations {input.translations}" if "translations" in input.keys() else "",
+    shell:
+        "{CLI} render --task {wildcards.task} --strategy {wildcards.strategy} --items {input.items} "
+        "{params.translations} --out {output} 2> {log}"
+
+
+rule all_prompts:
+    input:
+        ALL_PROMPTS,
