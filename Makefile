@@ -16,7 +16,7 @@ $(BIN)/python:
 
 # Installs the package, pinned dependencies and llama-cpp-python built for this CPU.
 $(VENV)/.installed: $(BIN)/python pyproject.toml scripts/install-llama-cpp.sh
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c envs/requirements.lock.txt -e ".[test]"
 	bash scripts/install-llama-cpp.sh $(BIN)/python
 	$(BIN)/python -c "import llama_cpp, culteval; llama_cpp.llama_backend_init()"
 	touch $@

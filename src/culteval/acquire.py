@@ -45,8 +45,12 @@ def verify(path: Path, expected: str | None, what: str) -> str:
 def download(url: str, dest: Path, expected: str | None, what: str) -> str:
     """Download to a temporary file, verify, then move into place (no partial files)."""
     with atomic_path(dest) as tmp:
-        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:  # noqa: S310
-            shutil.copyfileobj(response, out, length=1 << 20)
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:  # noqa: S310
+                shutil.copyfileobj(response, out, length=1 << 20)
+        except OSError as exc:  # URLError, timeouts, refused connections
+            raise RuntimeError(f"{what}: cannot download {url}: {exc} "
+                               "(offline? set CULTEVAL_DATA_MIRROR to a local data mirror)") from None
         return verify(tmp, expected, what)
 
 

@@ -82,12 +82,14 @@ def cmd_translate(args) -> None:
 
         model_record = read_json(Path(args.models_dir) / f"{name}.json")
         engine = Engine(model_record["path"], **_engine_settings(cfg, cfg["models"][name]))
-        translator = translate.make_model_translator(engine, cfg["target"]["language_name"], model_record["sha256"])
+        translator = translate.make_model_translator(
+            engine, cfg["target"]["language_name"], model_record["sha256"])
     df = translate.build_translations(
         strings, cfg, table_path=table_path,
         table_sha256=sha256_file(table_path) if table_path else None, translator=translator,
     )
-    inputs = [*args.items, *([table_path] if table_path else [])]
+    glossary = translate.glossary_path(cfg, cfgmod.ROOT)
+    inputs = [*args.items, *([table_path] if table_path else []), *([glossary] if glossary.is_file() else [])]
     prov = provenance.record(inputs=inputs, model=model_record, params={"translation": cfg["translation"],
                                                                         "target": cfg["target"]})
     write_parquet(df, args.out, prov)
@@ -184,14 +186,33 @@ def cmd_metrics(args) -> None:
     out = Path(args.out_dir)
     summ.write_summary(df, out / "summary.csv")
     write_json(summ.metrics_json(df), out / "metrics.json")
+    write_json(_aggregate_provenance([*args.items, *args.raw], cfg), out / "provenance.json")
+
+
+def _aggregate_provenance(inputs: list[str], cfg: dict) -> dict:
+    """Provenance sidecar for outputs built from many artifacts (lineage follows the inputs)."""
+    from culteval import provenance
+
+    return provenance.record(inputs=inputs, params={k: cfg[k] for k in ("metrics", "cultural_map", "target",
+                                                                        "reference", "models")})
 
 
 def cmd_report(args) -> None:
-    from culteval.report import build
+    from culteval.lineage import data_inputs
+    from culteval.metrics.summary import map_inputs, read_summary
+    from culteval.report.figures import render_all
+    from culteval.report.html import build_report
 
     cfg = _params(args)
-    build(cfg, summary_csv=Path(args.summary), items_dir=Path(args.items_dir), raw_files=args.raw,
-          raw_root=Path(args.raw_root), out_dir=Path(args.out_dir))
+    summary = read_summary(args.summary)
+    _, coords = map_inputs(cfg, Path(args.raw_root))
+    out = Path(args.out_dir)
+    figures = render_all(summary, coords, cfg, out / "figures")
+    prov = _aggregate_provenance([args.summary, *args.raw], cfg)
+    write_json(prov, out / "figures" / "provenance.json")
+    write_json(prov, out / "provenance.json")
+    inputs = data_inputs([args.summary, *args.raw])
+    build_report(summary, figures, prov, inputs, out / "report.html")
 
 
 def cmd_lineage(args) -> None:
@@ -209,7 +230,8 @@ def cmd_check(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="culteval", description=__doc__)
     p.add_argument("--params", default=cfgmod.params_spec(),
-                   help="params file(s), 'a.yaml:b.yaml' deep-merges b over a (default: $CULTEVAL_PARAMS or params.yaml)")
+                   help="params file(s); 'a.yaml:b.yaml' deep-merges b over a "
+                        "(default: $CULTEVAL_PARAMS or params.yaml)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name, func, help_):

@@ -82,8 +82,16 @@ def load_params(spec: str | os.PathLike = "params.yaml") -> dict:
 
 
 def params_spec() -> str:
-    """The params files in force: CULTEVAL_PARAMS (``a.yaml:b.yaml``) or params.yaml."""
-    return os.environ.get("CULTEVAL_PARAMS", "params.yaml")
+    """The params files in force: CULTEVAL_PARAMS (``a.yaml:b.yaml``) or params.yaml.
+
+    Relative paths resolve against the working directory, else the project root
+    (so ``snakemake -d elsewhere`` still finds the project's params.yaml).
+    """
+    parts = []
+    for part in os.environ.get("CULTEVAL_PARAMS", "params.yaml").split(":"):
+        path = Path(part)
+        parts.append(part if path.is_absolute() or path.exists() else str(ROOT / path))
+    return ":".join(parts)
 
 
 def enabled_tasks(cfg: dict) -> list[str]:

@@ -80,3 +80,23 @@ def lineage(target: Path, root: Path | None = None) -> str:
 
     visit(target, 0)
     return "\n".join(lines)
+
+
+def data_inputs(paths: list[str | Path]) -> list[dict]:
+    """Every raw dataset file (with sha256, origin, subset note) behind ``paths``, deduplicated."""
+    found: dict[str, dict] = {}
+    seen: set[str] = set()
+    stack = [Path(p) for p in paths]
+    while stack:
+        path = stack.pop()
+        if path.as_posix() in seen or not path.is_file():
+            continue
+        seen.add(path.as_posix())
+        rec = provenance_of(path) or {}
+        for inp in rec.get("inputs", []):
+            if inp.get("origin"):
+                found[inp["path"]] = {"path": inp["path"], "sha256": inp["sha256"], "origin": inp["origin"],
+                                      "url": inp.get("url"), "subset": inp.get("subset")}
+            else:
+                stack.append(Path(inp["path"]))
+    return [found[k] for k in sorted(found)]

@@ -6,8 +6,12 @@ rule acquire_data:
     threads: 1
     resources:
         mem_mb=512,
+    params:
+        cli=CLI,
+    conda:
+        ENV
     shell:
-        "{CLI} acquire-data --dataset {wildcards.dataset} --out data/raw/{wildcards.dataset} 2> {log}"
+        "{params.cli} acquire-data --dataset {wildcards.dataset} --out data/raw/{wildcards.dataset} 2> {log}"
 
 
 rule acquire_model:
@@ -18,8 +22,12 @@ rule acquire_model:
     threads: 1
     resources:
         mem_mb=2048,
+    params:
+        cli=CLI,
+    conda:
+        ENV
     shell:
-        "{CLI} acquire-model --model {wildcards.model} --out {output} 2> {log}"
+        "{params.cli} acquire-model --model {wildcards.model} --out {output} 2> {log}"
 
 
 rule all_acquire:

@@ -5,6 +5,7 @@ from pathlib import Path
 from culteval.tasks import get as get_task
 
 CLI = f"{sys.executable} -m culteval.cli --params {PARAMS}"
+ENV = "../../envs/culteval.yaml"  # for --use-conda; the Makefile's .venv is the default
 NEEDS_TRANSLATION = {"cross_lingual", "native"}
 
 
@@ -13,14 +14,14 @@ def task_datasets(wildcards):
 
 
 def render_inputs(wildcards):
-    inputs = {"items": f"data/items/{wildcards.task}.parquet"}
+    inputs = {"item_table": f"data/items/{wildcards.task}.parquet"}
     if wildcards.strategy in NEEDS_TRANSLATION:
         inputs["translations"] = f"data/translations/{LANG}.parquet"
     return inputs
 
 
 def templates(wildcards):
-    return sorted(str(p) for p in Path("workflow/templates", wildcards.task).glob("*.j2"))
+    return sorted(str(p) for p in Path(workflow.basedir, "workflow/templates", wildcards.task).glob("*.j2"))
 
 
 def translator_models(wildcards):

@@ -12,8 +12,12 @@ rule infer:
     resources:
         mem_mb=8192,
         gpu=lambda wc: 1 if config["models"][wc.model].get("n_gpu_layers", 0) != 0 else 0,
+    params:
+        cli=CLI,
+    conda:
+        ENV
     shell:
-        "{CLI} infer --model-json {input.model} --task {wildcards.task} --prompts {input.prompts} "
+        "{params.cli} infer --model-json {input.model} --task {wildcards.task} --prompts {input.prompts} "
         "--out {output} 2> {log}"
 
 

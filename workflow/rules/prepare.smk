@@ -8,8 +8,12 @@ rule prepare:
     threads: 1
     resources:
         mem_mb=2048,
+    params:
+        cli=CLI,
+    conda:
+        ENV
     shell:
-        "{CLI} prepare --task {wildcards.task} --out {output} 2> {log}"
+        "{params.cli} prepare --task {wildcards.task} --out {output} 2> {log}"
 
 
 rule all_items:

@@ -10,9 +10,12 @@ rule render:
     resources:
         mem_mb=2048,
     params:
+        cli=CLI,
         translations=lambda wc, input: f"--translations {input.translations}" if "translations" in input.keys() else "",
+    conda:
+        ENV
     shell:
-        "{CLI} render --task {wildcards.task} --strategy {wildcards.strategy} --items {input.items} "
+        "{params.cli} render --task {wildcards.task} --strategy {wildcards.strategy} --items {input.item_table} "
         "{params.translations} --out {output} 2> {log}"
 
 

@@ -1,15 +1,21 @@
 rule report:
     input:
         summary="results/metrics/summary.csv",
-        items=ALL_ITEMS,
+        item_tables=ALL_ITEMS,
         raw=ALL_RAW,
         maps="data/raw/ivs_map/PROVENANCE.json",
     output:
-        "results/report.html",
+        html="results/report.html",
+        figures=directory("results/figures"),
+        provenance="results/provenance.json",
     log:
         "logs/report.log",
     threads: 1
     resources:
         mem_mb=4096,
+    params:
+        cli=CLI,
+    conda:
+        ENV
     shell:
-        "{CLI} report --summary {input.summary} --raw {input.raw} --out-dir results 2> {log}"
+        "{params.cli} report --summary {input.summary} --raw {input.raw} --out-dir results 2> {log}"

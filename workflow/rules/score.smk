@@ -1,15 +1,20 @@
 rule metrics:
     input:
-        items=ALL_ITEMS,
+        item_tables=ALL_ITEMS,
         raw=ALL_RAW,
         maps="data/raw/ivs_map/PROVENANCE.json",
     output:
         summary="results/metrics/summary.csv",
         metrics="results/metrics/metrics.json",
+        provenance="results/metrics/provenance.json",
     log:
         "logs/metrics.log",
     threads: 1
     resources:
         mem_mb=4096,
+    params:
+        cli=CLI,
+    conda:
+        ENV
     shell:
-        "{CLI} metrics --items {input.items} --raw {input.raw} --out-dir results/metrics 2> {log}"
+        "{params.cli} metrics --items {input.item_tables} --raw {input.raw} --out-dir results/metrics 2> {log}"

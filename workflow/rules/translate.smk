@@ -1,7 +1,8 @@
 rule translate:
     input:
-        items=ALL_ITEMS,
+        item_tables=ALL_ITEMS,
         translator=translator_models,
+        glossary=lambda wc: [str(p) for p in [Path(workflow.basedir, "workflow/templates", f"glossary.{wc.lang}.jsonl")] if p.is_file()],
     output:
         "data/translations/{lang}.parquet",
     log:
@@ -9,5 +10,9 @@ rule translate:
     threads: config["inference"]["n_threads"]
     resources:
         mem_mb=4096,
+    params:
+        cli=CLI,
+    conda:
+        ENV
     shell:
-        "{CLI} translate --items {input.items} --out {output} 2> {log}"
+        "{params.cli} translate --items {input.item_tables} --out {output} 2> {log}"

@@ -1,0 +1,100 @@
+"""Metrics: raw model outputs (docs/contracts.md) -> the paper's numbers.
+
+Shared helpers live here: a model's per-item distribution (mean over answer-order
+permutations), gold indices, and the seeded percentile bootstrap every metric uses.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+METRIC_KEYS = ("metric", "value", "ci_low", "ci_high", "n_items")
+
+
+def distribution_rows(raw: pd.DataFrame) -> pd.DataFrame:
+    """The distribution rows (trial == -1) of a raw-output table."""
+    return raw[raw["trial"] == -1]
+
+
+def sampled_rows(raw: pd.DataFrame) -> pd.DataFrame:
+    """The sampled-trial rows (trial >= 0) of a raw-output table."""
+    return raw[raw["trial"] >= 0]
+
+
+def model_distributions(raw: pd.DataFrame, items: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
+    """Per item: mean over permutations of ``probs`` (original option order), renormalised.
+
+    Averaging over permutations cancels position bias to first order; it is the
+    model's distribution every opinion and accuracy-from-probabilities metric uses.
+    """
+    n_opts = None if items is None else dict(zip(items["item_id"], items["options"].map(len), strict=True))
+    out: dict[str, np.ndarray] = {}
+    for item_id, grp in distribution_rows(raw).groupby("item_id", sort=True):
+        mats = []
+        for pid, p in zip(grp["prompt_id"], grp["probs"], strict=True):
+            if p is None or (isinstance(p, float) and np.isnan(p)):
+                raise ValueError(f"raw outputs: distribution row {pid!r} has no probs")
+            mats.append(np.asarray(p, dtype=float))
+        lens = {len(m) for m in mats}
+        if len(lens) != 1 or (n_opts is not None and n_opts.get(item_id, len(mats[0])) != len(mats[0])):
+            raise ValueError(f"raw outputs: item {item_id!r} has probs of length {sorted(lens)}, "
+                             f"items table says {n_opts.get(item_id) if n_opts else '?'} options")
+        mean = np.mean(mats, axis=0)
+        total = mean.sum()
+        out[str(item_id)] = mean / total if total > 0 else mean
+    return out
+
+
+_GOLD_ALIASES = {"neutral": "neither"}  # NormAd gold "neutral" is the option "Neither"
+
+
+def gold_index(options, answer, item_id: str = "?") -> int:
+    """Index of the gold answer among ``options`` (case-insensitive; neutral == Neither)."""
+    norm = [str(o).strip().lower() for o in options]
+    a = str(answer).strip().lower()
+    a = _GOLD_ALIASES.get(a, a)
+    if a not in norm:
+        raise ValueError(f"item {item_id!r}: gold answer {answer!r} is not one of its options "
+                         f"{list(options)}")
+    return norm.index(a)
+
+
+def load_distributions(text: str) -> dict[str, np.ndarray]:
+    """The items table's ``distributions`` JSON as arrays."""
+    return {k: np.asarray(v, dtype=float) for k, v in json.loads(text or "{}").items()}
+
+
+def bootstrap_ci(values, cfg: dict, stat=np.mean) -> tuple[float, float]:
+    """Percentile bootstrap CI over the units in ``values`` (items or groups).
+
+    ``cfg["metrics"]["bootstrap"]`` resamples, level ``cfg["metrics"]["ci"]``,
+    ``numpy.random.default_rng(cfg["seed"])`` fresh per call: same inputs, same CI.
+    NaN for fewer than two units.
+    """
+    v = np.asarray(values, dtype=float)
+    n_boot = int(cfg["metrics"]["bootstrap"])
+    if v.size < 2 or n_boot < 1:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(cfg["seed"])
+    idx = rng.integers(0, v.size, size=(n_boot, v.size))
+    stats = stat(v[idx], axis=1)
+    alpha = (1.0 - float(cfg["metrics"].get("ci", 0.95))) / 2.0
+    lo, hi = np.percentile(stats, [100 * alpha, 100 * (1 - alpha)])
+    return float(lo), float(hi)
+
+
+def mean_row(metric: str, values, cfg: dict) -> dict:
+    """A metric row: the mean of per-unit ``values`` with its bootstrap CI."""
+    v = np.asarray(values, dtype=float)
+    lo, hi = bootstrap_ci(v, cfg)
+    value = float(v.mean()) if v.size else float("nan")
+    return {"metric": metric, "value": value, "ci_low": lo, "ci_high": hi, "n_items": int(v.size)}
+
+
+def plain_row(metric: str, value: float, n_items: int) -> dict:
+    """A metric row without a CI (counts, single-item values)."""
+    return {"metric": metric, "value": float(value), "ci_low": float("nan"), "ci_high": float("nan"),
+            "n_items": int(n_items)}

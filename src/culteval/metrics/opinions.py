@@ -1,0 +1,95 @@
+"""GlobalOpinionQA similarity, CAD and nCAD, and the survey baselines.
+
+Similarity (Durmus et al. 2023): ``Sim_q(m, c) = 1 - JSD(P_m, P_c)`` with the
+Jensen-Shannon *distance*, base 2. CAD ("Fluent but Foreign"):
+``CAD_q = Sim_q(target) - Sim_q(reference)``, positive = closer to the target.
+nCAD (assumption, FIELD_NOTES): ``CAD_q / JSD(P_target, P_reference)``, in [-1, 1]
+by the triangle inequality; questions whose denominator is below 1e-9 are skipped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.spatial.distance import jensenshannon
+
+from culteval.metrics import load_distributions, mean_row, plain_row
+
+NCAD_EPS = 1e-9
+ALL_MEAN = "__all_mean__"
+
+
+def jsd(p, q) -> float:
+    """Jensen-Shannon distance, base 2 (in [0, 1])."""
+    return float(jensenshannon(np.asarray(p, float), np.asarray(q, float), base=2))
+
+
+def similarity(p, q) -> float:
+    """``1 - JSD(p, q)``: 1 for identical distributions, 0 for disjoint ones."""
+    return 1.0 - jsd(p, q)
+
+
+def per_question(items: pd.DataFrame, dists: dict[str, np.ndarray], target: str,
+                 reference: str) -> pd.DataFrame:
+    """One row per scored question: sim_target, sim_reference, cad, ncad (NaN where undefined)."""
+    rows = []
+    for item_id, text in zip(items["item_id"], items["distributions"], strict=True):
+        p = dists.get(item_id)
+        if p is None:
+            continue
+        d = load_distributions(text)
+        t, r = d.get(target), d.get(reference)
+        for name, q in (("target", t), ("reference", r)):
+            if q is not None and len(q) != len(p):
+                raise ValueError(f"item {item_id!r}: {len(p)} model probabilities vs "
+                                 f"{len(q)} shares for {name} country")
+        s_t = similarity(p, t) if t is not None else np.nan
+        s_r = similarity(p, r) if r is not None else np.nan
+        cad = s_t - s_r
+        denom = jsd(t, r) if (t is not None and r is not None) else np.nan
+        ncad = cad / denom if denom >= NCAD_EPS else np.nan
+        rows.append({"item_id": item_id, "sim_target": s_t, "sim_reference": s_r, "cad": cad,
+                     "ncad": ncad, "jsd_target_reference": denom})
+    cols = ["item_id", "sim_target", "sim_reference", "cad", "ncad", "jsd_target_reference"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def opinion_metrics(items: pd.DataFrame, dists: dict[str, np.ndarray], cfg: dict) -> list[dict]:
+    """Mean Sim to target / reference, CAD, nCAD over the questions each is defined on.
+
+    Each similarity averages over questions that have that country; CAD over
+    questions with both; nCAD over those with JSD(target, reference) >= 1e-9
+    (``ncad_skipped`` counts the others).
+    """
+    pq = per_question(items, dists, cfg["target"]["country"], cfg["reference"]["country"])
+    rows = []
+    for metric in ("sim_target", "sim_reference", "cad", "ncad"):
+        vals = pq[metric].dropna().to_numpy()
+        if vals.size:
+            rows.append(mean_row(metric, vals, cfg))
+    both = pq["jsd_target_reference"].notna()
+    rows.append(plain_row("ncad_skipped", int((both & pq["ncad"].isna()).sum()), int(both.sum())))
+    return rows
+
+
+def baseline_distributions(items: pd.DataFrame, cfg: dict) -> dict[str, dict[str, np.ndarray]]:
+    """Survey baselines scored exactly like a model (strategy ``none``).
+
+    ``baseline:<reference>``: the reference country's own distribution (a
+    reference respondent as a proxy); ``baseline:uniform``; ``baseline:all-country
+    mean`` from ``__all_mean__``. Each covers the items where it is defined.
+    """
+    ref = cfg["reference"]["country"]
+    out: dict[str, dict[str, np.ndarray]] = {f"baseline:{ref}": {}, "baseline:uniform": {},
+                                            "baseline:all-country mean": {}}
+    cols = zip(items["item_id"], items["options"], items["distributions"], strict=True)
+    for item_id, options, text in cols:
+        d = load_distributions(text)
+        if not d:
+            continue
+        out["baseline:uniform"][item_id] = np.full(len(options), 1.0 / len(options))
+        if ref in d:
+            out[f"baseline:{ref}"][item_id] = d[ref]
+        if ALL_MEAN in d:
+            out["baseline:all-country mean"][item_id] = d[ALL_MEAN]
+    return out

@@ -1,0 +1,83 @@
+"""Robustness: position bias, self-consistency and option mass.
+
+``position_bias``: per item, the mean pairwise Jensen-Shannon distance (base 2)
+between the model's distributions under different answer orders (all in original
+option order), averaged over items with >= 2 permutations. 0 = order-invariant.
+``self_consistency``: per prompt, the share of pairs of sampled trials giving the
+same parsed answer (an invalid answer is its own category), averaged over prompts.
+``self_consistency_corr`` (Rystrom et al. 2025: correlation between repeated
+responses): for opinion tasks with ordered answer scales, the mean over trial
+pairs (a, b) of the Spearman correlation across prompts of the parsed option
+indices (both valid). ``low_mass_share``: share of distribution rows whose
+option_mass is below ``cfg.metrics.low_mass``; ``mean_option_mass`` their mean.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from culteval.metrics import distribution_rows, mean_row, plain_row, sampled_rows
+from culteval.metrics.opinions import jsd
+
+OPINION_TASKS = ("global_opinions", "cultural_map")
+
+
+def position_bias_per_item(raw: pd.DataFrame) -> pd.Series:
+    """Mean pairwise JSD across permutations, per item with >= 2 permutations."""
+    out = {}
+    for iid, grp in distribution_rows(raw).groupby("item_id", sort=True):
+        ps = [np.asarray(p, float) for p in grp.sort_values("permutation")["probs"]]
+        if len(ps) >= 2:
+            out[iid] = float(np.mean([jsd(a, b) for a, b in combinations(ps, 2)]))
+    return pd.Series(out, dtype=float)
+
+
+def consistency_per_prompt(raw: pd.DataFrame) -> pd.Series:
+    """Share of agreeing trial pairs per prompt with >= 2 trials."""
+    out = {}
+    for pid, grp in sampled_rows(raw).groupby("prompt_id", sort=True):
+        answers = grp["parsed"].fillna(-1).astype(int).tolist()
+        if len(answers) >= 2:
+            out[pid] = float(np.mean([a == b for a, b in combinations(answers, 2)]))
+    return pd.Series(out, dtype=float)
+
+
+def consistency_corr(raw: pd.DataFrame) -> tuple[float, int]:
+    """Mean Spearman correlation across prompts between trial pairs; (nan, 0) if undefined."""
+    s = sampled_rows(raw)
+    if s.empty:
+        return float("nan"), 0
+    wide = s.pivot_table(index="prompt_id", columns="trial", values="parsed", aggfunc="first")
+    corrs, n = [], 0
+    for a, b in combinations(sorted(wide.columns), 2):
+        pair = wide[[a, b]].dropna()
+        pair = pair[(pair[a] >= 0) & (pair[b] >= 0)]
+        if len(pair) >= 3 and pair[a].nunique() > 1 and pair[b].nunique() > 1:
+            corrs.append(float(spearmanr(pair[a], pair[b]).statistic))
+            n = max(n, len(pair))
+    return (float(np.mean(corrs)), n) if corrs else (float("nan"), 0)
+
+
+def robustness_metrics(raw: pd.DataFrame, task: str, cfg: dict) -> list[dict]:
+    """position_bias, self_consistency(_corr), low_mass_share, mean_option_mass for one raw table."""
+    rows = []
+    pb = position_bias_per_item(raw)
+    if len(pb):
+        rows.append(mean_row("position_bias", pb.to_numpy(), cfg))
+    sc = consistency_per_prompt(raw)
+    if len(sc):
+        rows.append(mean_row("self_consistency", sc.to_numpy(), cfg))
+    if task in OPINION_TASKS:
+        corr, n = consistency_corr(raw)
+        if n:
+            rows.append(plain_row("self_consistency_corr", corr, n))
+    mass = distribution_rows(raw)["option_mass"].dropna().astype(float).to_numpy()
+    if mass.size:
+        thr = float(cfg["metrics"]["low_mass"])
+        rows.append(plain_row("low_mass_share", float((mass < thr).mean()), mass.size))
+        rows.append(mean_row("mean_option_mass", mass, cfg))
+    return rows

@@ -1,0 +1,212 @@
+"""Render items into prompts: four strategies x answer-order permutations.
+
+Strategies (after the "Fluent but Foreign" study): ``default`` (English),
+``demographic`` (English + target persona), ``cross_lingual`` (English
+instructions, question/options in the target language) and ``native``
+(everything in the target language). Wording lives in template files under
+``workflow/templates/<task>/`` (see docs/templates.md), never in code; this module
+only fills them. Permutations control position bias: 0 = upstream order,
+1 = reversed, then seeded shuffles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import string
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_DIR = Path("workflow") / "templates"
+STRATEGIES = ("default", "demographic", "cross_lingual", "native")
+TRANSLATED = ("cross_lingual", "native")
+MODES = ("distribution", "both")
+# Tasks whose answer labels are the option words themselves (NormAd: Yes/No/Neither);
+# every other task labels options with Latin letters A, B, C ...
+WORD_LABEL_TASKS = frozenset({"normad"})
+KNOWN_SUBSETS = {"culturalbench": {"easy", "hard"}, "normad": {"none", "country", "value", "rot"}}
+COLUMNS = [
+    "prompt_id", "item_id", "task", "subset", "group_id", "strategy", "permutation", "option_order",
+    "letters", "shown_options", "text", "template", "template_sha256", "mode",
+]
+
+
+class MissingTranslation(KeyError):
+    """Strings needed in the target language that the translations lack."""
+
+    def __init__(self, missing: Iterable[str], language: str = "target language"):
+        self.missing = sorted(set(missing))
+        self.count = len(self.missing)
+        self.language = language
+        super().__init__(self.missing)
+
+    def __str__(self) -> str:  # KeyError would print a repr of the whole list
+        shown = "; ".join(repr(s[:80]) for s in self.missing[:10])
+        return f"{self.count} string(s) lack a {self.language} translation (first 10: {shown})"
+
+
+def template_path(task: str, strategy: str, cfg: dict, root: Path = ROOT) -> Path:
+    """The template file for ``task``/``strategy``; native templates are per language.
+
+    ``native`` looks up ``<task>/native.<lang>.j2`` so that a new language needs
+    files and a translation table, no code.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    name = f"native.{cfg['target']['language']}.j2" if strategy == "native" else f"{strategy}.j2"
+    path = Path(root) / TEMPLATE_DIR / task / name
+    if not path.is_file():
+        raise FileNotFoundError(f"template missing: {path} (task {task!r}, strategy {strategy!r})")
+    return path
+
+
+def permutation_orders(n: int, k: int, seed: int, item_id: str) -> list[list[int]]:
+    """Up to ``k`` distinct option orders: identity, reversed, then seeded shuffles.
+
+    Shuffle p uses numpy ``default_rng`` seeded from sha256(f"{seed}:{item_id}:{p}"),
+    so an order depends only on the item and p, not on which other items are run.
+    At most n! orders exist, so items with 2 options get at most 2.
+    """
+    k = min(k, math.factorial(n))
+    orders: list[list[int]] = []
+    for p in range(k):
+        if p == 0:
+            order = list(range(n))
+        elif p == 1:
+            order = list(range(n))[::-1]
+        else:
+            digest = hashlib.sha256(f"{seed}:{item_id}:{p}".encode()).digest()
+            rng = np.random.default_rng(int.from_bytes(digest[:8], "big"))
+            order = [int(i) for i in rng.permutation(n)]
+            while order in orders:  # terminates: fewer than n! orders are taken
+                order = [int(i) for i in rng.permutation(n)]
+        orders.append(order)
+    return orders
+
+
+def _as_dict(value: Any, what: str, item_id: str) -> dict:
+    if value is None or value == "":
+        return {}
+    try:
+        out = json.loads(value) if isinstance(value, str) else dict(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"item {item_id}: column {what!r} is not a JSON object: {exc}") from None
+    if not isinstance(out, dict):
+        raise ValueError(f"item {item_id}: column {what!r} is not a JSON object")
+    return out
+
+
+def _item_strings(row: Any) -> list[str]:
+    """The English strings of one item that translated strategies must show in the target language."""
+    context = _as_dict(row.context, "context", row.item_id)
+    strings = [row.question, *[str(o) for o in row.options]]
+    strings += [v for v in context.values() if isinstance(v, str)]
+    return [s for s in strings if s != ""]
+
+
+def strings_to_translate(items: pd.DataFrame, cfg: dict) -> list[str]:
+    """Sorted unique English strings needed by cross_lingual/native prompts.
+
+    Questions, options, string context values (statement, value, rot, country,
+    scale) and the target and reference country names.
+    """
+    out = {cfg["target"]["country"], cfg["reference"]["country"]}
+    for row in items.itertuples(index=False):
+        out.update(_item_strings(row))
+    return sorted(s for s in out if s)
+
+
+def _letters(task: str, shown: list[str], item_id: str) -> list[str]:
+    if task in WORD_LABEL_TASKS:
+        letters = list(shown)
+        if len(set(letters)) != len(letters):
+            raise ValueError(f"item {item_id}: answer words are not distinct: {letters}")
+        return letters
+    if len(shown) > len(string.ascii_uppercase):
+        raise ValueError(f"item {item_id}: {len(shown)} options exceed the letters A-Z")
+    return list(string.ascii_uppercase[: len(shown)])
+
+
+def render(
+    items: pd.DataFrame,
+    strategy: str,
+    cfg: dict,
+    *,
+    translations: dict[str, str] | None,
+    mode: str,
+    root: Path = ROOT,
+) -> pd.DataFrame:
+    """Prompts for every item x permutation under ``strategy`` (docs/contracts.md "Prompts").
+
+    Templates are read from ``root/workflow/templates``. Under cross_lingual and
+    native every question/option/context string comes from ``translations``; any
+    missing string raises :class:`MissingTranslation` (never a silent English fallback).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    root = Path(root)
+    translate = strategy in TRANSLATED
+    if translate:
+        needed = set(strings_to_translate(items, cfg)) if strategy == "native" else {
+            s for row in items.itertuples(index=False) for s in _item_strings(row)}
+        missing = needed - set(translations or {})
+        if missing:
+            raise MissingTranslation(missing, cfg["target"].get("language_name", "target language"))
+    tr = (lambda s: translations[s]) if translate else (lambda s: s)  # noqa: E731
+
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+        autoescape=False,
+    )
+    compiled: dict[str, tuple] = {}
+    k, seed = int(cfg["permutations"]), int(cfg["seed"])
+    base_vars = {
+        "persona": cfg["target"]["persona"],
+        # The target country appears in the instruction language: translated only under native.
+        "country": tr(cfg["target"]["country"]) if strategy == "native" else cfg["target"]["country"],
+        "language_name": cfg["target"]["language_name"],
+    }
+    rows = []
+    for item in items.itertuples(index=False):
+        subset = str(item.subset)
+        if item.task in KNOWN_SUBSETS and subset not in KNOWN_SUBSETS[item.task]:
+            raise ValueError(f"item {item.item_id}: unknown {item.task} subset {subset!r}")
+        if item.task not in compiled:
+            path = template_path(item.task, strategy, cfg, root)
+            raw = path.read_bytes()
+            compiled[item.task] = (
+                env.from_string(raw.decode("utf-8")),
+                path.relative_to(root).as_posix(),
+                hashlib.sha256(raw).hexdigest(),
+            )
+        template, rel, sha = compiled[item.task]
+        options = [str(o) for o in item.options]
+        if len(options) < 2:
+            raise ValueError(f"item {item.item_id}: needs at least 2 options, has {options}")
+        context = {key: tr(v) if isinstance(v, str) and v else v
+                   for key, v in _as_dict(item.context, "context", item.item_id).items()}
+        question = tr(item.question)
+        for p, order in enumerate(permutation_orders(len(options), k, seed, item.item_id)):
+            shown = [tr(options[i]) for i in order]
+            letters = _letters(item.task, shown, item.item_id)
+            text = template.render(
+                **base_vars, question=question, options=list(zip(letters, shown, strict=True)),
+                context=context, subset=subset,
+            )
+            rows.append({
+                "prompt_id": f"{item.item_id}#{strategy}#p{p}", "item_id": item.item_id, "task": item.task,
+                "subset": subset, "group_id": item.group_id, "strategy": strategy, "permutation": p,
+                "option_order": order, "letters": letters, "shown_options": shown, "text": text,
+                "template": rel, "template_sha256": sha, "mode": mode,
+            })
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    out["permutation"] = out["permutation"].astype("int64")
+    return out.sort_values("prompt_id", kind="stable").reset_index(drop=True)

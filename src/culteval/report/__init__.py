@@ -1,0 +1,1 @@
+"""Report: deterministic figures and a self-contained HTML page a reviewer reads."""

@@ -1,0 +1,162 @@
+"""Benchmark tasks: upstream files -> canonical item tables (docs/contracts.md "Items").
+
+Every task module exposes ``NAME``, ``DATASETS``, ``MODE``,
+``load_items(raw_root, cfg) -> DataFrame`` and
+``parse_answer(text, letters, shown_options) -> int | None``.
+This package also holds the helpers they share: country resolution through
+``params.country_aliases``, the ``limit`` rule, table assembly and the generic
+answer parser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from types import ModuleType
+
+import pandas as pd
+
+COLUMNS = ("item_id", "task", "subset", "group_id", "country", "question", "options", "answer",
+           "distributions", "context", "meta")
+
+
+def dumps(obj) -> str:
+    """Compact canonical JSON for the string columns (sorted keys, UTF-8 kept)."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+# --- countries -------------------------------------------------------------------------------------
+
+def aliases(cfg: dict, canonical: str, dataset: str) -> list[str]:
+    """Upstream spellings of ``canonical`` in ``dataset`` (preference order); the name itself if none."""
+    return list(cfg.get("country_aliases", {}).get(canonical, {}).get(dataset) or [canonical])
+
+
+def canonical_country(cfg: dict, dataset: str, upstream: str) -> str:
+    """Canonical name for an upstream spelling; unknown countries keep their upstream name."""
+    for canonical, per_dataset in cfg.get("country_aliases", {}).items():
+        if upstream in (per_dataset.get(dataset) or []):
+            return canonical
+    return upstream
+
+
+def selected_countries(cfg: dict, task: str) -> list[str] | None:
+    """Canonical countries named by ``params.tasks.<task>.countries``; None means all countries."""
+    wanted = cfg["tasks"][task].get("countries") or ["target", "reference"]
+    out: list[str] = []
+    for key in wanted:
+        if key == "all":
+            return None
+        if key not in ("target", "reference"):
+            raise ValueError(f"params.tasks.{task}.countries: unknown entry {key!r} "
+                             "(target, reference or all)")
+        name = cfg[key]["country"]
+        if name not in out:
+            out.append(name)
+    return out
+
+
+# --- table assembly --------------------------------------------------------------------------------
+
+def finish(rows: Iterable[dict], task: str, cfg: dict, *, limit_by: str | None = None) -> pd.DataFrame:
+    """Rows -> contract table sorted by item_id, with ``params.tasks.<task>.limit`` applied.
+
+    ``limit`` keeps the first N *groups* in item_id order (a group is never split;
+    ungrouped items are their own group). ``limit_by`` names a column within
+    which the limit applies separately (culturalbench: per subset).
+    """
+    df = pd.DataFrame(list(rows), columns=list(COLUMNS))
+    df = df.sort_values("item_id", kind="stable").reset_index(drop=True)
+    if df["item_id"].duplicated().any():
+        dup = df.loc[df["item_id"].duplicated(), "item_id"].iloc[0]
+        raise ValueError(f"task {task}: duplicate item_id {dup!r}")
+    limit = cfg["tasks"][task].get("limit")
+    if limit is not None and len(df):
+        keep = []
+        parts = [df] if limit_by is None else [g for _, g in df.groupby(limit_by, sort=True)]
+        for part in parts:
+            groups = list(dict.fromkeys(part["group_id"]))[: int(limit)]
+            keep.append(part[part["group_id"].isin(groups)])
+        df = pd.concat(keep).sort_values("item_id", kind="stable").reset_index(drop=True)
+    df["country"] = df["country"].astype(object).where(df["country"].notna(), None)
+    df["answer"] = df["answer"].astype(object).where(df["answer"].notna(), None)
+    return df
+
+
+def require_columns(df: pd.DataFrame, columns: Sequence[str], path) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}")
+
+
+# --- answer parsing --------------------------------------------------------------------------------
+
+# Devanagari vowel signs are not \w in Python's re, so word boundaries are spelled out.
+_WORD = r"[\w\u0900-\u097F]"
+_PREFIX = re.compile(r"^\s*\**\s*(?:(?:the\s+)?(?:correct\s+)?answer(?:\s+is)?\s*[:\-]?\s*\**)?\s*[(\[]?\s*",
+                     re.IGNORECASE)
+
+
+def _bounded(alias: str) -> str:
+    return rf"(?<!{_WORD}){re.escape(alias)}(?!{_WORD})"
+
+
+def leading_letter(text: str, letters: Sequence[str]) -> int | None:
+    """Index of the answer label the text starts with: "B", " B.", "(B)", "Answer: B", "**B**"."""
+    rest = text[_PREFIX.match(text).end():]
+    for i in sorted(range(len(letters)), key=lambda k: -len(letters[k])):
+        letter = letters[i]
+        # single letters must match case (an article "a" is not option A); words need not
+        flags = 0 if len(letter) == 1 else re.IGNORECASE
+        if letter and re.match(rf"{re.escape(letter)}(?!{_WORD})", rest, flags):
+            return i
+    return None
+
+
+def first_occurrence(text: str, candidates: Sequence[tuple[str, int]]) -> int | None:
+    """Index attached to the alias found earliest in ``text`` (longest wins a tie), case-insensitive."""
+    best: tuple[int, int, int] | None = None  # (start, -length, index)
+    folded = text.casefold()
+    for alias, index in candidates:
+        alias = alias.strip().casefold()
+        if not alias:
+            continue
+        m = re.search(_bounded(alias), folded)
+        if m and (best is None or (m.start(), -len(alias)) < best[:2]):
+            best = (m.start(), -len(alias), index)
+    return None if best is None else best[2]
+
+
+def parse_answer(text: str | None, letters: Sequence[str], shown_options: Sequence[str]) -> int | None:
+    """Generic parse: a leading answer label first, then the earliest shown option text; else None."""
+    if not text or not text.strip():
+        return None
+    i = leading_letter(text, letters)
+    if i is not None:
+        return i
+    body = text[_PREFIX.match(text).end():]
+    return first_occurrence(body, [(o, k) for k, o in enumerate(shown_options)])
+
+
+# --- registry --------------------------------------------------------------------------------------
+
+def _modules() -> dict[str, ModuleType]:
+    from culteval.tasks import cultural_map, culturalbench, global_opinions, normad
+
+    return {m.NAME: m for m in (cultural_map, global_opinions, culturalbench, normad)}
+
+
+def get(name: str) -> ModuleType:
+    """The task module called ``name``; KeyError listing the known tasks otherwise."""
+    tasks = _modules()
+    if name not in tasks:
+        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(tasks))}")
+    return tasks[name]
+
+
+def __getattr__(attr: str):
+    # TASKS is built lazily so that importing one task module does not import the others first.
+    if attr == "TASKS":
+        return _modules()
+    raise AttributeError(attr)

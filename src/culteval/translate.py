@@ -1,0 +1,179 @@
+"""The tracked translation stage: English strings -> target language, with origin per string.
+
+Sources, in order: the translation table (``translation.table``; the offline
+mirror ships an LLM-made Hindi table), the project glossary
+``workflow/templates/glossary.<lang>.jsonl`` (short strings the project words itself
+or the table lacks, e.g. country names and answer words), then an optional
+translator model (``translation.translator_model``). Strings without letters
+(numbers, markers) pass through unchanged with origin ``identity``. Nothing is
+ever silently left in English: gaps raise :class:`MissingTranslation`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .io import sha256_file
+from .prompts import ROOT, TEMPLATE_DIR, MissingTranslation
+
+COLUMNS = ["source", "target", "origin", "translator_prompt_sha256"]
+TRANSLATOR_TEMPLATE = TEMPLATE_DIR / "translator.j2"
+_LETTER = re.compile(r"[^\W\d_]")  # any alphabetic character, any script
+
+
+def has_letters(text: str) -> bool:
+    return bool(_LETTER.search(text))
+
+
+def glossary_path(cfg: dict, root: Path = ROOT) -> Path:
+    """The project's own glossary for the target language (may not exist)."""
+    return Path(root) / TEMPLATE_DIR / f"glossary.{cfg['target']['language']}.jsonl"
+
+
+def load_table(path: str | Path, language: str | None = None) -> dict[str, str]:
+    """Read a translation table: JSONL ``{"en", <language>}`` or ``{"source", "target"}``, or CSV
+    with columns ``source,target``.
+
+    ``language`` names the JSONL target key (e.g. ``hi``); None accepts a single non-``en`` key.
+    A source listed twice with different targets, or an empty target, is an error naming the line.
+    """
+    path = Path(path)
+    pairs: list[tuple[int, str, str]] = []
+    if path.suffix.lower() == ".csv":
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            if not {"source", "target"} <= set(reader.fieldnames or ()):
+                raise ValueError(f"{path}: CSV needs columns source,target; has {reader.fieldnames}")
+            pairs = [(n, r["source"], r["target"]) for n, r in enumerate(reader, start=2)]
+    else:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{n}: not JSON: {exc}") from None
+                if "source" in obj and "target" in obj:
+                    pairs.append((n, obj["source"], obj["target"]))
+                    continue
+                keys = [k for k in obj if k != "en"]
+                key = language if language is not None else (keys[0] if len(keys) == 1 else None)
+                if "en" not in obj or key not in obj:
+                    raise ValueError(f"{path}:{n}: expected keys 'en' and {language or '<one language>'!r}, "
+                                     f"got {sorted(obj)}")
+                pairs.append((n, obj["en"], obj[key]))
+    table: dict[str, str] = {}
+    for n, src, tgt in pairs:
+        if not isinstance(src, str) or not isinstance(tgt, str) or not tgt.strip():
+            raise ValueError(f"{path}:{n}: empty or non-string entry for {src!r}")
+        if table.get(src, tgt) != tgt:
+            raise ValueError(f"{path}:{n}: {src!r} translated twice, differently")
+        table[src] = tgt
+    return table
+
+
+class TextGenerator(Protocol):
+    """What the translator needs from an engine: greedy text continuation."""
+
+    def generate_text(self, prompt: str, max_tokens: int) -> str: ...
+
+
+@dataclass
+class ModelTranslator:
+    """A callable str -> str backed by a GGUF model; carries what provenance needs."""
+
+    engine: TextGenerator
+    language_name: str
+    model_sha256: str
+    prompt_template: str
+    prompt_sha256: str
+    _compiled: object = field(default=None, repr=False)
+
+    def __call__(self, text: str) -> str:
+        if self._compiled is None:
+            env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
+            self._compiled = env.from_string(self.prompt_template)
+        prompt = self._compiled.render(text=text, language_name=self.language_name)
+        # Room for scripts that tokenise long (Devanagari often > 2 tokens a word).
+        out = self.engine.generate_text(prompt, max_tokens=min(1024, 8 * len(text.split()) + 32))
+        return out.strip().split("\n", 1)[0].strip()
+
+
+def make_model_translator(
+    engine: TextGenerator, language_name: str, model_sha256: str, *, root: Path = ROOT
+) -> ModelTranslator:
+    """A translator calling ``engine.generate_text`` with the prompt in workflow/templates/translator.j2."""
+    path = Path(root) / TRANSLATOR_TEMPLATE
+    raw = path.read_bytes()
+    prompt_sha256 = hashlib.sha256(raw).hexdigest()
+    return ModelTranslator(engine, language_name, model_sha256, raw.decode("utf-8"), prompt_sha256)
+
+
+def build_translations(
+    strings: Iterable[str],
+    cfg: dict,
+    *,
+    table_path: str | Path | None,
+    table_sha256: str | None,
+    translator: Callable[[str], str] | None = None,
+    root: Path = ROOT,
+) -> pd.DataFrame:
+    """Translate ``strings`` (docs/contracts.md "Translations"), sorted by source.
+
+    ``table_sha256`` is checked against the file when given. ``translator`` is a callable
+    with attributes ``model_sha256`` and ``prompt_sha256`` (see :func:`make_model_translator`).
+    Translator output that is empty, or identical to a source containing letters, is an error.
+    """
+    lang = cfg["target"]["language"]
+    sources: list[tuple[dict[str, str], str]] = []
+    if table_path is not None:
+        actual = sha256_file(table_path)
+        if table_sha256 is not None and actual != table_sha256:
+            raise ValueError(f"{table_path}: sha256 {actual} differs from the expected {table_sha256}")
+        sources.append((load_table(table_path, lang), f"table:{actual}"))
+    glossary = glossary_path(cfg, root)
+    if glossary.is_file():
+        sources.append((load_table(glossary, lang), f"table:{sha256_file(glossary)}"))
+
+    rows, untranslated = [], []
+    for s in sorted(set(strings)):
+        hit = next(((t[s], origin) for t, origin in sources if s in t), None)
+        if hit is not None:
+            rows.append((s, hit[0], hit[1], None))
+        elif not has_letters(s):
+            rows.append((s, s, "identity", None))
+        else:
+            untranslated.append(s)
+    if untranslated and translator is None:
+        raise MissingTranslation(untranslated, cfg["target"]["language_name"])
+    if untranslated and not all(hasattr(translator, a) for a in ("model_sha256", "prompt_sha256")):
+        raise TypeError("translator needs attributes model_sha256 and prompt_sha256 "
+                        "(see make_model_translator)")
+    for s in untranslated:
+        out = translator(s)
+        if not out or not out.strip() or out.strip() == s.strip():
+            what = "nothing" if not out.strip() else "the source unchanged"
+            raise ValueError(f"translator returned {what} for {s!r}")
+        rows.append((s, out, f"model:{translator.model_sha256}", translator.prompt_sha256))
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    return df.sort_values("source", kind="stable").reset_index(drop=True)
+
+
+def translations_to_dict(df: pd.DataFrame) -> dict[str, str]:
+    """source -> target from a translations table; a duplicated source is an error."""
+    dup = df["source"][df["source"].duplicated()]
+    if len(dup):
+        raise ValueError(f"translations: duplicated source strings, e.g. {dup.iloc[0]!r}")
+    return dict(zip(df["source"], df["target"], strict=True))

@@ -1,0 +1,93 @@
+"""End to end: the Snakemake workflow on a handful of items with the real default model.
+
+These runs are the CI's guard that a broken pipeline cannot land. They share one
+module-scoped run (about a minute on 2 CPU cores) and a second run for the
+byte-identity check.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from culteval.config import ROOT
+
+pytestmark = pytest.mark.slow
+TINY = f"{ROOT / 'params.yaml'}:{ROOT / 'tests' / 'data' / 'params.tiny.yaml'}"
+
+
+def run_snakemake(workdir: Path, *args: str, params: str = TINY, check: bool = True):
+    env = {**os.environ, "CULTEVAL_PARAMS": params, "DVC_NO_ANALYTICS": "1"}
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+           "--cores", "2", *args]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def produced_files(workdir: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(workdir).as_posix(): p.read_bytes()
+        for top in ("data", "results")
+        for p in sorted((workdir / top).rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, mirror):
+    os.environ.setdefault("CULTEVAL_DATA_MIRROR", str(mirror))
+    workdir = tmp_path_factory.mktemp("run1")
+    run_snakemake(workdir)
+    return workdir
+
+
+def test_summary_has_every_task_and_strategy(tiny_run):
+    summary = pd.read_csv(tiny_run / "results" / "metrics" / "summary.csv")
+    columns = ["model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items"]
+    assert list(summary.columns) == columns
+    model_rows = summary[summary["model"] == "gemma-3-270m"]
+    cfg = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for task in ("cultural_map", "global_opinions", "culturalbench", "normad"):
+        for strategy in cfg["strategies"]:
+            rows = model_rows[(model_rows["task"] == task) & (model_rows["strategy"] == strategy)]
+            assert len(rows) > 0, f"no summary rows for {task}/{strategy}"
+            assert (rows["n_items"] > 0).all()
+    easy = model_rows[(model_rows["task"] == "culturalbench") & (model_rows["metric"] == "acc_prob")]
+    assert len(easy) == 4 and easy["n_items"].eq(2).all() and easy["value"].between(0, 1).all()
+
+
+def test_every_output_is_tracked_by_dvc(tiny_run):
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    tracked = [next(iter(o)) if isinstance(o, dict) else o
+               for s in stages.values() for key in ("outs", "metrics") for o in s.get(key, [])]
+    for rel in produced_files(tiny_run):
+        assert any(rel == t or rel.startswith(t + "/") for t in tracked), f"{rel} is not tracked by DVC"
+
+
+def test_rebuild_is_byte_identical(tiny_run, tmp_path):
+    run_snakemake(tmp_path)
+    first, second = produced_files(tiny_run), produced_files(tmp_path)
+    assert sorted(first) == sorted(second)
+    differ = [name for name in first if first[name] != second[name]]
+    assert not differ, f"files differ between two identical runs: {differ}"
+
+
+def test_new_model_runs_only_its_own_jobs(tiny_run, tmp_path, default_model):
+    overlay = tmp_path / "second.yaml"
+    entry = {"path": str(default_model), "group": "global"}
+    overlay.write_text(yaml.safe_dump({"models": {"gemma-copy": entry}}))
+    proc = run_snakemake(tiny_run, "-n", "--quiet", "rules", params=f"{TINY}:{overlay}")
+    planned = proc.stdout + proc.stderr
+    assert "infer" in planned and "acquire_model" in planned
+    dry = run_snakemake(tiny_run, "-n", "-p", params=f"{TINY}:{overlay}")
+    infer_outputs = [line for line in dry.stdout.splitlines() if "results/raw/" in line and "output:" in line]
+    assert infer_outputs, dry.stdout[-3000:]
+    assert all("results/raw/gemma-copy/" in line for line in infer_outputs), infer_outputs
