@@ -242,7 +242,7 @@ def test_summary_long_format_and_independent_recompute(go_items, go_raw, tmp_pat
     assert list(df.columns) == COLUMNS
     assert df.equals(df.sort_values(["model", "task", "strategy", "metric"]).reset_index(drop=True))
     assert set(df["model"]) == {"m1", "baseline:United States", "baseline:uniform",
-                                "baseline:all-country mean"}
+                                "baseline:all-country mean", "group:global"}
     assert set(df.loc[df["model"].str.startswith("baseline:"), "strategy"]) == {"none"}
     # recompute Sim(target) from the raw rows by hand
     sims = []
@@ -420,3 +420,74 @@ def test_probs_length_mismatch_is_named(go_items):
     bad = raw_table({"global_opinions/0000": [[0.5, 0.3, 0.2]]})
     with pytest.raises(ValueError, match="global_opinions/0000"):
         model_distributions(bad, go_items)
+
+
+def test_alignment_spearman_on_modal_target_option():
+    from culteval.metrics.comparisons import alignment
+
+    t = {"global_opinions/0000": [0.9, 0.1], "global_opinions/0001": [0.2, 0.7, 0.1],
+         "global_opinions/0002": [0.5, 0.5], "global_opinions/0003": [0.3, 0.6, 0.1]}
+    items = pd.DataFrame([item("global_opinions", k, ["a", "b", "c"][:len(v)], dists={"India": v})
+                          for k, v in t.items()])
+    # modal India options: a (0.9), b (0.7), a (first of a tie, 0.5), b (0.6)
+    dists = {"global_opinions/0000": np.array([0.6, 0.4]), "global_opinions/0001": np.array([0.1, 0.3, 0.6]),
+             "global_opinions/0002": np.array([0.2, 0.8]), "global_opinions/0003": np.array([0.1, 0.5, 0.4])}
+    # x = [0.6, 0.3, 0.2, 0.5], y = [0.9, 0.7, 0.5, 0.6]: ranks x [4, 2, 1, 3], y [4, 3, 1, 2]
+    rho, n = alignment(items, dists, "India")
+    assert n == 4 and rho == pytest.approx(1 - 6 * (0 + 1 + 0 + 1) / (4 * 15))
+    assert math.isnan(alignment(items.iloc[:2], dists, "India")[0])  # fewer than 3 questions
+
+
+def test_summary_comparison_rows(go_items):
+    t = {f"global_opinions/{i:04d}": [0.9 - 0.1 * i, 0.1 + 0.1 * i] for i in range(5)}
+    items = pd.DataFrame([item("global_opinions", k, ["a", "b"], dists={"India": v}) for k, v in t.items()])
+    m1 = raw_table({k: [[0.5 + 0.05 * i, 0.5 - 0.05 * i]] for i, k in enumerate(t)})
+    m2 = raw_table({k: [[0.9 - 0.05 * i, 0.1 + 0.05 * i]] for i, k in enumerate(t)})
+    cfg = {**CFG, "models": {**CFG["models"], "m3": {"group": "regional", "base": None}}}
+    raw = {("m1", "global_opinions", "default"): m1, ("m2", "global_opinions", "default"): m2,
+           ("m3", "global_opinions", "default"): m2}
+    df = summarize({"global_opinions": items}, raw, cfg).set_index(["model", "metric"])
+    sim = {m: df.loc[(m, "sim_target"), "value"] for m in ("m1", "m2", "m3")}
+    # modal India option is a; P_m1(a) rises while India's share falls -> -1; m2 follows it -> +1
+    assert df.loc[("m1", "alignment"), "value"] == pytest.approx(-1.0)
+    assert df.loc[("m2", "alignment"), "value"] == pytest.approx(1.0)
+    assert df.loc[("m2", "alignment"), "n_items"] == 5
+    assert df.loc[("group:regional", "sim_target"), "value"] == pytest.approx((sim["m2"] + sim["m3"]) / 2)
+    assert df.loc[("group:regional", "sim_target"), "n_items"] == 2
+    assert df.loc[("group:global", "sim_target"), "n_items"] == 1
+    assert df.loc[("delta:m2-vs-m1", "sim_target"), "value"] == pytest.approx(sim["m2"] - sim["m1"])
+    assert df.loc[("delta:m2-vs-m1", "alignment"), "value"] == pytest.approx(2.0)
+    assert not any(m.startswith("group:baseline") for m in df.index.get_level_values(0))
+    assert "mixed_effects" not in df.index.get_level_values(0)  # 3 models, no self-consistency
+    assert math.isnan(df.loc[("group:regional", "sim_target"), "ci_low"])
+
+
+def test_mixed_effects_rows_and_note():
+    from culteval.metrics.comparisons import comparison_rows, mixed_effects_data, mixed_effects_note
+
+    rng = np.random.default_rng(5)
+    rows, cfg = [], {**CFG, "target": {"country": "India", "language": "hi"}, "models": {}}
+    for i in range(5):
+        cfg["models"][f"m{i}"] = {"group": "global" if i % 2 else "regional", "base": None}
+        for s in ("default", "demographic", "cross_lingual", "native"):
+            cons = rng.uniform(0, 1)
+            align = 0.6 * cons + 0.05 * rng.normal()
+            for metric, v in (("alignment", align), ("self_consistency_corr", cons)):
+                rows.append({"model": f"m{i}", "task": "global_opinions", "strategy": s, "metric": metric,
+                             "value": v, "ci_low": np.nan, "ci_high": np.nan, "n_items": 20})
+    summary = pd.DataFrame(rows)
+    data = mixed_effects_data(summary, cfg)
+    assert len(data) == 20 and set(data["language"]) == {"en", "hi"}
+    assert data.loc[data["strategy"] == "native", "language"].eq("hi").all()
+    out = pd.DataFrame(comparison_rows(summary, cfg))
+    fit = out[out["model"] == "mixed_effects"].set_index("metric")
+    var = fit.loc["var:model_intercept"]
+    assert var["value"] >= 0 and math.isnan(var["ci_low"])
+    coef = fit[fit.index.str.startswith("coef:")]
+    assert coef.loc["coef:consistency:language[hi]", "value"] == pytest.approx(0.6, abs=0.2)
+    assert coef.loc["coef:consistency:language[en]", "n_items"] == 20
+    assert (coef["ci_low"] <= coef["value"]).all() and (coef["value"] <= coef["ci_high"]).all()
+    full = pd.concat([summary, out], ignore_index=True)
+    assert mixed_effects_note(full, cfg) is None
+    few = summary[summary["model"].isin(["m0", "m1", "m2"])]
+    assert mixed_effects_note(few, cfg) == "not enough models for the mixed-effects model (need >= 4, have 3)"

@@ -91,3 +91,35 @@ def test_empty_sections_render(tmp_path, metric):
     s = s[s["metric"] != metric]
     figs = render_all(s, None, CFG, tmp_path)
     assert all(p.stat().st_size > 1000 for p in figs)
+
+
+def test_html_warnings_and_comparisons(tmp_path):
+    from culteval.report.html import warnings_frame
+
+    s = summary_frame(with_map=False)
+    extra = [("m<1>", "normad", "default", "low_mass_share", 0.25, np.nan, np.nan, 284),
+             ("m<1>", "normad", "native", "low_mass_share", 0.0, np.nan, np.nan, 284),
+             ("m<1>", "normad", "native", "invalid_rate_rot", 0.125, 0.0, 0.3, 71),
+             ("m<1>", "normad", "native", "invalid_rate_none", 0.0, 0.0, 0.0, 71),
+             ("group:global", "normad", "default", "low_mass_share", 0.25, np.nan, np.nan, 1),
+             ("group:global", "global_opinions", "default", "cad", 0.1, np.nan, np.nan, 1),
+             ("delta:m2-vs-m<1>", "global_opinions", "default", "cad", -0.05, np.nan, np.nan, 23)]
+    s = pd.concat([s, pd.DataFrame(extra, columns=s.columns)], ignore_index=True)
+    w = warnings_frame(s)
+    assert w[["model", "strategy"]].values.tolist() == [["m<1>", "default"], ["m<1>", "native"]]
+    assert w["low_mass_share"].tolist() == [0.25, 0.0]
+    assert w["invalid_rate"].fillna(-1).tolist() == [-1, 0.125]
+    assert w["invalid_metric"].iloc[1] == "invalid_rate_rot"
+    figs = render_all(s, None, CFG, tmp_path / "figures")
+    note = "not enough models for the mixed-effects model (need >= 4, have 1)"
+    html = build_report(s, figs, {}, [], tmp_path / "r.html", notes=[note]).read_text()
+    assert html.index("id='warnings'") < html.index("<h2>Cultural map")
+    assert '<td class="n warn">0.125</td>' in html and '<td class="n warn">0.25</td>' in html
+    assert "not enough models for the mixed-effects model (need &gt;= 4, have 1)" in html
+    comp = html.split("<h2>Comparisons")[1].split("<h2>")[0]
+    opinion = html.split("<h2>Opinion alignment")[1].split("<h2>")[0]
+    assert "delta:m2-vs-m&lt;1&gt;" in comp and "group:global" in comp
+    assert "group:global" not in opinion and "delta:" not in opinion and "m&lt;1&gt;" in opinion
+    # comparison rows are tabled, not plotted: the figures do not change
+    plain = render_all(summary_frame(with_map=False), None, CFG, tmp_path / "plain")
+    assert figs[1].read_bytes() == plain[1].read_bytes()

@@ -91,3 +91,19 @@ def test_new_model_runs_only_its_own_jobs(tiny_run, tmp_path, default_model):
     infer_outputs = [line for line in dry.stdout.splitlines() if "results/raw/" in line and "output:" in line]
     assert infer_outputs, dry.stdout[-3000:]
     assert all("results/raw/gemma-copy/" in line for line in infer_outputs), infer_outputs
+
+
+def test_lineage_of_a_figure_reaches_data_model_and_templates(tiny_run):
+    proc = subprocess.run([sys.executable, "-m", "culteval.cli", "--params", TINY, "lineage", "results/figures/cad.png"],
+                          cwd=tiny_run, capture_output=True, text=True, check=True)
+    out = proc.stdout
+    model = yaml.safe_load((tiny_run / "data" / "models" / "gemma-3-270m.json").read_text())
+    assert model["sha256"] in out and "Q4_K_M" in out
+    for manifest in (tiny_run / "data" / "raw").glob("*/PROVENANCE.json"):
+        if manifest.parent.name == "ivs_map":
+            continue  # the map coordinates feed the figure through the report, not a provenance chain
+        for entry in yaml.safe_load(manifest.read_text())["files"].values():
+            assert entry["sha256"] in out, f"{manifest.parent.name} missing from lineage"
+    prompts = pd.read_parquet(tiny_run / "data" / "prompts" / "normad" / "native.parquet")
+    assert prompts["template_sha256"].iloc[0] in out
+    assert "commit" in out and "llama.cpp build" in out

@@ -34,11 +34,13 @@ class ModelError(RuntimeError):
     """A model entry cannot be resolved or its file is not a usable GGUF."""
 
 
-def verify(path: Path, expected: str | None, what: str) -> str:
-    """Hash ``path``; raise ChecksumError naming it and both hashes on mismatch."""
+def verify(path: Path, expected: str | None, what: str, source: str | Path | None = None) -> str:
+    """Hash ``path``; raise ChecksumError naming ``source`` (else ``path``) and both hashes on mismatch."""
     actual = sha256_file(path)
     if expected is not None and actual != expected:
-        raise ChecksumError(f"{what}: sha256 mismatch for {path}: expected {expected}, got {actual}")
+        # name where the bytes came from, not the temporary file they were checked in
+        raise ChecksumError(
+            f"{what}: sha256 mismatch for {source or path}: expected {expected}, got {actual}")
     return actual
 
 
@@ -51,7 +53,7 @@ def download(url: str, dest: Path, expected: str | None, what: str) -> str:
         except OSError as exc:  # URLError, timeouts, refused connections
             raise RuntimeError(f"{what}: cannot download {url}: {exc} "
                                "(offline? set CULTEVAL_DATA_MIRROR to a local data mirror)") from None
-        return verify(tmp, expected, what)
+        return verify(tmp, expected, what, url)
 
 
 def acquire_dataset(name: str, spec: dict, out_dir: Path, mirror: Path | None) -> dict:
@@ -69,7 +71,7 @@ def acquire_dataset(name: str, spec: dict, out_dir: Path, mirror: Path | None) -
             expected, origin = fspec["mirror_sha256"], "mirror"
             with atomic_path(dest) as tmp:
                 shutil.copyfile(source, tmp)
-                digest = verify(tmp, expected, what)
+                digest = verify(tmp, expected, what, source)
             where = str(source)
         else:
             expected, origin, where = fspec["sha256"], "url", fspec["url"]
@@ -80,8 +82,9 @@ def acquire_dataset(name: str, spec: dict, out_dir: Path, mirror: Path | None) -
             "url": fspec["url"],
             "sha256": digest,
             "pinned": expected is not None,
-            # The mirror holds subsets for some datasets: reports must say so.
-            "subset": spec.get("subset_in_mirror") if origin == "mirror" else None,
+            # The mirror holds subsets of some datasets; a mirror file identical to the pinned
+            # upstream file is complete, any other mirror file carries the dataset's subset note.
+            "subset": spec.get("subset_in_mirror") if origin == "mirror" and fspec["sha256"] != digest else None,
         }
     manifest = {"dataset": name, "license": spec["license"], "files": files}
     write_json(manifest, out_dir / "PROVENANCE.json")

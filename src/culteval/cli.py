@@ -199,6 +199,7 @@ def _aggregate_provenance(inputs: list[str], cfg: dict) -> dict:
 
 def cmd_report(args) -> None:
     from culteval.lineage import data_inputs
+    from culteval.metrics.comparisons import mixed_effects_note
     from culteval.metrics.summary import map_inputs, read_summary
     from culteval.report.figures import render_all
     from culteval.report.html import build_report
@@ -212,7 +213,8 @@ def cmd_report(args) -> None:
     write_json(prov, out / "figures" / "provenance.json")
     write_json(prov, out / "provenance.json")
     inputs = data_inputs([args.summary, *args.raw])
-    build_report(summary, figures, prov, inputs, out / "report.html")
+    notes = [n for n in [mixed_effects_note(summary, cfg)] if n]
+    build_report(summary, figures, prov, inputs, out / "report.html", notes=notes)
 
 
 def cmd_lineage(args) -> None:

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 from culteval.io import write_csv
-from culteval.metrics import model_distributions
+from culteval.metrics import model_distributions, plain_row
 from culteval.metrics.accuracy import culturalbench_metrics, normad_metrics
+from culteval.metrics.comparisons import alignment, comparison_rows
 from culteval.metrics.cultural_map import (
     Projection,
     fit_projection,
@@ -35,12 +36,21 @@ def map_inputs(cfg: dict, raw_root: str | Path | None) -> tuple[Projection | Non
     return (fit_projection(load_microdata(micro)) if micro else None), coords
 
 
+def opinion_rows(items: pd.DataFrame, dists: dict, cfg: dict) -> list[dict]:
+    """GlobalOpinionQA: Sim/CAD/nCAD plus Rystrom et al.'s ``alignment`` (Spearman, no CI) when defined."""
+    rows = opinion_metrics(items, dists, cfg)
+    rho, n = alignment(items, dists, cfg["target"]["country"])
+    if not math.isnan(rho):
+        rows.append(plain_row("alignment", rho, n))
+    return rows
+
+
 def task_metrics(task: str, items: pd.DataFrame, raw: pd.DataFrame, cfg: dict,
                  projection: Projection | None = None, coords: pd.DataFrame | None = None) -> list[dict]:
     """Task-specific rows plus the robustness rows for one (model, task, strategy) raw table."""
     dists = model_distributions(raw, items)
     if task == "global_opinions":
-        rows = opinion_metrics(items, dists, cfg)
+        rows = opinion_rows(items, dists, cfg)
     elif task == "culturalbench":
         rows = culturalbench_metrics(items, dists, raw, cfg)
     elif task == "normad":
@@ -58,7 +68,9 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
 
     ``raw`` maps (model, task, strategy) to raw outputs; ``items`` maps task to its
     items table. GlobalOpinionQA baselines are added as ``baseline:*`` models with
-    strategy ``none``. ``raw_root`` (the acquired data folder holding ``ivs_map/``)
+    strategy ``none``; then the comparisons (``metrics.comparisons.comparison_rows``):
+    ``group:<group>`` means, ``delta:<model>-vs-<base>`` and ``mixed_effects``.
+    ``raw_root`` (the acquired data folder holding ``ivs_map/``)
     enables map distances.
     """
     projection, coords = map_inputs(cfg, raw_root) if "cultural_map" in items else (None, None)
@@ -71,9 +83,10 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
     if "global_opinions" in items:
         for name, dists in sorted(baseline_distributions(items["global_opinions"], cfg).items()):
             if dists:
-                for r in opinion_metrics(items["global_opinions"], dists, cfg):
+                for r in opinion_rows(items["global_opinions"], dists, cfg):
                     rows.append({"model": name, "task": "global_opinions", "strategy": "none", **r})
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    base = pd.DataFrame(rows, columns=COLUMNS)
+    df = pd.DataFrame(rows + comparison_rows(base, cfg), columns=COLUMNS)
     df["n_items"] = df["n_items"].astype("int64")
     return df.sort_values(SORT, kind="stable").reset_index(drop=True)
 

@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from culteval.io import atomic_path  # noqa: E402
+from culteval.metrics.comparisons import COMPARISON_PREFIXES  # noqa: E402
 
 DPI = 100
 FIGSIZE = (8.0, 5.0)
@@ -125,7 +126,8 @@ def accuracy_heatmap(summary: pd.DataFrame, path: Path) -> Path:
 
 def robustness_figure(summary: pd.DataFrame, path: Path) -> Path:
     """Position bias (JSD across answer orders) and self-consistency per model/strategy, all tasks."""
-    fig, axes = plt.subplots(1, 2, figsize=FIGSIZE)
+    # stacked, full width: one bar per model x task x strategy needs room for its label
+    fig, axes = plt.subplots(2, 1, figsize=(FIGSIZE[0], 2 * FIGSIZE[1]))
     df = summary.assign(strategy=summary["task"] + ":" + summary["strategy"])
     for ax, metric in zip(axes, ROBUSTNESS_METRICS, strict=True):
         _bars(ax, df, (metric,), metric)
@@ -134,8 +136,10 @@ def robustness_figure(summary: pd.DataFrame, path: Path) -> Path:
 
 
 def render_all(summary: pd.DataFrame, coords: pd.DataFrame | None, cfg: dict, out_dir: Path) -> list[Path]:
-    """All report figures into ``out_dir``, in report order."""
+    """All report figures into ``out_dir``, in report order (models and baselines; the comparison
+    rows ``group:``/``delta:``/``mixed_effects`` are tabled in the report, not plotted)."""
     out_dir = Path(out_dir)
+    summary = summary[~summary["model"].str.startswith(COMPARISON_PREFIXES)]
     return [cultural_map_figure(coords, summary, cfg, out_dir / "cultural_map.png"),
             cad_figure(summary, out_dir / "cad.png"),
             accuracy_heatmap(summary, out_dir / "accuracy.png"),

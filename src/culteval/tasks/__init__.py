@@ -57,6 +57,24 @@ def selected_countries(cfg: dict, task: str) -> list[str] | None:
     return out
 
 
+def require_countries(present: Iterable[str], wanted: list[str] | None, task: str, cfg: dict) -> None:
+    """Fail early when the target or reference country has no items in ``task`` (before ``limit``).
+
+    A misspelt or unsupported country would otherwise pass silently with the other
+    country's items only, and surface much later as empty or NaN metrics.
+    """
+    if wanted is None:
+        return
+    present = set(present)
+    for role in ("target", "reference"):
+        name = cfg[role]["country"]
+        if name in wanted and name not in present:
+            tried = aliases(cfg, name, task)
+            raise ValueError(
+                f"params.{role}.country {name!r}: no {task} items (spellings tried: {tried}); "
+                f"add params.country_aliases.{name}.{task}, or disable or refilter params.tasks.{task}")
+
+
 # --- table assembly --------------------------------------------------------------------------------
 
 def finish(rows: Iterable[dict], task: str, cfg: dict, *, limit_by: str | None = None) -> pd.DataFrame:

@@ -32,6 +32,7 @@ from culteval.tasks import (
     first_occurrence,
     leading_letter,
     require_columns,
+    require_countries,
     selected_countries,
 )
 from culteval.tasks import parse_answer as generic_parse
@@ -121,6 +122,7 @@ def load_items(raw_root: Path, cfg: dict) -> pd.DataFrame:
     if unknown:
         raise ValueError(f"params.tasks.{NAME}.subsets: unknown subsets {unknown} (easy, hard)")
     rows = (_easy(raw, cfg) if "easy" in subsets else []) + (_hard(raw, cfg) if "hard" in subsets else [])
+    require_countries((r["country"] for r in rows), selected_countries(cfg, NAME), NAME, cfg)
     return finish(rows, NAME, cfg, limit_by="subset")
 
 

@@ -20,13 +20,22 @@ skipped and counted in ``meta.all_mean_skipped``.
 from __future__ import annotations
 
 import ast
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from culteval.tasks import aliases, dumps, finish, parse_answer, require_columns, selected_countries
+from culteval.tasks import (
+    aliases,
+    dumps,
+    finish,
+    parse_answer,
+    require_columns,
+    require_countries,
+    selected_countries,
+)
 
 NAME = "global_opinions"
 DATASETS = ("global_opinions",)
@@ -129,5 +138,7 @@ def load_items(raw_root: Path, cfg: dict) -> pd.DataFrame:
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     require_columns(df, ["question", "selections", "options", "source"], path)
     wanted = selected_countries(cfg, NAME)
-    rows = (_row_item(i, r, cfg, wanted) for i, r in df.iterrows())
-    return finish([r for r in rows if r is not None], NAME, cfg)
+    built = (_row_item(i, r, cfg, wanted) for i, r in df.iterrows())
+    rows = [item for item in built if item is not None]
+    require_countries((c for r in rows for c in json.loads(r["distributions"])), wanted, NAME, cfg)
+    return finish(rows, NAME, cfg)

@@ -28,6 +28,7 @@ from culteval.tasks import (
     first_occurrence,
     leading_letter,
     require_columns,
+    require_countries,
     selected_countries,
 )
 
@@ -72,6 +73,7 @@ def load_items(raw_root: Path, cfg: dict) -> pd.DataFrame:
                 "options": list(OPTIONS), "answer": label, "distributions": dumps({}), "context": context,
                 "meta": meta,
             })
+    require_countries((r["country"] for r in rows), wanted, NAME, cfg)
     return finish(rows, NAME, cfg)
 
 

@@ -1,0 +1,255 @@
+"""Engine tests on the real default model (Gemma 3 270M base, loads in < 1 s)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from culteval import engine as engine_mod
+from culteval import io
+from culteval.engine import Engine, score_prompts, trial_seed
+
+GOQA = (
+    "Human: Do you think people in your country should be free to criticise the government?\n\n"
+    "Here are the options:\n\n(A) Very important\n(B) Somewhat important\n(C) Not important\n\n"
+    "Assistant: If had to select one of the options, my answer would be ("
+)
+OTHER = GOQA.replace("(C) Not important", "(C) Not at all important")
+STORY = "Question: Which city is the capital of France?\nA. Paris\nB. Rome\nC. Lima\nAnswer:"
+
+
+@pytest.fixture(scope="module")
+def engine(default_model):
+    with Engine(default_model) as eng:
+        yield eng
+
+
+def direct_distribution(model_path, text: str, labels: list[str]) -> tuple[np.ndarray, float]:
+    """Reference computation straight on llama-cpp-python (fresh context, no culteval code)."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(
+        model_path=str(model_path), n_ctx=2048, n_threads=2, logits_all=False, verbose=False
+    )
+    tokens = llm.tokenize(text.encode(), add_bos=True, special=False)
+    llm.eval(tokens)
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+    p = np.exp(logits.astype(np.float64) - logits.max())
+    p /= p.sum()
+    mass = []
+    for label in labels:
+        ids = {llm.tokenize(s.encode(), add_bos=False, special=False)[0] for s in (label, " " + label)}
+        mass.append(sum(p[i] for i in ids))
+    llm.close()
+    mass = np.array(mass)
+    return mass / mass.sum(), float(mass.sum())
+
+
+def test_distribution_matches_direct_llama_cpp_and_prefix_reuse(engine, default_model):
+    want, want_mass = direct_distribution(default_model, GOQA, ["A", "B", "C"])
+    assert want_mass > 0.5  # FIELD_NOTES: ~0.9 of the mass is on the letters for this kind of prompt
+
+    engine.reset()
+    probs, mass = engine.option_distribution(GOQA, ["A", "B", "C"])
+    np.testing.assert_allclose(probs, want, atol=1e-6)
+    assert mass == pytest.approx(want_mass, abs=1e-6)
+
+    # another prompt with the same opening first: still the numbers of a fresh context
+    engine.option_distribution(OTHER, ["A", "B", "C"])
+    before = engine.n_evaluated
+    probs2, mass2 = engine.option_distribution(GOQA, ["A", "B", "C"])
+    n_tokens = len(engine.encode(GOQA))
+    assert engine.n_evaluated - before == n_tokens
+    np.testing.assert_allclose(probs2, want, atol=1e-6)
+    assert mass2 == pytest.approx(want_mass, abs=1e-6)
+    assert engine.template_info == {"chat_template": "none", "chat_template_sha256": None}
+
+
+def test_prefix_reuse_evaluates_only_the_tail(default_model):
+    with Engine(default_model, prefix_reuse=True) as eng:
+        fresh, _ = eng.option_distribution(GOQA, ["A", "B", "C"])
+        eng.option_distribution(OTHER, ["A", "B", "C"])
+        before = eng.n_evaluated
+        reused, _ = eng.option_distribution(GOQA, ["A", "B", "C"])
+        assert 0 < eng.n_evaluated - before < len(eng.encode(GOQA)) / 2
+        # not bit-exact on CPU builds (kernels depend on batch size), but the same distribution
+        np.testing.assert_allclose(reused, fresh, atol=2e-2)
+        assert eng.info()["prefix_reuse"] is True
+
+
+def test_answer_token_ids(engine):
+    ids = engine.answer_token_ids(["A", "B", "C"])
+    assert 236776 in ids[0] and 236799 in ids[1] and 236780 in ids[2]  # FIELD_NOTES ids for gemma
+    with pytest.raises(ValueError, match=r"share first token.*gemma-3-270m-q4_k_m\.gguf.*'A', 'B', 'A'"):
+        engine.answer_token_ids(["A", "B", "A"])
+    # a real collision: Likert labels that start with the same token
+    with pytest.raises(ValueError, match="'Strongly agree' and 'Strongly disagree' share first token"):
+        engine.answer_token_ids(["Strongly agree", "Strongly disagree"])
+
+
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}<end_of_turn>\n"
+    "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+def test_gguf_chat_template_is_rendered(default_model, monkeypatch):
+    import llama_cpp
+
+    class WithTemplate(llama_cpp.Llama):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.metadata = {**self.metadata, "tokenizer.chat_template": GEMMA_TEMPLATE}
+
+    monkeypatch.setattr(llama_cpp, "Llama", WithTemplate)
+    with Engine(default_model, chat_template="auto") as eng:
+        sha = io.sha256_text(GEMMA_TEMPLATE)
+        assert eng.template_info == {"chat_template": "gguf", "chat_template_sha256": sha}
+        tokens = eng.encode("Hi")
+        bos = eng.llm.token_bos()
+        turn = eng.llm.tokenize(b"<start_of_turn>", add_bos=False, special=True)
+        assert len(turn) == 1 and tokens.count(turn[0]) == 2  # a special token, not its spelling
+        assert tokens[0] == bos and tokens.count(bos) == 1
+        assert eng.llm.detokenize(tokens[1:], special=True) == b"<start_of_turn>user\nHi<end_of_turn>\n" \
+            b"<start_of_turn>model\n"
+    with Engine(default_model, chat_template="none") as eng:
+        assert eng.template_info["chat_template"] == "none"
+        assert eng.encode("Hi") == [eng.llm.token_bos(), *eng.llm.tokenize(b"Hi", add_bos=False)]
+
+
+def test_trial_seed():
+    import hashlib
+
+    want = int.from_bytes(hashlib.sha256(b"7:global_opinions/0001#default#p0:2").digest()[:4], "big")
+    assert trial_seed(7, "global_opinions/0001#default#p0", 2) == want
+    assert trial_seed(7, "global_opinions/0001#default#p0", 1) != want
+
+
+def test_sampling_is_seeded(engine):
+    engine.reset()
+    a = engine.sample("Once upon a time", temperature=1.0, max_tokens=12, seed=11)
+    engine.option_distribution(GOQA, ["A", "B", "C"])  # other work in between
+    b = engine.sample("Once upon a time", temperature=1.0, max_tokens=12, seed=11)
+    c = engine.sample("Once upon a time", temperature=1.0, max_tokens=12, seed=11)  # cached prompt
+    assert a == b == c and len(a.split()) >= 3
+    assert a.startswith(engine.sample("Once upon a time", temperature=1.0, max_tokens=4, seed=11))
+    outs = {engine.sample("Once upon a time", temperature=1.0, max_tokens=4, seed=s) for s in range(4)}
+    assert len(outs) > 1  # the seed really drives the draw
+    greedy = engine.sample(STORY, temperature=0.0, max_tokens=8, seed=1)
+    assert greedy == engine.sample(STORY, temperature=0.0, max_tokens=8, seed=2)
+    answer = engine.sample(STORY, temperature=0.3, max_tokens=8, seed=3)
+    assert "\n" not in answer.strip() and len(engine.llm.tokenize(answer.encode(), add_bos=False)) <= 9
+
+
+def prompts_table(n: int = 6, mode: str = "both") -> pd.DataFrame:
+    rows = []
+    for i in range(n):
+        order = [0, 1, 2] if i % 2 == 0 else [2, 1, 0]
+        opts = [["Yes", "No", "Unsure"][j] for j in order]
+        rows.append({
+            "prompt_id": f"t/{i:02d}#default#p{i % 2}", "item_id": f"t/{i:02d}", "task": "t", "subset": "all",
+            "group_id": f"t/{i:02d}", "strategy": "default", "permutation": i % 2, "option_order": order,
+            "letters": ["A", "B", "C"], "shown_options": opts,
+            "text": f"Is {i // 2} + 1 = 2?\nA. {opts[0]}\nB. {opts[1]}\nC. {opts[2]}\nAnswer:",
+            "template": "x", "template_sha256": "0", "mode": mode,
+        })
+    return pd.DataFrame(rows)
+
+
+def first_letter(text: str, letters: list[str], options: list[str]) -> int | None:
+    t = text.strip()
+    return letters.index(t[0]) if t and t[0] in letters else None
+
+
+def test_score_prompts_maps_to_original_order(engine, tmp_path):
+    prompts = prompts_table(2)  # same text, identity and reversed order
+    prompts["text"] = GOQA
+    out = score_prompts(engine, prompts, tmp_path / "r.parquet", parse=lambda *a: 0, trials=2, progress=False)
+    shown, _ = engine.option_distribution(GOQA, ["A", "B", "C"])
+    dist = out[out["trial"] == -1].set_index("prompt_id")["probs"]
+    np.testing.assert_allclose(list(dist["t/00#default#p0"]), shown, atol=1e-9)
+    np.testing.assert_allclose(list(dist["t/01#default#p1"]), shown[::-1], atol=1e-9)
+    trials = out[out["trial"] >= 0]
+    assert trials["parsed"].tolist() == [0, 0, 2, 2]  # shown index 0 is original option 2 when reversed
+    assert list(out.columns) == engine_mod.RAW_COLUMNS
+    assert out["trial"].tolist() == [-1, 0, 1, -1, 0, 1]
+    assert out["n_prompt_tokens"].iloc[0] == len(engine.encode(GOQA))
+    assert out["option_mass"].isna().tolist() == [False, True, True, False, True, True]
+
+
+def test_score_prompts_resume_is_byte_identical(engine, tmp_path, monkeypatch):
+    prompts = prompts_table(6)
+    kw = dict(parse=first_letter, trials=1, max_tokens=4, chunk_size=2, provenance={"run": 1}, progress=False)
+    full = tmp_path / "full.parquet"
+    ref = score_prompts(engine, prompts, full, **kw)
+    assert len(ref) == 12 and not full.with_name("full.parquet.chunks").exists()
+    assert set(ref["parsed"].dropna()) <= {-1, 0, 1, 2} and ref["generated"].notna().sum() == 6
+
+    real = engine_mod._score_one
+    calls = []
+    kill_at = [-1]
+
+    def flaky(*a, **k):
+        calls.append(1)
+        if len(calls) == kill_at[0]:
+            raise RuntimeError("killed")
+        return real(*a, **k)
+
+    monkeypatch.setattr(engine_mod, "_score_one", flaky)
+
+    # checkpoints written for other prompts/settings are stale; input row order does not matter
+    again = tmp_path / "again.parquet"
+    (tmp_path / "again.parquet.chunks").mkdir()
+    io.write_json({"prompts_sha256": "other"}, tmp_path / "again.parquet.chunks" / "fingerprint.json")
+    ref.iloc[:2].to_parquet(tmp_path / "again.parquet.chunks" / "00000.parquet")
+    score_prompts(engine, prompts.iloc[::-1], again, **kw)
+    assert len(calls) == 6
+    assert again.read_bytes() == full.read_bytes()
+
+    calls.clear()
+    kill_at[0] = 5  # first prompt of the third chunk
+    resumed = tmp_path / "resumed.parquet"
+    with pytest.raises(RuntimeError, match="killed"):
+        score_prompts(engine, prompts, resumed, **kw)
+    chunks = tmp_path / "resumed.parquet.chunks"
+    assert sorted(p.name for p in chunks.glob("*.parquet")) == ["00000.parquet", "00001.parquet"]
+    assert not resumed.exists()
+
+    calls.clear()
+    kill_at[0] = -1
+    score_prompts(engine, prompts, resumed, **kw)
+    assert len(calls) == 2  # only the missing chunk ran
+    assert resumed.read_bytes() == full.read_bytes()
+    assert io.read_provenance(resumed) == {"run": 1}
+
+
+def test_resume_with_prefix_reuse_is_byte_identical(default_model, tmp_path, monkeypatch):
+    # chunks start from an empty cache, so even order-dependent prefix reuse resumes exactly
+    prompts = prompts_table(4, mode="distribution")
+    kw = dict(parse=first_letter, chunk_size=2, progress=False)
+    with Engine(default_model, prefix_reuse=True) as eng:
+        score_prompts(eng, prompts, tmp_path / "full.parquet", **kw)
+        real = engine_mod._score_one
+        calls = []
+
+        def flaky(*a, **k):
+            calls.append(1)
+            if len(calls) == 3:
+                raise RuntimeError("killed")
+            return real(*a, **k)
+
+        monkeypatch.setattr(engine_mod, "_score_one", flaky)
+        with pytest.raises(RuntimeError):
+            score_prompts(eng, prompts, tmp_path / "resumed.parquet", **kw)
+        eng.option_distribution(GOQA, ["A", "B", "C"])  # leave other tokens in the cache
+        score_prompts(eng, prompts, tmp_path / "resumed.parquet", **kw)
+    assert (tmp_path / "resumed.parquet").read_bytes() == (tmp_path / "full.parquet").read_bytes()
+
+
+def test_too_long_prompt_names_prompt(engine, tmp_path):
+    prompts = prompts_table(2, mode="distribution")
+    prompts.loc[1, "text"] = "word " * 2100
+    with pytest.raises(ValueError, match=r"prompt 't/01#default#p1' has \d+ tokens, more than n_ctx=2048 "
+                                         r"of model gemma-3-270m-q4_k_m\.gguf"):
+        score_prompts(engine, prompts, tmp_path / "x.parquet", parse=first_letter, progress=False)
