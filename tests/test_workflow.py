@@ -94,8 +94,8 @@ def test_new_model_runs_only_its_own_jobs(tiny_run, tmp_path, default_model):
 
 
 def test_lineage_of_a_figure_reaches_data_model_and_templates(tiny_run):
-    proc = subprocess.run([sys.executable, "-m", "culteval.cli", "--params", TINY, "lineage", "results/figures/cad.png"],
-                          cwd=tiny_run, capture_output=True, text=True, check=True)
+    cmd = [sys.executable, "-m", "culteval.cli", "--params", TINY, "lineage", "results/figures/cad.png"]
+    proc = subprocess.run(cmd, cwd=tiny_run, capture_output=True, text=True, check=True)
     out = proc.stdout
     model = yaml.safe_load((tiny_run / "data" / "models" / "gemma-3-270m.json").read_text())
     assert model["sha256"] in out and "Q4_K_M" in out

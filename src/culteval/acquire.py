@@ -84,7 +84,8 @@ def acquire_dataset(name: str, spec: dict, out_dir: Path, mirror: Path | None) -
             "pinned": expected is not None,
             # The mirror holds subsets of some datasets; a mirror file identical to the pinned
             # upstream file is complete, any other mirror file carries the dataset's subset note.
-            "subset": spec.get("subset_in_mirror") if origin == "mirror" and fspec["sha256"] != digest else None,
+            "subset": (spec.get("subset_in_mirror")
+                       if origin == "mirror" and fspec["sha256"] != digest else None),
         }
     manifest = {"dataset": name, "license": spec["license"], "files": files}
     write_json(manifest, out_dir / "PROVENANCE.json")
