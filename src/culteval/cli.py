@@ -298,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     except (cfgmod.ConfigError, FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
         print(f"culteval {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"culteval {args.command}: interrupted; finished chunks are kept, rerun to resume",
+              file=sys.stderr)
+        return 130
     return 0
 
 

@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import jinja2
 import numpy as np
 import pandas as pd
 
@@ -116,12 +117,15 @@ class Engine:
         """Prompt tokens as evaluated: chat template (if any) applied, BOS added; checks n_ctx."""
         llm = self.llm
         if self._template is not None:
-            rendered = self._template.render(
-                messages=[{"role": "user", "content": text}],
-                add_generation_prompt=True,
-                bos_token=self._token_text(llm.token_bos()),
-                eos_token=self._token_text(llm.token_eos()),
-            )
+            try:
+                rendered = self._template.render(
+                    messages=[{"role": "user", "content": text}],
+                    add_generation_prompt=True,
+                    bos_token=self._token_text(llm.token_bos()),
+                    eos_token=self._token_text(llm.token_eos()),
+                )
+            except jinja2.TemplateError as exc:  # SecurityError included: the GGUF is untrusted
+                raise ValueError(f"chat template of model {self.model_path.name}: {exc}") from None
             tokens = llm.tokenize(rendered.encode("utf-8"), add_bos=False, special=True)
             bos = llm.token_bos()
             # templates usually write the BOS text themselves; add it only where they do not
