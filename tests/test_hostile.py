@@ -226,7 +226,6 @@ class _FakeLlama:
 ])
 def test_gguf_chat_template_is_sandboxed(tmp_path, monkeypatch, template):
     llama_cpp = pytest.importorskip("llama_cpp")
-    from jinja2.exceptions import SecurityError
 
     from culteval.engine import Engine
 
