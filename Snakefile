@@ -1,12 +1,16 @@
 # culteval: dataset acquisition -> items -> translations -> prompts -> inference -> metrics -> report.
 # The logic lives in the culteval package; rules only wire files together.
 # Params: params.yaml, or CULTEVAL_PARAMS="params.yaml:overlay.yaml" (validated at start-up).
-import os
 
-from culteval.config import enabled_tasks, load_params, params_spec
+from culteval.config import enabled_tasks, export_params, load_params
 
-PARAMS = params_spec()
+PARAMS = export_params()  # resolved files, exported as CULTEVAL_PARAMS for every job
 config.update(load_params(PARAMS))  # schema-validated: bad params stop here, naming the key
+
+
+envvars:
+    "CULTEVAL_PARAMS",
+
 
 TASKS = enabled_tasks(config)
 STRATEGIES = config["strategies"]

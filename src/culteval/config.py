@@ -103,6 +103,13 @@ def enabled_tasks(cfg: dict) -> list[str]:
     return [t for t in TASK_NAMES if t in cfg["tasks"] and cfg["tasks"][t].get("enabled", True)]
 
 
+def export_params() -> str:
+    """Resolve the params files and export them as CULTEVAL_PARAMS for the workflow's jobs."""
+    spec = params_spec()
+    os.environ["CULTEVAL_PARAMS"] = spec
+    return spec
+
+
 def data_mirror() -> Path | None:
     """The offline data mirror named by CULTEVAL_DATA_MIRROR, if set."""
     value = os.environ.get("CULTEVAL_DATA_MIRROR")

@@ -8,6 +8,7 @@ rule acquire_data:
         mem_mb=512,
     params:
         cli=CLI,
+        settings=lambda wc: json.dumps(config["datasets"][wc.dataset], sort_keys=True),
     conda:
         ENV
     shell:
@@ -24,6 +25,7 @@ rule acquire_model:
         mem_mb=2048,
     params:
         cli=CLI,
+        settings=lambda wc: json.dumps(config["models"][wc.model], sort_keys=True),
     conda:
         ENV
     shell:

@@ -1,12 +1,26 @@
+import json
 import sys
 from pathlib import Path
 
 # Input functions and target lists shared by the rules.
 from culteval.tasks import get as get_task
 
-CLI = f"{sys.executable} -m culteval.cli --params {PARAMS}"
+# The params files reach the jobs through CULTEVAL_PARAMS (exported by the Snakefile),
+# not the command line, so an overlay that adds a model changes no other job.
+CLI = f"{sys.executable} -m culteval.cli"
 ENV = "../../envs/culteval.yaml"  # for --use-conda; the Makefile's .venv is the default
 NEEDS_TRANSLATION = {"cross_lingual", "native"}
+
+
+def settings(*keys, model=False):
+    """The params a rule's output depends on, as canonical JSON: Snakemake reruns a job when they change."""
+    def get(wildcards):
+        chosen = {k: config[k] for k in keys}
+        if model:
+            chosen["model"] = config["models"][wildcards.model]
+        return json.dumps(chosen, sort_keys=True)
+
+    return get
 
 
 def task_datasets(wildcards):

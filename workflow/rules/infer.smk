@@ -14,6 +14,7 @@ rule infer:
         gpu=lambda wc: 1 if config["models"][wc.model].get("n_gpu_layers", 0) != 0 else 0,
     params:
         cli=CLI,
+        settings=settings("sampling", "inference", "seed", model=True),
     conda:
         ENV
     shell:

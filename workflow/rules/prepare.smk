@@ -10,6 +10,7 @@ rule prepare:
         mem_mb=2048,
     params:
         cli=CLI,
+        settings=settings("tasks", "target", "reference", "country_aliases"),
     conda:
         ENV
     shell:

@@ -11,6 +11,7 @@ rule render:
         mem_mb=2048,
     params:
         cli=CLI,
+        settings=settings("permutations", "seed", "target", "reference"),
         translations=lambda wc, input: f"--translations {input.translations}" if "translations" in input.keys() else "",
     conda:
         ENV

@@ -15,6 +15,7 @@ rule report:
         mem_mb=4096,
     params:
         cli=CLI,
+        settings=settings("metrics", "cultural_map", "models", "target", "reference", "datasets"),
     conda:
         ENV
     shell:

@@ -14,6 +14,7 @@ rule metrics:
         mem_mb=4096,
     params:
         cli=CLI,
+        settings=settings("metrics", "cultural_map", "models", "target", "reference", "seed"),
     conda:
         ENV
     shell:

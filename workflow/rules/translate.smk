@@ -12,6 +12,7 @@ rule translate:
         mem_mb=4096,
     params:
         cli=CLI,
+        settings=settings("translation", "target"),
     conda:
         ENV
     shell:
