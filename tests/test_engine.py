@@ -253,3 +253,15 @@ def test_too_long_prompt_names_prompt(engine, tmp_path):
     with pytest.raises(ValueError, match=r"prompt 't/01#default#p1' has \d+ tokens, more than n_ctx=2048 "
                                          r"of model gemma-3-270m-q4_k_m\.gguf"):
         score_prompts(engine, prompts, tmp_path / "x.parquet", parse=first_letter, progress=False)
+
+
+def test_engine_serves_as_translator_model(default_model):
+    """The translation stage's model path: greedy text from the real engine, recorded by sha256."""
+    from culteval.translate import make_model_translator
+
+    engine = Engine(default_model, n_ctx=512)
+    translator = make_model_translator(engine, "Hindi", "a" * 64)
+    assert translator.model_sha256 == "a" * 64 and len(translator.prompt_sha256) == 64
+    first = engine.generate_text("Translate into French: cat ->", max_tokens=6)
+    assert first == engine.generate_text("Translate into French: cat ->", max_tokens=6)
+    assert isinstance(first, str) and first

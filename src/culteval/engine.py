@@ -282,6 +282,10 @@ class Engine:
             self.encode(text, prompt_id), temperature=temperature, max_tokens=max_tokens, seed=seed
         )
 
+    def generate_text(self, prompt: str, max_tokens: int) -> str:
+        """Greedy continuation of ``prompt`` (the translator model's interface in culteval.translate)."""
+        return self.sample(prompt, temperature=0.0, max_tokens=max_tokens, seed=0)
+
     # ------------------------------------------------------------------ provenance
     def info(self) -> dict:
         """Settings and build that can change results (provenance ``engine`` record); no timestamps."""
