@@ -62,6 +62,8 @@ def test_summary_has_every_task_and_strategy(tiny_run):
             assert (rows["n_items"] >= 0).all() and (rows["n_items"] > 0).any()
     # a number without the items behind it is only allowed for counts (ncad_skipped)
     assert set(model_rows.loc[model_rows["n_items"] == 0, "metric"]) <= {"ncad_skipped"}
+    cad = model_rows[(model_rows["task"] == "global_opinions") & (model_rows["metric"] == "cad")]
+    assert len(cad) == 4 and cad["n_items"].eq(2).all() and cad["value"].between(-1, 1).all()
     easy = model_rows[(model_rows["task"] == "culturalbench") & (model_rows["metric"] == "acc_prob")]
     assert len(easy) == 4 and easy["n_items"].eq(2).all() and easy["value"].between(0, 1).all()
 
