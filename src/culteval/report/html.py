@@ -102,20 +102,6 @@ def warnings_html(summary: pd.DataFrame) -> str:
             + f"<div class='scroll'><table><tr>{head}</tr>{''.join(body)}</table></div>")
 
 
-def inputs_from_provenance(provenance: dict, cfg: dict) -> list[dict]:
-    """Input records ``{path, sha256, subset}``; ``subset`` is ``datasets.<name>.subset_in_mirror``
-    when the file came from the offline mirror, else None."""
-    out = []
-    for inp in provenance.get("inputs", []):
-        name, note = Path(inp["path"]).name, None
-        if "mirror" in str(inp.get("origin", "")):
-            for ds in (cfg.get("datasets") or {}).values():
-                if name in (ds.get("files") or {}):
-                    note = ds.get("subset_in_mirror")
-        out.append({"path": inp["path"], "sha256": inp["sha256"], "subset": note})
-    return sorted(out, key=lambda d: d["path"])
-
-
 def build_report(summary: pd.DataFrame, figures: list[Path], provenance: dict, inputs: list[dict],
                  out_path: str | Path, notes: list[str] = ()) -> Path:
     """Write the report to ``out_path``; figures are linked relative to it."""
