@@ -107,8 +107,7 @@ def cmd_render(args) -> None:
         inputs.append(args.translations)
     mode = tasks.get(args.task).MODE
     df = prompts.render(items, args.strategy, cfg, translations=translations, mode=mode, root=cfgmod.ROOT)
-    templates = dict(sorted(zip(df["template"], df["template_sha256"], strict=True)))
-    prov = provenance.record(inputs=inputs, templates=templates,
+    prov = provenance.record(inputs=inputs, templates=_templates(df),
                              params={"permutations": cfg["permutations"], "seed": cfg["seed"],
                                      "target": cfg["target"], "strategy": args.strategy})
     write_parquet(df, args.out, prov)
@@ -124,42 +123,42 @@ def _engine_settings(cfg: dict, model_spec: dict) -> dict:
     }
 
 
-def _score(engine, prompts_df, out, cfg, *, parse, provenance_record, progress=True) -> None:
-    from culteval.engine import score_prompts
+def _templates(prompts_df) -> dict:
+    """Template path -> sha256 of every template behind a prompts table."""
+    return dict(sorted(zip(prompts_df["template"], prompts_df["template_sha256"], strict=True)))
 
+
+def _score(args, cfg, prompts_df, model_record, spec, *, task, templates, params) -> None:
+    """Load the model, record provenance (``params`` on top of sampling/inference/seed) and score."""
+    from culteval import provenance, tasks
+    from culteval.engine import Engine, score_prompts
+
+    engine = Engine(model_record["path"], **_engine_settings(cfg, spec))
+    prov = provenance.record(
+        inputs=[args.prompts], model=model_record, templates=templates, engine=engine.info(),
+        params={"sampling": cfg["sampling"], "inference": cfg["inference"], "seed": cfg["seed"], **params},
+    )
     s = cfg["sampling"]
     score_prompts(
-        engine, prompts_df, out, parse=parse, trials=s["trials"], temperature=s["temperature"],
-        max_tokens=s["max_tokens"], seed=cfg["seed"], chunk_size=cfg["inference"]["chunk_size"],
-        provenance=provenance_record, progress=progress,
+        engine, prompts_df, args.out, parse=tasks.get(task).parse_answer, trials=s["trials"],
+        temperature=s["temperature"], max_tokens=s["max_tokens"], seed=cfg["seed"],
+        chunk_size=cfg["inference"]["chunk_size"], provenance=prov, progress=not args.no_progress,
     )
 
 
 def cmd_infer(args) -> None:
     """Score one (model, task, strategy) prompts table with one model."""
-    from culteval import provenance, tasks
-    from culteval.engine import Engine
-
     cfg = _params(args)
     model_record = read_json(args.model_json)
     spec = cfg["models"][model_record["name"]]
     prompts_df = read_parquet(args.prompts)
-    engine = Engine(model_record["path"], **_engine_settings(cfg, spec))
-    templates = dict(sorted(zip(prompts_df["template"], prompts_df["template_sha256"], strict=True)))
-    prov = provenance.record(
-        inputs=[args.prompts], model=model_record, templates=templates, engine=engine.info(),
-        params={"sampling": cfg["sampling"], "inference": cfg["inference"], "seed": cfg["seed"],
-                "model": {model_record["name"]: spec}},
-    )
-    _score(engine, prompts_df, args.out, cfg, parse=tasks.get(args.task).parse_answer, provenance_record=prov,
-           progress=not args.no_progress)
+    _score(args, cfg, prompts_df, model_record, spec, task=args.task, templates=_templates(prompts_df),
+           params={"model": {model_record["name"]: spec}})
 
 
 def cmd_score(args) -> None:
     """Standalone: score any prompts file with any GGUF (no params.yaml model entry needed)."""
-    from culteval import provenance, tasks
     from culteval.acquire import describe_model
-    from culteval.engine import Engine
 
     cfg = _params(args)
     spec = {"path": args.model, "chat_template": args.chat_template, "n_gpu_layers": args.n_gpu_layers}
@@ -168,12 +167,7 @@ def cmd_score(args) -> None:
     task_names = sorted(set(prompts_df["task"]))
     if len(task_names) != 1:
         raise ValueError(f"{args.prompts}: expected prompts of one task, found {task_names}")
-    engine = Engine(model_record["path"], **_engine_settings(cfg, spec))
-    prov = provenance.record(inputs=[args.prompts], model=model_record, engine=engine.info(),
-                             params={"sampling": cfg["sampling"], "inference": cfg["inference"],
-                                     "seed": cfg["seed"]})
-    _score(engine, prompts_df, args.out, cfg, parse=tasks.get(task_names[0]).parse_answer,
-           provenance_record=prov, progress=not args.no_progress)
+    _score(args, cfg, prompts_df, model_record, spec, task=task_names[0], templates=None, params={})
 
 
 def cmd_metrics(args) -> None:
