@@ -20,7 +20,9 @@ def git_info(root: Path = ROOT) -> dict:
         return out.stdout.strip()
 
     commit = run("rev-parse", "HEAD")
-    status = run("status", "--porcelain", "--untracked-files=no")
+    # dvc.lock is rewritten by `dvc repro` itself, mid-run; counting it would mark every
+    # stage after the first as built from modified code.
+    status = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
