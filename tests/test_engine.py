@@ -150,7 +150,7 @@ def prompts_table(n: int = 6, mode: str = "both") -> pd.DataFrame:
         rows.append({
             "prompt_id": f"t/{i:02d}#default#p{i % 2}", "item_id": f"t/{i:02d}", "task": "t", "subset": "all",
             "group_id": f"t/{i:02d}", "strategy": "default", "permutation": i % 2, "option_order": order,
-            "letters": ["A", "B", "C"], "shown_options": opts,
+            "labels": ["A", "B", "C"], "shown_options": opts,
             "text": f"Is {i // 2} + 1 = 2?\nA. {opts[0]}\nB. {opts[1]}\nC. {opts[2]}\nAnswer:",
             "template": "x", "template_sha256": "0", "mode": mode,
         })

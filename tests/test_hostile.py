@@ -154,12 +154,12 @@ def test_context_too_short_names_model_and_prompt(tmp_path, mirror, cfg, default
     io.write_parquet(table, tmp_path / "prompts.parquet")
     out = tmp_path / "raw.parquet"
     params = overlay(tmp_path, {"inference": {"n_ctx": 64}})
-    rc, err = run_cli(capsys, "--params", params, "score", "--model", str(default_model),
+    rc, err = run_cli(capsys, "--params", params, "infer-gguf", "--model", str(default_model),
                       "--prompts", str(tmp_path / "prompts.parquet"), "--out", str(out), "--no-progress")
     assert rc == 1
     first = sorted(table["text"].tolist())[0]  # prompts run in text order
     pid = table.set_index("text").loc[first, "prompt_id"]
-    assert re.search(rf"culteval score: error: prompt '{re.escape(pid)}' has \d+ tokens, more than n_ctx=64 "
+    assert re.search(rf"culteval infer-gguf: error: prompt '{re.escape(pid)}' has \d+ tokens, more than n_ctx=64 "
                      rf"of model {default_model.name}", err), err
     assert not out.exists()
 
@@ -272,7 +272,7 @@ def prompts_file(tmp_path_factory, mirror, cfg) -> Path:
 
 
 def score_cmd(model: Path, prompts_path: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "culteval.cli", "--params", TINY, "score", "--model", str(model),
+    return [sys.executable, "-m", "culteval.cli", "--params", TINY, "infer-gguf", "--model", str(model),
             "--prompts", str(prompts_path), "--out", str(out), "--no-progress"]
 
 

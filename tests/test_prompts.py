@@ -97,7 +97,7 @@ def test_default_global_opinions_text_is_durmus_format(items, cfg):
         "(C) Mostly disagree\n(D) Completely disagree\n\n"
         "Assistant: If had to select one of the options, my answer would be ("
     )
-    assert list(row["letters"]) == ["A", "B", "C", "D"]
+    assert list(row["labels"]) == ["A", "B", "C", "D"]
     assert row["template"] == "workflow/templates/global_opinions/default.j2"
 
 
@@ -127,10 +127,10 @@ def test_culturalbench_hard_and_normad_exact_text(items, cfg):
         "The answer options are Yes, No or Neither.\n"
         "Country: India\nRoT: Objects should be passed using the right hand.\n"
         f"Story: {STORY}\nOptions:\n1) Yes\n2) No\n3) Neither\nAnswer (options Yes, No or Neither):")
-    assert list(rot["letters"]) == ["Yes", "No", "Neither"]
+    assert list(rot["labels"]) == ["Yes", "No", "Neither"]
     # Reversed: the answer words (= labels) follow the shown order everywhere in the text.
     rev = df.loc["normad/0761/rot#default#p1"]
-    assert list(rev["letters"]) == ["Neither", "No", "Yes"]
+    assert list(rev["labels"]) == ["Neither", "No", "Yes"]
     assert rev["text"].endswith("1) Neither\n2) No\n3) Yes\nAnswer (options Neither, No or Yes):")
 
 
@@ -179,10 +179,10 @@ def test_translated_strategies_show_target_language(items, cfg, translations, st
 def test_native_normad_labels_are_translated_words(items, cfg, translations):
     df = rendered(items, "native", cfg, translations).set_index("prompt_id")
     row = df.loc["normad/0761/rot#native#p0"]
-    assert list(row["letters"]) == ["हिं Yes", "हिं No", "हिं Neither"]
+    assert list(row["labels"]) == ["हिं Yes", "हिं No", "हिं Neither"]
     assert "देश: हिं India\n" in row["text"]
     # MC formats keep Latin letters under native.
-    assert list(df.loc["culturalbench/easy/0007#native#p0", "letters"]) == ["A", "B", "C", "D"]
+    assert list(df.loc["culturalbench/easy/0007#native#p0", "labels"]) == ["A", "B", "C", "D"]
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -204,7 +204,7 @@ def test_permutations_map_back_and_schema(items, cfg, translations, strategy):
             assert sorted(row.option_order) == list(range(n))
             for i, j in enumerate(row.option_order):
                 assert row.shown_options[i] == tr.get(options[j], options[j])
-            assert len(row.letters) == n
+            assert len(row.labels) == n
     assert set(df["mode"]) == {"distribution"}
 
 

@@ -44,13 +44,63 @@ def _count_go(mirror: Path) -> tuple[int, int]:
 
 # --- registry ---------------------------------------------------------------------------------------
 
-def test_registry_lists_all_tasks_and_rejects_unknown():
-    assert sorted(tasks.TASKS) == ["cultural_map", "culturalbench", "global_opinions", "normad"]
-    assert tasks.get("normad") is normad
+def test_registry_is_the_schemas_list_of_tasks():
+    # A task module without its name in the schema (or a name without a module) is a half-added task.
+    import yaml
+
+    from culteval.config import SCHEMA
+
+    listed = yaml.safe_load(SCHEMA.read_text())["properties"]["tasks"]["propertyNames"]["enum"]
+    assert sorted(listed) == tasks.names()
+    assert tasks.get("normad") is normad.TASK
     with pytest.raises(KeyError, match="known tasks: cultural_map, culturalbench, global_opinions, normad"):
         tasks.get("blend")
-    assert {m.MODE for m in (culturalbench, normad)} == {"both"}
-    assert {m.MODE for m in (cultural_map, global_opinions)} == {"distribution"}
+
+
+@pytest.fixture
+def toy_task(tmp_path, monkeypatch):
+    """A task added the documented way: one new module in the tasks package, nothing else edited."""
+    pkg = tmp_path / "extra"
+    pkg.mkdir()
+    (pkg / "toy.py").write_text(
+        "from culteval.tasks import Task, parse_answer\n"
+        "def load_items(raw_root, cfg):\n    raise NotImplementedError\n"
+        "TASK = Task(name='toy', datasets=('toy',), mode='both', load_items=load_items,\n"
+        "            parse_answer=parse_answer, metrics='culteval.metrics.accuracy:normad_metrics',\n"
+        "            labels='words', params_schema={'flavour': {'enum': ['sweet', 'sour']}})\n")
+    monkeypatch.setattr(tasks, "__path__", [*tasks.__path__, str(pkg)])
+    monkeypatch.setattr(tasks, "_REGISTRY", {})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+    import sys
+    spec = importlib.util.spec_from_file_location("culteval.tasks.toy", pkg / "toy.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["culteval.tasks.toy"] = module
+    spec.loader.exec_module(module)
+    yield module.TASK
+    sys.modules.pop("culteval.tasks.toy", None)
+
+
+def test_a_new_task_module_is_all_the_stages_need(toy_task):
+    from culteval import config
+
+    assert tasks.get("toy") is toy_task
+    # its own params are validated from its declaration...
+    task_params = config.schema()["properties"]["tasks"]["properties"]["toy"]["properties"]
+    assert task_params["flavour"] == {"enum": ["sweet", "sour"]} and "limit" in task_params
+    # ...its labels drive rendering...
+    assert toy_task.answer_labels(["Yes", "No"], "toy/1") == ["Yes", "No"]
+    # ...and the metrics stage finds its metric function.
+    from culteval.metrics.accuracy import normad_metrics
+    assert toy_task.metric_function() is normad_metrics
+
+
+def test_task_declaration_rejects_unknown_mode_and_labels():
+    with pytest.raises(ValueError, match="mode 'logits'"):
+        tasks.Task(name="x", datasets=(), mode="logits", load_items=None, parse_answer=None, metrics="m:f")
+    with pytest.raises(ValueError, match="labels 'digits'"):
+        tasks.Task(name="x", datasets=(), mode="both", load_items=None, parse_answer=None, metrics="m:f",
+                   labels="digits")
 
 
 @pytest.mark.parametrize("module", [cultural_map, global_opinions, culturalbench, normad])

@@ -184,8 +184,8 @@ def test_mirror_table_and_glossary_cover_real_india_items(mirror, cfg):
     prompts = render(items, "native", cfg, translations=translations_to_dict(df), mode="both")
     normad = prompts[prompts["task"] == "normad"]
     # The three Hindi answer labels start with different characters (hence different first tokens).
-    for letters in normad["letters"]:
+    for letters in normad["labels"]:
         assert len({w[0] for w in letters}) == 3 and set(letters) == {"हाँ", "नहीं", "दोनों में से कोई नहीं"}
     assert prompts["text"].map(lambda t: bool(re.search(r"[\u0900-\u097F]", t))).all()
     hard = prompts[prompts["task"] == "culturalbench"].iloc[0]
-    assert list(hard["shown_options"]) == ["सही", "गलत"] and list(hard["letters"]) == ["A", "B"]
+    assert list(hard["shown_options"]) == ["सही", "गलत"] and list(hard["labels"]) == ["A", "B"]

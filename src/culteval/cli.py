@@ -9,9 +9,6 @@ from pathlib import Path
 from culteval import config as cfgmod
 from culteval.io import read_json, read_parquet, sha256_file, write_json, write_parquet
 
-STRATEGIES_NEEDING_TRANSLATION = {"cross_lingual", "native"}
-
-
 def _params(args) -> dict:
     return cfgmod.load_params(args.params)
 
@@ -60,20 +57,21 @@ def cmd_prepare(args) -> None:
     items = task.load_items(raw_root, cfg)
     if items.empty:
         raise ValueError(f"task {args.task!r}: no items after filtering (check params.tasks.{args.task})")
-    inputs = [p for d in task.DATASETS for p in sorted((raw_root / d).iterdir()) if p.is_file()]
+    inputs = [p for d in task.datasets for p in sorted((raw_root / d).iterdir()) if p.is_file()]
     prov = provenance.record(inputs=inputs, params={"tasks": {args.task: cfg["tasks"][args.task]},
                                                     "target": cfg["target"], "reference": cfg["reference"]})
     write_parquet(items, args.out, prov)
 
 
 def cmd_translate(args) -> None:
-    from culteval import prompts, provenance, translate
-
-    cfg = _params(args)
     import pandas as pd
 
+    from culteval import provenance, translate
+
+    cfg = _params(args)
+
     items = pd.concat([read_parquet(p) for p in args.items], ignore_index=True)
-    strings = prompts.strings_to_translate(items, cfg)
+    strings = translate.strings_to_translate(items, cfg)
     table_path = _translation_table_path(cfg)
     translator, model_record = None, None
     name = cfg["translation"]["translator_model"]
@@ -102,10 +100,10 @@ def cmd_render(args) -> None:
     items = read_parquet(args.items)
     translations = None
     inputs = [args.items]
-    if args.strategy in STRATEGIES_NEEDING_TRANSLATION:
+    if args.strategy in cfgmod.TRANSLATED_STRATEGIES:
         translations = translate.translations_to_dict(read_parquet(args.translations))
         inputs.append(args.translations)
-    mode = tasks.get(args.task).MODE
+    mode = tasks.get(args.task).mode
     df = prompts.render(items, args.strategy, cfg, translations=translations, mode=mode, root=cfgmod.ROOT)
     prov = provenance.record(inputs=inputs, templates=_templates(df),
                              params={"permutations": cfg["permutations"], "seed": cfg["seed"],
@@ -128,8 +126,8 @@ def _templates(prompts_df) -> dict:
     return dict(sorted(zip(prompts_df["template"], prompts_df["template_sha256"], strict=True)))
 
 
-def _score(args, cfg, prompts_df, model_record, spec, *, task, templates, params) -> None:
-    """Load the model, record provenance (``params`` on top of sampling/inference/seed) and score."""
+def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates, params) -> None:
+    """Load the model, record provenance (``params`` on top of sampling/inference/seed), run the prompts."""
     from culteval import provenance, tasks
     from culteval.engine import Engine, score_prompts
 
@@ -147,17 +145,17 @@ def _score(args, cfg, prompts_df, model_record, spec, *, task, templates, params
 
 
 def cmd_infer(args) -> None:
-    """Score one (model, task, strategy) prompts table with one model."""
+    """Run one params.yaml model over one (task, strategy) prompts table."""
     cfg = _params(args)
     model_record = read_json(args.model_json)
     spec = cfg["models"][model_record["name"]]
     prompts_df = read_parquet(args.prompts)
-    _score(args, cfg, prompts_df, model_record, spec, task=args.task, templates=_templates(prompts_df),
+    _run_inference(args, cfg, prompts_df, model_record, spec, task=args.task, templates=_templates(prompts_df),
            params={"model": {model_record["name"]: spec}})
 
 
-def cmd_score(args) -> None:
-    """Standalone: score any prompts file with any GGUF (no params.yaml model entry needed)."""
+def cmd_infer_gguf(args) -> None:
+    """Standalone: run inference on any prompts file with any GGUF (no params.yaml model entry needed)."""
     from culteval.acquire import describe_model
 
     cfg = _params(args)
@@ -167,7 +165,7 @@ def cmd_score(args) -> None:
     task_names = sorted(set(prompts_df["task"]))
     if len(task_names) != 1:
         raise ValueError(f"{args.prompts}: expected prompts of one task, found {task_names}")
-    _score(args, cfg, prompts_df, model_record, spec, task=task_names[0], templates=None, params={})
+    _run_inference(args, cfg, prompts_df, model_record, spec, task=task_names[0], templates=None, params={})
 
 
 def cmd_metrics(args) -> None:
@@ -257,13 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--items", required=True)
     sp.add_argument("--translations")
     sp.add_argument("--out", required=True)
-    sp = add("infer", cmd_infer, "score a prompts table with a params.yaml model")
+    sp = add("infer", cmd_infer, "run a params.yaml model over a prompts table")
     sp.add_argument("--model-json", required=True)
     sp.add_argument("--task", required=True)
     sp.add_argument("--prompts", required=True)
     sp.add_argument("--out", required=True)
     sp.add_argument("--no-progress", action="store_true")
-    sp = add("score", cmd_score, "score any prompts file with any GGUF model")
+    sp = add("infer-gguf", cmd_infer_gguf, "run any GGUF model over any prompts file")
     sp.add_argument("--model", required=True, help="path to a GGUF file")
     sp.add_argument("--prompts", required=True)
     sp.add_argument("--out", required=True)
@@ -277,7 +275,6 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out-dir", required=True)
     sp = add("report", cmd_report, "figures and the HTML report")
     sp.add_argument("--summary", required=True)
-    sp.add_argument("--items-dir", default="data/items")
     sp.add_argument("--raw", nargs="+", required=True)
     sp.add_argument("--raw-root", default="data/raw")
     sp.add_argument("--out-dir", required=True)

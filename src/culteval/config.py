@@ -11,7 +11,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow" / "schemas" / "params.schema.yaml"
-TASK_NAMES = ("cultural_map", "global_opinions", "culturalbench", "normad")
+TEMPLATE_DIR = Path("workflow") / "templates"  # relative to the project root
+STRATEGIES = ("default", "demographic", "cross_lingual", "native")
+# Strategies that show the item in the target language, so need the translation table.
+TRANSLATED_STRATEGIES = ("cross_lingual", "native")
 
 
 class ConfigError(ValueError):
@@ -22,14 +25,26 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return "params." + ".".join(str(p) for p in error.absolute_path) if error.absolute_path else "params"
 
 
+def schema() -> dict:
+    """The params schema with each declared task's own keys filled in under ``tasks.<name>``."""
+    from culteval import tasks
+
+    with open(SCHEMA, encoding="utf-8") as f:
+        out = yaml.safe_load(f)
+    common = {"enabled": {"type": "boolean"}, "limit": {"$ref": "#/$defs/limit"}}
+    out["properties"]["tasks"]["properties"] = {
+        name: {"type": "object", "additionalProperties": False,
+               "properties": {**common, **task.params_schema}}
+        for name, task in tasks.registry().items()}
+    return out
+
+
 def validate(cfg: Any, source: str = "params.yaml") -> dict:
     """Validate a loaded config against the JSON schema and cross-references.
 
     Raises ConfigError naming the first offending key path (best match).
     """
-    with open(SCHEMA, encoding="utf-8") as f:
-        schema = yaml.safe_load(f)
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         best = jsonschema.exceptions.best_match(errors)
@@ -99,8 +114,8 @@ def params_spec() -> str:
 
 
 def enabled_tasks(cfg: dict) -> list[str]:
-    """Tasks switched on in params, in the canonical order."""
-    return [t for t in TASK_NAMES if t in cfg["tasks"] and cfg["tasks"][t].get("enabled", True)]
+    """Tasks switched on in params, sorted by name."""
+    return sorted(t for t, section in cfg["tasks"].items() if (section or {}).get("enabled", True))
 
 
 def export_params() -> str:

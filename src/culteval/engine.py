@@ -341,7 +341,7 @@ def _fingerprint(engine: Engine, prompts: pd.DataFrame, settings: dict) -> dict:
     h = hashlib.sha256()
     for row in prompts.itertuples(index=False):
         h.update(json.dumps([
-            row.prompt_id, row.text, list(row.letters), [int(i) for i in row.option_order], row.mode,
+            row.prompt_id, row.text, list(row.labels), [int(i) for i in row.option_order], row.mode,
         ], ensure_ascii=False).encode())
         h.update(b"\n")
     return {
@@ -355,7 +355,7 @@ def _fingerprint(engine: Engine, prompts: pd.DataFrame, settings: dict) -> dict:
 
 def _score_one(engine: Engine, p, *, parse, trials, temperature, max_tokens, seed) -> list[dict]:
     order = [int(i) for i in p.option_order]
-    letters = list(p.letters)
+    letters = list(p.labels)
     if len(order) != len(letters) or sorted(order) != list(range(len(order))):
         raise ValueError(f"prompt {p.prompt_id!r}: option_order {order} does not match letters {letters}")
     if p.mode not in ("distribution", "both"):
@@ -411,7 +411,7 @@ def score_prompts(
 
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    missing = {"prompt_id", "item_id", "permutation", "option_order", "letters", "shown_options", "text",
+    missing = {"prompt_id", "item_id", "permutation", "option_order", "labels", "shown_options", "text",
                "mode"} - set(prompts.columns)
     if missing:
         raise ValueError(f"prompts table lacks columns {sorted(missing)} (writing {out_path})")

@@ -12,45 +12,23 @@ only fills them. Permutations control position bias: 0 = upstream order,
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import string
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE_DIR = Path("workflow") / "templates"
-STRATEGIES = ("default", "demographic", "cross_lingual", "native")
-TRANSLATED = ("cross_lingual", "native")
+from culteval import tasks
+from culteval.config import ROOT, STRATEGIES, TEMPLATE_DIR, TRANSLATED_STRATEGIES
+from culteval.translate import MissingTranslation, item_strings, strings_to_translate
+
 MODES = ("distribution", "both")
-# Tasks whose answer labels are the option words themselves (NormAd: Yes/No/Neither);
-# every other task labels options with Latin letters A, B, C ...
-WORD_LABEL_TASKS = frozenset({"normad"})
-KNOWN_SUBSETS = {"culturalbench": {"easy", "hard"}, "normad": {"none", "country", "value", "rot"}}
 COLUMNS = [
     "prompt_id", "item_id", "task", "subset", "group_id", "strategy", "permutation", "option_order",
-    "letters", "shown_options", "text", "template", "template_sha256", "mode",
+    "labels", "shown_options", "text", "template", "template_sha256", "mode",
 ]
-
-
-class MissingTranslation(KeyError):
-    """Strings needed in the target language that the translations lack."""
-
-    def __init__(self, missing: Iterable[str], language: str = "target language"):
-        self.missing = sorted(set(missing))
-        self.count = len(self.missing)
-        self.language = language
-        super().__init__(self.missing)
-
-    def __str__(self) -> str:  # KeyError would print a repr of the whole list
-        shown = "; ".join(repr(s[:80]) for s in self.missing[:10])
-        return f"{self.count} string(s) lack a {self.language} translation (first 10: {shown})"
 
 
 def template_path(task: str, strategy: str, cfg: dict, root: Path = ROOT) -> Path:
@@ -92,49 +70,6 @@ def permutation_orders(n: int, k: int, seed: int, item_id: str) -> list[list[int
     return orders
 
 
-def _as_dict(value: Any, what: str, item_id: str) -> dict:
-    if value is None or value == "":
-        return {}
-    try:
-        out = json.loads(value) if isinstance(value, str) else dict(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"item {item_id}: column {what!r} is not a JSON object: {exc}") from None
-    if not isinstance(out, dict):
-        raise ValueError(f"item {item_id}: column {what!r} is not a JSON object")
-    return out
-
-
-def _item_strings(row: Any) -> list[str]:
-    """The English strings of one item that translated strategies must show in the target language."""
-    context = _as_dict(row.context, "context", row.item_id)
-    strings = [row.question, *[str(o) for o in row.options]]
-    strings += [v for v in context.values() if isinstance(v, str)]
-    return [s for s in strings if s != ""]
-
-
-def strings_to_translate(items: pd.DataFrame, cfg: dict) -> list[str]:
-    """Sorted unique English strings needed by cross_lingual/native prompts.
-
-    Questions, options, string context values (statement, value, rot, country,
-    scale) and the target and reference country names.
-    """
-    out = {cfg["target"]["country"], cfg["reference"]["country"]}
-    for row in items.itertuples(index=False):
-        out.update(_item_strings(row))
-    return sorted(s for s in out if s)
-
-
-def _letters(task: str, shown: list[str], item_id: str) -> list[str]:
-    if task in WORD_LABEL_TASKS:
-        letters = list(shown)
-        if len(set(letters)) != len(letters):
-            raise ValueError(f"item {item_id}: answer words are not distinct: {letters}")
-        return letters
-    if len(shown) > len(string.ascii_uppercase):
-        raise ValueError(f"item {item_id}: {len(shown)} options exceed the letters A-Z")
-    return list(string.ascii_uppercase[: len(shown)])
-
-
 def render(
     items: pd.DataFrame,
     strategy: str,
@@ -153,10 +88,10 @@ def render(
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
     root = Path(root)
-    translate = strategy in TRANSLATED
+    translate = strategy in TRANSLATED_STRATEGIES
     if translate:
         needed = set(strings_to_translate(items, cfg)) if strategy == "native" else {
-            s for row in items.itertuples(index=False) for s in _item_strings(row)}
+            s for row in items.itertuples(index=False) for s in item_strings(row)}
         missing = needed - set(translations or {})
         if missing:
             raise MissingTranslation(missing, cfg["target"].get("language_name", "target language"))
@@ -177,7 +112,8 @@ def render(
     rows = []
     for item in items.itertuples(index=False):
         subset = str(item.subset)
-        if item.task in KNOWN_SUBSETS and subset not in KNOWN_SUBSETS[item.task]:
+        task = tasks.get(item.task)
+        if task.subsets is not None and subset not in task.subsets:
             raise ValueError(f"item {item.item_id}: unknown {item.task} subset {subset!r}")
         if item.task not in compiled:
             path = template_path(item.task, strategy, cfg, root)
@@ -192,19 +128,19 @@ def render(
         if len(options) < 2:
             raise ValueError(f"item {item.item_id}: needs at least 2 options, has {options}")
         context = {key: tr(v) if isinstance(v, str) and v else v
-                   for key, v in _as_dict(item.context, "context", item.item_id).items()}
+                   for key, v in tasks.json_object(item.context, "context", item.item_id).items()}
         question = tr(item.question)
         for p, order in enumerate(permutation_orders(len(options), k, seed, item.item_id)):
             shown = [tr(options[i]) for i in order]
-            letters = _letters(item.task, shown, item.item_id)
+            labels = task.answer_labels(shown, item.item_id)
             text = template.render(
-                **base_vars, question=question, options=list(zip(letters, shown, strict=True)),
+                **base_vars, question=question, options=list(zip(labels, shown, strict=True)),
                 context=context, subset=subset,
             )
             rows.append({
                 "prompt_id": f"{item.item_id}#{strategy}#p{p}", "item_id": item.item_id, "task": item.task,
                 "subset": subset, "group_id": item.group_id, "strategy": strategy, "permutation": p,
-                "option_order": order, "letters": letters, "shown_options": shown, "text": text,
+                "option_order": order, "labels": labels, "shown_options": shown, "text": text,
                 "template": rel, "template_sha256": sha, "mode": mode,
             })
     out = pd.DataFrame(rows, columns=COLUMNS)

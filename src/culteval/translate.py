@@ -24,12 +24,47 @@ import pandas as pd
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .io import sha256_file
-from .prompts import ROOT, TEMPLATE_DIR, MissingTranslation
+from culteval.config import ROOT, TEMPLATE_DIR
+from culteval.io import sha256_file
+from culteval.tasks import json_object
 
 COLUMNS = ["source", "target", "origin", "translator_prompt_sha256"]
 TRANSLATOR_TEMPLATE = TEMPLATE_DIR / "translator.j2"
 _LETTER = re.compile(r"[^\W\d_]")  # any alphabetic character, any script
+
+
+class MissingTranslation(KeyError):
+    """Strings needed in the target language that the translations lack."""
+
+    def __init__(self, missing: Iterable[str], language: str = "target language"):
+        self.missing = sorted(set(missing))
+        self.count = len(self.missing)
+        self.language = language
+        super().__init__(self.missing)
+
+    def __str__(self) -> str:  # KeyError would print a repr of the whole list
+        shown = "; ".join(repr(s[:80]) for s in self.missing[:10])
+        return f"{self.count} string(s) lack a {self.language} translation (first 10: {shown})"
+
+
+def item_strings(row) -> list[str]:
+    """The English strings of one item that translated strategies must show in the target language."""
+    context = json_object(row.context, "context", row.item_id)
+    strings = [row.question, *[str(o) for o in row.options]]
+    strings += [v for v in context.values() if isinstance(v, str)]
+    return [s for s in strings if s != ""]
+
+
+def strings_to_translate(items: pd.DataFrame, cfg: dict) -> list[str]:
+    """Sorted unique English strings needed by cross_lingual/native prompts.
+
+    Questions, options, string context values (statement, value, rot, country,
+    scale) and the target and reference country names.
+    """
+    out = {cfg["target"]["country"], cfg["reference"]["country"]}
+    for row in items.itertuples(index=False):
+        out.update(item_strings(row))
+    return sorted(s for s in out if s)
 
 
 def has_letters(text: str) -> bool:

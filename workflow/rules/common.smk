@@ -3,13 +3,14 @@ import sys
 from pathlib import Path
 
 # Input functions and target lists shared by the rules.
+from culteval.config import TRANSLATED_STRATEGIES
 from culteval.tasks import get as get_task
 
 # The params files reach the jobs through CULTEVAL_PARAMS (exported by the Snakefile),
 # not the command line, so an overlay that adds a model changes no other job.
 CLI = f"{sys.executable} -m culteval.cli"
 ENV = "../../envs/culteval.yaml"  # for --use-conda; the Makefile's .venv is the default
-NEEDS_TRANSLATION = {"cross_lingual", "native"}
+
 
 
 def settings(*keys, model=False):
@@ -24,12 +25,12 @@ def settings(*keys, model=False):
 
 
 def task_datasets(wildcards):
-    return [f"data/raw/{d}/PROVENANCE.json" for d in get_task(wildcards.task).DATASETS]
+    return [f"data/raw/{d}/PROVENANCE.json" for d in get_task(wildcards.task).datasets]
 
 
 def render_inputs(wildcards):
     inputs = {"item_table": f"data/items/{wildcards.task}.parquet"}
-    if wildcards.strategy in NEEDS_TRANSLATION:
+    if wildcards.strategy in TRANSLATED_STRATEGIES:
         inputs["translations"] = f"data/translations/{LANG}.parquet"
     return inputs
 
@@ -43,7 +44,7 @@ def translator_models(wildcards):
     return [f"data/models/{name}.json"] if name else []
 
 
-ALL_DATASETS = sorted({d for t in TASKS for d in get_task(t).DATASETS} | {"ivs_map"})
+ALL_DATASETS = sorted({d for t in TASKS for d in get_task(t).datasets} | {"ivs_map"})
 ALL_ITEMS = expand("data/items/{task}.parquet", task=TASKS)
 ALL_PROMPTS = expand("data/prompts/{task}/{strategy}.parquet", task=TASKS, strategy=STRATEGIES)
 ALL_RAW = expand("results/raw/{model}/{task}/{strategy}.parquet", model=MODELS, task=TASKS, strategy=STRATEGIES)

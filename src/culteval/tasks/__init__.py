@@ -1,19 +1,25 @@
-"""Benchmark tasks: upstream files -> canonical item tables (docs/contracts.md "Items").
+"""Benchmark tasks: one module per task, each ending in a :class:`Task` declaration.
 
-Every task module exposes ``NAME``, ``DATASETS``, ``MODE``,
-``load_items(raw_root, cfg) -> DataFrame`` and
-``parse_answer(text, letters, shown_options) -> int | None``.
-This package also holds the helpers they share: country resolution through
-``params.country_aliases``, the ``limit`` rule, table assembly and the generic
-answer parser.
+A task module turns its upstream files into the canonical items table
+(docs/contracts.md "Items") and declares everything the later stages need to
+know about it: datasets, mode, answer labels, answer parser, its own params and
+the metrics it contributes. Stages ask :func:`get` instead of naming tasks, so a
+new benchmark is one module here plus its template folder (docs/architecture.md).
+
+This package also holds the helpers the modules share: country resolution
+through ``params.country_aliases``, the ``limit`` rule, table assembly and the
+generic answer parser.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 import re
-from collections.abc import Iterable, Sequence
-from types import ModuleType
+import string
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -108,6 +114,19 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str], path) -> None:
         raise ValueError(f"{path}: missing columns {missing}")
 
 
+def json_object(value, what: str, item_id: str) -> dict:
+    """A JSON-object column of the items table (``context``, ``meta``) as a dict; empty -> {}."""
+    if value is None or value == "":
+        return {}
+    try:
+        out = json.loads(value) if isinstance(value, str) else dict(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"item {item_id}: column {what!r} is not a JSON object: {exc}") from None
+    if not isinstance(out, dict):
+        raise ValueError(f"item {item_id}: column {what!r} is not a JSON object")
+    return out
+
+
 # --- answer parsing --------------------------------------------------------------------------------
 
 # Devanagari vowel signs are not \w in Python's re, so word boundaries are spelled out.
@@ -157,24 +176,93 @@ def parse_answer(text: str | None, letters: Sequence[str], shown_options: Sequen
     return first_occurrence(body, [(o, k) for k, o in enumerate(shown_options)])
 
 
-# --- registry --------------------------------------------------------------------------------------
+# --- declaration and registry --------------------------------------------------------------------
 
-def _modules() -> dict[str, ModuleType]:
-    from culteval.tasks import cultural_map, culturalbench, global_opinions, normad
-
-    return {m.NAME: m for m in (cultural_map, global_opinions, culturalbench, normad)}
+MODES = ("distribution", "both")
+LABEL_KINDS = ("letters", "words")
 
 
-def get(name: str) -> ModuleType:
-    """The task module called ``name``; KeyError listing the known tasks otherwise."""
-    tasks = _modules()
+@dataclass(frozen=True)
+class Task:
+    """What every stage needs to know about one benchmark.
+
+    ``mode``: ``distribution`` (logit distribution over the answer labels only) or
+    ``both`` (plus sampled answers). ``labels``: ``letters`` (A, B, C ... before
+    each option) or ``words`` (the option words are the labels, NormAd's Yes/No/
+    Neither). ``metrics`` names the function that turns raw outputs into summary
+    rows as ``"module:function"``; it is imported only by the metrics stage, so
+    that this earlier stage never imports a later one. ``params_schema``: JSON
+    schema of the task's own keys under ``params.tasks.<name>`` (beside the
+    common ``enabled``, ``limit``, ``countries``). ``subsets``: the values the
+    items' ``subset`` column may take (None: not checked). ``ordered_scale``:
+    options form an ordered answer scale (opinion surveys), which enables
+    rank-correlation consistency.
+    """
+
+    name: str
+    datasets: tuple[str, ...]
+    mode: str
+    load_items: Callable[..., pd.DataFrame]
+    parse_answer: Callable[[str | None, Sequence[str], Sequence[str]], int | None]
+    metrics: str
+    labels: str = "letters"
+    subsets: frozenset[str] | None = None
+    ordered_scale: bool = False
+    params_schema: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"task {self.name}: mode {self.mode!r} is not one of {MODES}")
+        if self.labels not in LABEL_KINDS:
+            raise ValueError(f"task {self.name}: labels {self.labels!r} is not one of {LABEL_KINDS}")
+
+    def answer_labels(self, shown: Sequence[str], item_id: str) -> list[str]:
+        """The label printed before each shown option and scored by the engine."""
+        if self.labels == "words":
+            labels = [str(s) for s in shown]
+            if len(set(labels)) != len(labels):
+                raise ValueError(f"item {item_id}: answer words are not distinct: {labels}")
+            return labels
+        if len(shown) > len(string.ascii_uppercase):
+            raise ValueError(f"item {item_id}: {len(shown)} options exceed the letters A-Z")
+        return list(string.ascii_uppercase[: len(shown)])
+
+    def metric_function(self) -> Callable[..., list[dict]]:
+        module, _, attr = self.metrics.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+def _discover() -> dict[str, Task]:
+    """Every module of this package that declares ``TASK`` (adding a module adds the task)."""
+    found = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        task = getattr(module, "TASK", None)
+        if isinstance(task, Task):
+            if task.name != info.name:
+                raise ValueError(f"module culteval.tasks.{info.name} declares task {task.name!r}: "
+                                 "the module and the task must share one name")
+            found[task.name] = task
+    return found
+
+
+_REGISTRY: dict[str, Task] = {}
+
+
+def registry() -> dict[str, Task]:
+    """All declared tasks by name, sorted (built on first use)."""
+    if not _REGISTRY:
+        _REGISTRY.update(_discover())
+    return _REGISTRY
+
+
+def names() -> list[str]:
+    return list(registry())
+
+
+def get(name: str) -> Task:
+    """The task called ``name``; KeyError listing the known tasks otherwise."""
+    tasks = registry()
     if name not in tasks:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(tasks))}")
+        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(tasks)}")
     return tasks[name]
-
-
-def __getattr__(attr: str):
-    # TASKS is built lazily so that importing one task module does not import the others first.
-    if attr == "TASKS":
-        return _modules()
-    raise AttributeError(attr)

@@ -34,16 +34,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from culteval.tasks import dumps, finish, parse_answer
+from culteval.tasks import Task, dumps, finish, parse_answer
 
 NAME = "cultural_map"
-DATASETS = ("wvs7",)
-MODE = "distribution"
 CODEBOOK = "codebook.json"
 METADATA = "question_metadata.json"
-
-__all__ = ["NAME", "DATASETS", "MODE", "ITEMS", "load_items", "parse_answer", "derive_y002", "derive_y003",
-           "derive_map_answers"]
 
 # WVS/IVS variable -> WVS-7 question number.
 ITEMS = {
@@ -141,3 +136,8 @@ def derive_map_answers(expected: Mapping[str, float],
     if all(f"Y003_{p}" in expected for p in Y003_PARTS):
         out["Y003"] = derive_y003(expected)
     return out
+
+
+TASK = Task(name=NAME, datasets=("wvs7",), mode="distribution", load_items=load_items,
+            parse_answer=parse_answer,
+            metrics="culteval.metrics.cultural_map:cultural_map_metrics", ordered_scale=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from culteval.tasks import (
+    Task,
     aliases,
     canonical_country,
     dumps,
@@ -38,8 +39,6 @@ from culteval.tasks import (
 from culteval.tasks import parse_answer as generic_parse
 
 NAME = "culturalbench"
-DATASETS = ("culturalbench",)
-MODE = "both"
 EASY_FILE = "CulturalBench-Easy.csv"
 HARD_FILE = "CulturalBench-Hard.csv"
 LETTERS = ("A", "B", "C", "D")
@@ -118,9 +117,6 @@ def _hard(raw: Path, cfg: dict) -> list[dict]:
 def load_items(raw_root: Path, cfg: dict) -> pd.DataFrame:
     raw = Path(raw_root) / "culturalbench"
     subsets = cfg["tasks"][NAME].get("subsets") or ["easy", "hard"]
-    unknown = sorted(set(subsets) - {"easy", "hard"})
-    if unknown:
-        raise ValueError(f"params.tasks.{NAME}.subsets: unknown subsets {unknown} (easy, hard)")
     rows = (_easy(raw, cfg) if "easy" in subsets else []) + (_hard(raw, cfg) if "hard" in subsets else [])
     require_countries((r["country"] for r in rows), selected_countries(cfg, NAME), NAME, cfg)
     return finish(rows, NAME, cfg, limit_by="subset")
@@ -148,3 +144,12 @@ def parse_answer(text: str | None, letters: Sequence[str], shown_options: Sequen
     candidates = [(o, k) for k, o in enumerate(shown_options)]
     candidates += [(w, k) for k, words in classes.items() if words for w in words]
     return first_occurrence(re.sub(r"^\s*answer\s*:?", "", text, flags=re.IGNORECASE), candidates)
+
+
+TASK = Task(name=NAME, datasets=("culturalbench",), mode="both", load_items=load_items,
+            parse_answer=parse_answer,
+            metrics="culteval.metrics.accuracy:culturalbench_metrics", subsets=frozenset({"easy", "hard"}),
+            params_schema={
+                "subsets": {"type": "array", "minItems": 1, "uniqueItems": True,
+                            "items": {"enum": ["easy", "hard"]}},
+                "countries": {"$ref": "#/$defs/countries"}})

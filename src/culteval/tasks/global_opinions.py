@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from culteval.tasks import (
+    Task,
     aliases,
     dumps,
     finish,
@@ -38,13 +39,10 @@ from culteval.tasks import (
 )
 
 NAME = "global_opinions"
-DATASETS = ("global_opinions",)
-MODE = "distribution"
 FILE = "global_opinions.csv"
 ALL_MEAN = "__all_mean__"
 _PREFIX = "defaultdict(<class 'list'>, "
 
-__all__ = ["NAME", "DATASETS", "MODE", "load_items", "parse_answer", "parse_selections", "parse_options"]
 
 
 def parse_selections(text: str, row: int) -> dict[str, list]:
@@ -142,3 +140,8 @@ def load_items(raw_root: Path, cfg: dict) -> pd.DataFrame:
     rows = [item for item in built if item is not None]
     require_countries((c for r in rows for c in json.loads(r["distributions"])), wanted, NAME, cfg)
     return finish(rows, NAME, cfg)
+
+
+TASK = Task(name=NAME, datasets=("global_opinions",), mode="distribution", load_items=load_items,
+            parse_answer=parse_answer, metrics="culteval.metrics.opinions:global_opinions_metrics",
+            ordered_scale=True, params_schema={"countries": {"$ref": "#/$defs/countries"}})

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from culteval.tasks import (
+    Task,
     aliases,
     canonical_country,
     dumps,
@@ -33,8 +34,6 @@ from culteval.tasks import (
 )
 
 NAME = "normad"
-DATASETS = ("normad",)
-MODE = "both"
 FILE = "normad_etiquette_final_data.csv"
 CONTEXTS = ("none", "country", "value", "rot")
 OPTIONS = ["Yes", "No", "Neither"]
@@ -50,9 +49,6 @@ def load_items(raw_root: Path, cfg: dict) -> pd.DataFrame:
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     require_columns(df, COLUMNS, path)
     contexts = cfg["tasks"][NAME].get("contexts") or list(CONTEXTS)
-    unknown = sorted(set(contexts) - set(CONTEXTS))
-    if unknown:
-        raise ValueError(f"params.tasks.{NAME}.contexts: unknown contexts {unknown} ({', '.join(CONTEXTS)})")
     wanted = selected_countries(cfg, NAME)
     if wanted is not None:
         df = df[df["Country"].isin({a for c in wanted for a in aliases(cfg, c, NAME)})]
@@ -95,3 +91,11 @@ def parse_answer(text: str | None, letters: Sequence[str], shown_options: Sequen
         if i is not None:
             return i
     return first_occurrence(text, candidates)
+
+
+TASK = Task(name=NAME, datasets=("normad",), mode="both", load_items=load_items, parse_answer=parse_answer,
+            metrics="culteval.metrics.accuracy:normad_metrics", labels="words", subsets=frozenset(CONTEXTS),
+            params_schema={
+                "contexts": {"type": "array", "minItems": 1, "uniqueItems": True,
+                             "items": {"enum": list(CONTEXTS)}},
+                "countries": {"$ref": "#/$defs/countries"}})
