@@ -200,7 +200,7 @@ def test_normad_per_context_and_neither():
                                group_id="normad/0001"),
                           item("normad", "normad/0002/none", opts, "Neither", subset="none",
                                group_id="normad/0002"),
-                          item("normad", "normad/0001/value", opts, "neutral", subset="value",
+                          item("normad", "normad/0001/value", opts, "Neither", subset="value",
                                group_id="normad/0001")])
     raw = raw_table({"normad/0001/none": [[0.5, 0.3, 0.2]], "normad/0002/none": [[0.5, 0.3, 0.2]],
                      "normad/0001/value": [[0.1, 0.2, 0.7]]},
@@ -211,19 +211,19 @@ def test_normad_per_context_and_neither():
     assert m["acc_sampled_none"]["value"] == pytest.approx((1 + 0.5) / 2)
     assert m["invalid_rate_none"]["value"] == pytest.approx(0.25)
     assert m["acc_sampled_value"]["value"] == pytest.approx(0.5)
-    assert gold_index(opts, "NEUTRAL") == 2
+    assert gold_index(opts, "NEITHER") == 2
     with pytest.raises(ValueError, match="normad/9"):
         gold_index(opts, "maybe", "normad/9")
 
 
 def test_robustness(go_raw):
     raw = pd.concat([go_raw, raw_table({}, {"global_opinions/0000": [0, 0, 1]})], ignore_index=True)
-    m = rows_by_metric(robustness_metrics(raw, "global_opinions", CFG))
+    m = rows_by_metric(robustness_metrics(raw, CFG, ordered_scale=True))
     assert m["position_bias"]["value"] == pytest.approx(hand_jsd([0.7, 0.3], [0.9, 0.1]) / 3)
     assert m["position_bias"]["n_items"] == 3
     assert m["self_consistency"]["value"] == pytest.approx(1 / 3)
     assert m["low_mass_share"]["value"] == 0.0 and m["mean_option_mass"]["value"] == pytest.approx(0.9)
-    low = rows_by_metric(robustness_metrics(raw_table({"x": [[1.0]]}, mass=0.05), "normad", CFG))
+    low = rows_by_metric(robustness_metrics(raw_table({"x": [[1.0]]}, mass=0.05), CFG))
     assert low["low_mass_share"]["value"] == 1.0
 
 
@@ -231,7 +231,7 @@ def test_self_consistency_corr():
     answers = [0, 1, 2, 3, 0, 1, 2, 3]
     trials = {f"global_opinions/{i:04d}": [a, a] for i, a in enumerate(answers)}
     raw = raw_table({k: [[0.25] * 4] for k in trials}, trials)
-    m = rows_by_metric(robustness_metrics(raw, "global_opinions", CFG))
+    m = rows_by_metric(robustness_metrics(raw, CFG, ordered_scale=True))
     assert m["self_consistency_corr"]["value"] == pytest.approx(1.0)
     assert m["self_consistency"]["value"] == pytest.approx(1.0)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from culteval import config as cfgmod
 from culteval.io import read_json, read_parquet, sha256_file, write_json, write_parquet
 
+
 def _params(args) -> dict:
     return cfgmod.load_params(args.params)
 
@@ -150,8 +151,8 @@ def cmd_infer(args) -> None:
     model_record = read_json(args.model_json)
     spec = cfg["models"][model_record["name"]]
     prompts_df = read_parquet(args.prompts)
-    _run_inference(args, cfg, prompts_df, model_record, spec, task=args.task, templates=_templates(prompts_df),
-           params={"model": {model_record["name"]: spec}})
+    _run_inference(args, cfg, prompts_df, model_record, spec, task=args.task,
+                   templates=_templates(prompts_df), params={"model": {model_record["name"]: spec}})
 
 
 def cmd_infer_gguf(args) -> None:
@@ -193,7 +194,8 @@ def _aggregate_provenance(inputs: list[str], cfg: dict) -> dict:
 def cmd_report(args) -> None:
     from culteval.lineage import data_inputs
     from culteval.metrics.comparisons import mixed_effects_note
-    from culteval.metrics.summary import map_inputs, read_summary
+    from culteval.metrics.cultural_map import map_inputs
+    from culteval.metrics.summary import read_summary
     from culteval.report.figures import render_all
     from culteval.report.html import build_report
 

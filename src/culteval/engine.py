@@ -218,12 +218,6 @@ class Engine:
         self._cached = (key, self._last_logits())
         return self._cached[1]
 
-    def logprobs(self, tokens: Sequence[int]) -> np.ndarray:
-        """Next-token log-probabilities (float64, n_vocab) after ``tokens``."""
-        logits = self._prompt_logits(tokens)
-        top = logits.max()
-        return logits - (top + np.log(np.exp(logits - top).sum()))
-
     def distribution_from_tokens(
         self, tokens: Sequence[int], letters: Sequence[str]
     ) -> tuple[list[float], float]:

@@ -7,11 +7,31 @@ permutations), gold indices, and the seeded percentile bootstrap every metric us
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-METRIC_KEYS = ("metric", "value", "ci_low", "ci_high", "n_items")
+
+@dataclass
+class MetricInputs:
+    """Run-wide inputs that some task metrics need beside their own raw outputs.
+
+    ``raw_root``: the acquired data folder (the cultural map reads published
+    coordinates there). ``once`` builds a shared value on first use, so that work
+    done for one (model, strategy) table is not redone for the next.
+    """
+
+    raw_root: Path | None = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def once(self, key: str, build: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
 
 
 def distribution_rows(raw: pd.DataFrame) -> pd.DataFrame:
@@ -48,14 +68,10 @@ def model_distributions(raw: pd.DataFrame, items: pd.DataFrame | None = None) ->
     return out
 
 
-_GOLD_ALIASES = {"neutral": "neither"}  # NormAd gold "neutral" is the option "Neither"
-
-
 def gold_index(options, answer, item_id: str = "?") -> int:
-    """Index of the gold answer among ``options`` (case-insensitive; neutral == Neither)."""
+    """Index of the gold answer among ``options`` (case-insensitive)."""
     norm = [str(o).strip().lower() for o in options]
     a = str(answer).strip().lower()
-    a = _GOLD_ALIASES.get(a, a)
     if a not in norm:
         raise ValueError(f"item {item_id!r}: gold answer {answer!r} is not one of its options "
                          f"{list(options)}")

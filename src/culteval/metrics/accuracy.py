@@ -64,7 +64,8 @@ def _pc_sampled_rows(items, dists, raw, cfg, suffix: str, prob_name: str) -> lis
     return rows
 
 
-def culturalbench_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame, cfg: dict) -> list[dict]:
+def culturalbench_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame, cfg: dict,
+                          inputs=None) -> list[dict]:
     """Easy: acc_prob, acc_sampled, invalid_rate.
 
     Hard: acc_judgement, acc_question, and from samples acc_judgement_sampled, invalid_rate_hard.
@@ -94,7 +95,7 @@ def question_correct(hard: pd.DataFrame, judgement_correct: pd.Series) -> pd.Ser
                      dtype=float)
 
 
-def normad_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame, cfg: dict) -> list[dict]:
+def normad_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame, cfg: dict, inputs=None) -> list[dict]:
     """Per context (items' ``subset``): acc_prob_<ctx>, acc_sampled_<ctx>, invalid_rate_<ctx>."""
     rows = []
     for ctx in sorted(items["subset"].unique()):

@@ -230,3 +230,22 @@ def map_metrics(items: pd.DataFrame, dists: dict, cfg: dict, projection: Project
                 rows.append(plain_row(f"map_dist_{role}", float(np.hypot(pt["x"] - c[0], pt["y"] - c[1])),
                                       len(MAP_VARS)))
     return rows
+
+
+def map_inputs(cfg: dict, raw_root: str | Path | None) -> tuple[Projection | None, pd.DataFrame | None]:
+    """The fitted projection (None without ``cfg.cultural_map.microdata``) and published coordinates."""
+    cm = cfg.get("cultural_map") or {}
+    coords = None
+    if raw_root is not None and (Path(raw_root) / "ivs_map").is_dir():
+        coords = published_coordinates(Path(raw_root) / "ivs_map", cm.get("target_year"))
+    micro = cm.get("microdata")
+    return (fit_projection(load_microdata(micro)) if micro else None), coords
+
+
+def cultural_map_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame, cfg: dict,
+                         inputs=None) -> list[dict]:
+    """The task's metrics entry point: :func:`map_metrics` with the run's projection and coordinates."""
+    raw_root = getattr(inputs, "raw_root", None)
+    projection, coords = (inputs.once("cultural_map", lambda: map_inputs(cfg, raw_root)) if inputs is not None
+                          else (None, None))
+    return map_metrics(items, dists, cfg, projection, coords)

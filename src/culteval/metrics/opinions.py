@@ -93,3 +93,15 @@ def baseline_distributions(items: pd.DataFrame, cfg: dict) -> dict[str, dict[str
         if ALL_MEAN in d:
             out["baseline:all-country mean"][item_id] = d[ALL_MEAN]
     return out
+
+
+def global_opinions_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame | None, cfg: dict,
+                            inputs=None) -> list[dict]:
+    """Sim/CAD/nCAD plus Rystrom et al.'s ``alignment`` (Spearman, no CI) when defined."""
+    from culteval.metrics.comparisons import alignment
+
+    rows = opinion_metrics(items, dists, cfg)
+    rho, n = alignment(items, dists, cfg["target"]["country"])
+    if not np.isnan(rho):
+        rows.append(plain_row("alignment", rho, n))
+    return rows

@@ -23,8 +23,6 @@ from scipy.stats import spearmanr
 from culteval.metrics import distribution_rows, mean_row, plain_row, sampled_rows
 from culteval.metrics.opinions import jsd
 
-OPINION_TASKS = ("global_opinions", "cultural_map")
-
 
 def position_bias_per_item(raw: pd.DataFrame) -> pd.Series:
     """Mean pairwise JSD across permutations, per item with >= 2 permutations."""
@@ -62,8 +60,9 @@ def consistency_corr(raw: pd.DataFrame) -> tuple[float, int]:
     return (float(np.mean(corrs)), n) if corrs else (float("nan"), 0)
 
 
-def robustness_metrics(raw: pd.DataFrame, task: str, cfg: dict) -> list[dict]:
-    """position_bias, self_consistency(_corr), low_mass_share, mean_option_mass for one raw table."""
+def robustness_metrics(raw: pd.DataFrame, cfg: dict, *, ordered_scale: bool = False) -> list[dict]:
+    """position_bias, self_consistency, low_mass_share, mean_option_mass for one raw table;
+    ``self_consistency_corr`` too for an ordered answer scale (the task declares it)."""
     rows = []
     pb = position_bias_per_item(raw)
     if len(pb):
@@ -71,7 +70,7 @@ def robustness_metrics(raw: pd.DataFrame, task: str, cfg: dict) -> list[dict]:
     sc = consistency_per_prompt(raw)
     if len(sc):
         rows.append(mean_row("self_consistency", sc.to_numpy(), cfg))
-    if task in OPINION_TASKS:
+    if ordered_scale:
         corr, n = consistency_corr(raw)
         if n:
             rows.append(plain_row("self_consistency_corr", corr, n))

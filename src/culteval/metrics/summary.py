@@ -8,58 +8,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from culteval import tasks
 from culteval.io import write_csv
-from culteval.metrics import model_distributions, plain_row
-from culteval.metrics.accuracy import culturalbench_metrics, normad_metrics
-from culteval.metrics.comparisons import alignment, comparison_rows
-from culteval.metrics.cultural_map import (
-    Projection,
-    fit_projection,
-    load_microdata,
-    map_metrics,
-    published_coordinates,
-)
-from culteval.metrics.opinions import baseline_distributions, opinion_metrics
+from culteval.metrics import MetricInputs, model_distributions
+from culteval.metrics.comparisons import comparison_rows
 from culteval.metrics.robustness import robustness_metrics
 
 COLUMNS = ["model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items"]
 SORT = ["model", "task", "strategy", "metric"]
 
 
-def map_inputs(cfg: dict, raw_root: str | Path | None) -> tuple[Projection | None, pd.DataFrame | None]:
-    """The fitted projection (None without ``cfg.cultural_map.microdata``) and published coordinates."""
-    cm = cfg.get("cultural_map") or {}
-    coords = None
-    if raw_root is not None and (Path(raw_root) / "ivs_map").is_dir():
-        coords = published_coordinates(Path(raw_root) / "ivs_map", cm.get("target_year"))
-    micro = cm.get("microdata")
-    return (fit_projection(load_microdata(micro)) if micro else None), coords
-
-
-def opinion_rows(items: pd.DataFrame, dists: dict, cfg: dict) -> list[dict]:
-    """GlobalOpinionQA: Sim/CAD/nCAD plus Rystrom et al.'s ``alignment`` (Spearman, no CI) when defined."""
-    rows = opinion_metrics(items, dists, cfg)
-    rho, n = alignment(items, dists, cfg["target"]["country"])
-    if not math.isnan(rho):
-        rows.append(plain_row("alignment", rho, n))
-    return rows
-
-
 def task_metrics(task: str, items: pd.DataFrame, raw: pd.DataFrame, cfg: dict,
-                 projection: Projection | None = None, coords: pd.DataFrame | None = None) -> list[dict]:
-    """Task-specific rows plus the robustness rows for one (model, task, strategy) raw table."""
-    dists = model_distributions(raw, items)
-    if task == "global_opinions":
-        rows = opinion_rows(items, dists, cfg)
-    elif task == "culturalbench":
-        rows = culturalbench_metrics(items, dists, raw, cfg)
-    elif task == "normad":
-        rows = normad_metrics(items, dists, raw, cfg)
-    elif task == "cultural_map":
-        rows = map_metrics(items, dists, cfg, projection, coords)
-    else:
-        raise ValueError(f"unknown task {task!r} in raw outputs")
-    return rows + robustness_metrics(raw, task, cfg)
+                 inputs: MetricInputs | None = None) -> list[dict]:
+    """The rows a task declares (``Task.metrics``) plus robustness for one (model, task, strategy) table."""
+    declared = tasks.get(task)
+    compute = declared.metric_function()
+    rows = compute(items, model_distributions(raw, items), raw, cfg, inputs or MetricInputs())
+    return rows + robustness_metrics(raw, cfg, ordered_scale=declared.ordered_scale)
 
 
 def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd.DataFrame], cfg: dict,
@@ -67,24 +32,27 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
     """All metrics in the long format ``model, task, strategy, metric, value, ci_low, ci_high, n_items``.
 
     ``raw`` maps (model, task, strategy) to raw outputs; ``items`` maps task to its
-    items table. GlobalOpinionQA baselines are added as ``baseline:*`` models with
-    strategy ``none``; then the comparisons (``metrics.comparisons.comparison_rows``):
-    ``group:<group>`` means, ``delta:<model>-vs-<base>`` and ``mixed_effects``.
-    ``raw_root`` (the acquired data folder holding ``ivs_map/``)
-    enables map distances.
+    items table. Human baselines a task declares (``Task.baselines``; GlobalOpinionQA's
+    respondents) are added as ``baseline:*`` models with strategy ``none``; then the
+    comparisons (``metrics.comparisons.comparison_rows``): ``group:<group>`` means,
+    ``delta:<model>-vs-<base>`` and ``mixed_effects``. ``raw_root`` (the acquired data
+    folder holding ``ivs_map/``) enables map distances.
     """
-    projection, coords = map_inputs(cfg, raw_root) if "cultural_map" in items else (None, None)
+    inputs = MetricInputs(raw_root=Path(raw_root) if raw_root is not None else None)
     rows = []
     for (model, task, strategy) in sorted(raw):
         if task not in items:
             raise KeyError(f"raw outputs for {model}/{task}/{strategy}: no items table for task {task!r}")
-        for r in task_metrics(task, items[task], raw[(model, task, strategy)], cfg, projection, coords):
+        for r in task_metrics(task, items[task], raw[(model, task, strategy)], cfg, inputs):
             rows.append({"model": model, "task": task, "strategy": strategy, **r})
-    if "global_opinions" in items:
-        for name, dists in sorted(baseline_distributions(items["global_opinions"], cfg).items()):
+    for task in sorted(items):
+        declared = tasks.get(task)
+        if declared.baselines is None:
+            continue
+        for name, dists in sorted(declared.function("baselines")(items[task], cfg).items()):
             if dists:
-                for r in opinion_rows(items["global_opinions"], dists, cfg):
-                    rows.append({"model": name, "task": "global_opinions", "strategy": "none", **r})
+                for r in declared.metric_function()(items[task], dists, None, cfg, inputs):
+                    rows.append({"model": name, "task": task, "strategy": "none", **r})
     base = pd.DataFrame(rows, columns=COLUMNS)
     df = pd.DataFrame(rows + comparison_rows(base, cfg), columns=COLUMNS)
     df["n_items"] = df["n_items"].astype("int64")

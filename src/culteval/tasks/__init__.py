@@ -196,7 +196,8 @@ class Task:
     common ``enabled``, ``limit``, ``countries``). ``subsets``: the values the
     items' ``subset`` column may take (None: not checked). ``ordered_scale``:
     options form an ordered answer scale (opinion surveys), which enables
-    rank-correlation consistency.
+    rank-correlation consistency. ``baselines``: ``"module:function"`` giving human
+    reference answers as ``{name: {item_id: distribution}}``, scored like a model.
     """
 
     name: str
@@ -208,6 +209,7 @@ class Task:
     labels: str = "letters"
     subsets: frozenset[str] | None = None
     ordered_scale: bool = False
+    baselines: str | None = None
     params_schema: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -227,9 +229,13 @@ class Task:
             raise ValueError(f"item {item_id}: {len(shown)} options exceed the letters A-Z")
         return list(string.ascii_uppercase[: len(shown)])
 
-    def metric_function(self) -> Callable[..., list[dict]]:
-        module, _, attr = self.metrics.partition(":")
+    def function(self, which: str) -> Callable:
+        """The function a ``"module:function"`` field names (imported on first use)."""
+        module, _, attr = getattr(self, which).partition(":")
         return getattr(importlib.import_module(module), attr)
+
+    def metric_function(self) -> Callable[..., list[dict]]:
+        return self.function("metrics")
 
 
 def _discover() -> dict[str, Task]:

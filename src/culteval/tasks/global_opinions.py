@@ -144,4 +144,5 @@ def load_items(raw_root: Path, cfg: dict) -> pd.DataFrame:
 
 TASK = Task(name=NAME, datasets=("global_opinions",), mode="distribution", load_items=load_items,
             parse_answer=parse_answer, metrics="culteval.metrics.opinions:global_opinions_metrics",
-            ordered_scale=True, params_schema={"countries": {"$ref": "#/$defs/countries"}})
+            ordered_scale=True, baselines="culteval.metrics.opinions:baseline_distributions",
+            params_schema={"countries": {"$ref": "#/$defs/countries"}})
