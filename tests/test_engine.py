@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -48,7 +50,7 @@ def direct_distribution(model_path, text: str, labels: list[str]) -> tuple[np.nd
 
 def test_distribution_matches_direct_llama_cpp_and_prefix_reuse(engine, default_model):
     want, want_mass = direct_distribution(default_model, GOQA, ["A", "B", "C"])
-    assert want_mass > 0.5  # FIELD_NOTES: ~0.9 of the mass is on the letters for this kind of prompt
+    assert want_mass > 0.5  # measured: ~0.9 of the mass is on the letters for this kind of prompt
 
     engine.reset()
     probs, mass = engine.option_distribution(GOQA, ["A", "B", "C"])
@@ -80,7 +82,7 @@ def test_prefix_reuse_evaluates_only_the_tail(default_model):
 
 def test_answer_token_ids(engine):
     ids = engine.answer_token_ids(["A", "B", "C"])
-    assert 236776 in ids[0] and 236799 in ids[1] and 236780 in ids[2]  # FIELD_NOTES ids for gemma
+    assert 236776 in ids[0] and 236799 in ids[1] and 236780 in ids[2]  # Gemma 3 tokenizer ids
     with pytest.raises(ValueError, match=r"share first token.*gemma-3-270m-q4_k_m\.gguf.*'A', 'B', 'A'"):
         engine.answer_token_ids(["A", "B", "A"])
     # a real collision: Likert labels that start with the same token
@@ -118,12 +120,21 @@ def test_gguf_chat_template_is_rendered(default_model, monkeypatch):
         assert eng.encode("Hi") == [eng.llm.token_bos(), *eng.llm.tokenize(b"Hi", add_bos=False)]
 
 
-def test_trial_seed():
-    import hashlib
+def test_trial_seeds_are_distinct_and_stable_across_processes():
+    # Every (run seed, prompt, trial) needs its own stream, identical in any process: a seed built from
+    # Python's hash() or ignoring one of the three would repeat trials or change between runs.
+    import subprocess
+    import sys
 
-    want = int.from_bytes(hashlib.sha256(b"7:global_opinions/0001#default#p0:2").digest()[:4], "big")
-    assert trial_seed(7, "global_opinions/0001#default#p0", 2) == want
-    assert trial_seed(7, "global_opinions/0001#default#p0", 1) != want
+    keys = [(s, f"global_opinions/{i:04d}#default#p{p}", t) for s in (7, 8) for i in range(50) for p in (0, 1)
+            for t in range(3)]
+    seeds = [trial_seed(*k) for k in keys]
+    assert len(set(seeds)) == len(keys)
+    code = ("from culteval.engine import trial_seed; "
+            "print(trial_seed(7, 'global_opinions/0001#default#p0', 2))")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "12345"}).stdout.strip()
+    assert int(other) == trial_seed(7, "global_opinions/0001#default#p0", 2)
 
 
 def test_sampling_is_seeded(engine):
@@ -176,6 +187,19 @@ def test_score_prompts_maps_to_original_order(engine, tmp_path):
     assert out["trial"].tolist() == [-1, 0, 1, -1, 0, 1]
     assert out["n_prompt_tokens"].iloc[0] == len(engine.encode(GOQA))
     assert out["option_mass"].isna().tolist() == [False, True, True, False, True, True]
+
+
+def test_generate_mode_gives_seeded_free_text_only(engine, tmp_path):
+    # Short-answer tasks: no option distribution, `trials` seeded free-text answers, nothing parsed.
+    prompts = prompts_table(2, mode="generate").assign(labels=[[], []], option_order=[[], []],
+                                                       shown_options=[[], []], text=STORY)
+    kw = dict(parse=lambda *a: 0, trials=2, temperature=0.3, max_tokens=6, seed=5, progress=False)
+    out = score_prompts(engine, prompts, tmp_path / "g.parquet", **kw)
+    assert out["trial"].tolist() == [0, 1, 0, 1]
+    assert out["probs"].isna().all() and out["parsed"].isna().all() and out["generated"].str.len().gt(0).all()
+    first = out.iloc[0]
+    assert first["generated"] == engine.sample(STORY, temperature=0.3, max_tokens=6,
+                                               seed=trial_seed(5, first["prompt_id"], 0))
 
 
 def test_score_prompts_resume_is_byte_identical(engine, tmp_path, monkeypatch):

@@ -159,8 +159,8 @@ def test_context_too_short_names_model_and_prompt(tmp_path, mirror, cfg, default
     assert rc == 1
     first = sorted(table["text"].tolist())[0]  # prompts run in text order
     pid = table.set_index("text").loc[first, "prompt_id"]
-    assert re.search(rf"culteval infer-gguf: error: prompt '{re.escape(pid)}' has \d+ tokens, more than n_ctx=64 "
-                     rf"of model {default_model.name}", err), err
+    assert re.search(rf"culteval infer-gguf: error: prompt '{re.escape(pid)}' has \d+ tokens, "
+                     rf"more than n_ctx=64 of model {default_model.name}", err), err
     assert not out.exists()
 
 

@@ -137,10 +137,10 @@ def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates
         inputs=[args.prompts], model=model_record, templates=templates, engine=engine.info(),
         params={"sampling": cfg["sampling"], "inference": cfg["inference"], "seed": cfg["seed"], **params},
     )
-    s = cfg["sampling"]
+    s, declared = cfg["sampling"], tasks.get(task)
     score_prompts(
-        engine, prompts_df, args.out, parse=tasks.get(task).parse_answer, trials=s["trials"],
-        temperature=s["temperature"], max_tokens=s["max_tokens"], seed=cfg["seed"],
+        engine, prompts_df, args.out, parse=declared.parse_answer, trials=s["trials"],
+        temperature=s["temperature"], max_tokens=declared.max_tokens or s["max_tokens"], seed=cfg["seed"],
         chunk_size=cfg["inference"]["chunk_size"], provenance=prov, progress=not args.no_progress,
     )
 

@@ -81,7 +81,7 @@ class Engine:
             n_batch=n_batch,
             n_gpu_layers=n_gpu_layers,
             seed=seed,
-            logits_all=False,  # True allocates n_ctx x n_vocab floats (FIELD_NOTES)
+            logits_all=False,  # True allocates n_ctx x n_vocab floats and is slow
             verbose=False,
         )
         self.prefix_reuse = prefix_reuse
@@ -352,15 +352,23 @@ def _score_one(engine: Engine, p, *, parse, trials, temperature, max_tokens, see
     letters = list(p.labels)
     if len(order) != len(letters) or sorted(order) != list(range(len(order))):
         raise ValueError(f"prompt {p.prompt_id!r}: option_order {order} does not match letters {letters}")
-    if p.mode not in ("distribution", "both"):
-        raise ValueError(f"prompt {p.prompt_id!r}: unknown mode {p.mode!r} (distribution|both)")
+    if p.mode not in ("distribution", "both", "generate"):
+        raise ValueError(f"prompt {p.prompt_id!r}: unknown mode {p.mode!r} (distribution|both|generate)")
     tokens = engine.encode(p.text, p.prompt_id)
+    base = {"prompt_id": p.prompt_id, "item_id": p.item_id, "permutation": int(p.permutation),
+            "n_prompt_tokens": len(tokens)}
+    if p.mode == "generate":  # free-text answers, scored against references at metrics time
+        rows = []
+        for t in range(trials):
+            text = engine.sample_from_tokens(tokens, temperature=temperature, max_tokens=max_tokens,
+                                             seed=trial_seed(seed, p.prompt_id, t))
+            rows.append({**base, "trial": t, "probs": None, "option_mass": None, "generated": text,
+                         "parsed": None})
+        return rows
     shown, mass = engine.distribution_from_tokens(tokens, letters)
     original = [0.0] * len(order)
     for pos, orig in enumerate(order):
         original[orig] = shown[pos]
-    base = {"prompt_id": p.prompt_id, "item_id": p.item_id, "permutation": int(p.permutation),
-            "n_prompt_tokens": len(tokens)}
     rows = [{**base, "trial": -1, "probs": original, "option_mass": mass, "generated": None, "parsed": None}]
     if p.mode == "both":
         shown_options = list(p.shown_options)

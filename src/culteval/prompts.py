@@ -24,7 +24,6 @@ from culteval import tasks
 from culteval.config import ROOT, STRATEGIES, TEMPLATE_DIR, TRANSLATED_STRATEGIES
 from culteval.translate import MissingTranslation, item_strings, strings_to_translate
 
-MODES = ("distribution", "both")
 COLUMNS = [
     "prompt_id", "item_id", "task", "subset", "group_id", "strategy", "permutation", "option_order",
     "labels", "shown_options", "text", "template", "template_sha256", "mode",
@@ -85,8 +84,8 @@ def render(
     native every question/option/context string comes from ``translations``; any
     missing string raises :class:`MissingTranslation` (never a silent English fallback).
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    if mode not in tasks.MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {tasks.MODES}")
     root = Path(root)
     translate = strategy in TRANSLATED_STRATEGIES
     if translate:
@@ -125,7 +124,7 @@ def render(
             )
         template, rel, sha = compiled[item.task]
         options = [str(o) for o in item.options]
-        if len(options) < 2:
+        if len(options) < 2 and task.mode != "generate":
             raise ValueError(f"item {item.item_id}: needs at least 2 options, has {options}")
         context = {key: tr(v) if isinstance(v, str) and v else v
                    for key, v in tasks.json_object(item.context, "context", item.item_id).items()}

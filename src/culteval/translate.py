@@ -24,9 +24,9 @@ import pandas as pd
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from culteval.config import ROOT, TEMPLATE_DIR
+from culteval import tasks
+from culteval.config import ROOT, TEMPLATE_DIR, TRANSLATED_STRATEGIES
 from culteval.io import sha256_file
-from culteval.tasks import json_object
 
 COLUMNS = ["source", "target", "origin", "translator_prompt_sha256"]
 TRANSLATOR_TEMPLATE = TEMPLATE_DIR / "translator.j2"
@@ -49,7 +49,7 @@ class MissingTranslation(KeyError):
 
 def item_strings(row) -> list[str]:
     """The English strings of one item that translated strategies must show in the target language."""
-    context = json_object(row.context, "context", row.item_id)
+    context = tasks.json_object(row.context, "context", row.item_id)
     strings = [row.question, *[str(o) for o in row.options]]
     strings += [v for v in context.values() if isinstance(v, str)]
     return [s for s in strings if s != ""]
@@ -59,11 +59,13 @@ def strings_to_translate(items: pd.DataFrame, cfg: dict) -> list[str]:
     """Sorted unique English strings needed by cross_lingual/native prompts.
 
     Questions, options, string context values (statement, value, rot, country,
-    scale) and the target and reference country names.
+    scale) and the target and reference country names. Items of tasks that support no
+    translated strategy (``Task.strategies``) need none.
     """
     out = {cfg["target"]["country"], cfg["reference"]["country"]}
     for row in items.itertuples(index=False):
-        out.update(item_strings(row))
+        if set(tasks.get(row.task).strategies or TRANSLATED_STRATEGIES) & set(TRANSLATED_STRATEGIES):
+            out.update(item_strings(row))
     return sorted(s for s in out if s)
 
 

@@ -46,5 +46,7 @@ def translator_models(wildcards):
 
 ALL_DATASETS = sorted({d for t in TASKS for d in get_task(t).datasets} | {"ivs_map"})
 ALL_ITEMS = expand("data/items/{task}.parquet", task=TASKS)
-ALL_PROMPTS = expand("data/prompts/{task}/{strategy}.parquet", task=TASKS, strategy=STRATEGIES)
-ALL_RAW = expand("results/raw/{model}/{task}/{strategy}.parquet", model=MODELS, task=TASKS, strategy=STRATEGIES)
+# (task, strategy) pairs: a task may declare the strategies it supports (Task.strategies).
+PAIRS = [(t, s) for t in TASKS for s in STRATEGIES if s in (get_task(t).strategies or STRATEGIES)]
+ALL_PROMPTS = [f"data/prompts/{t}/{s}.parquet" for t, s in PAIRS]
+ALL_RAW = [f"results/raw/{m}/{t}/{s}.parquet" for m in MODELS for t, s in PAIRS]

@@ -3,7 +3,7 @@
 Similarity (Durmus et al. 2023): ``Sim_q(m, c) = 1 - JSD(P_m, P_c)`` with the
 Jensen-Shannon *distance*, base 2. CAD ("Fluent but Foreign"):
 ``CAD_q = Sim_q(target) - Sim_q(reference)``, positive = closer to the target.
-nCAD (assumption, FIELD_NOTES): ``CAD_q / JSD(P_target, P_reference)``, in [-1, 1]
+nCAD (the project's assumption, docs/metrics.md): ``CAD_q / JSD(P_target, P_reference)``, in [-1, 1]
 by the triangle inequality; questions whose denominator is below 1e-9 are skipped.
 """
 

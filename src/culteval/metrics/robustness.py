@@ -38,7 +38,10 @@ def consistency_per_prompt(raw: pd.DataFrame) -> pd.Series:
     """Share of agreeing trial pairs per prompt with >= 2 trials."""
     out = {}
     for pid, grp in sampled_rows(raw).groupby("prompt_id", sort=True):
-        answers = grp["parsed"].fillna(-1).astype(int).tolist()
+        if grp["parsed"].isna().all():  # free-text answers: agreement of the normalised text
+            answers = grp["generated"].fillna("").str.strip().str.casefold().tolist()
+        else:
+            answers = grp["parsed"].fillna(-1).astype(int).tolist()
         if len(answers) >= 2:
             out[pid] = float(np.mean([a == b for a, b in combinations(answers, 2)]))
     return pd.Series(out, dtype=float)

@@ -178,7 +178,7 @@ def parse_answer(text: str | None, letters: Sequence[str], shown_options: Sequen
 
 # --- declaration and registry --------------------------------------------------------------------
 
-MODES = ("distribution", "both")
+MODES = ("distribution", "both", "generate")
 LABEL_KINDS = ("letters", "words")
 
 
@@ -186,8 +186,9 @@ LABEL_KINDS = ("letters", "words")
 class Task:
     """What every stage needs to know about one benchmark.
 
-    ``mode``: ``distribution`` (logit distribution over the answer labels only) or
-    ``both`` (plus sampled answers). ``labels``: ``letters`` (A, B, C ... before
+    ``mode``: ``distribution`` (logit distribution over the answer labels only),
+    ``both`` (plus sampled answers) or ``generate`` (sampled free-text answers only,
+    for short-answer tasks without options). ``labels``: ``letters`` (A, B, C ... before
     each option) or ``words`` (the option words are the labels, NormAd's Yes/No/
     Neither). ``metrics`` names the function that turns raw outputs into summary
     rows as ``"module:function"``; it is imported only by the metrics stage, so
@@ -198,6 +199,8 @@ class Task:
     options form an ordered answer scale (opinion surveys), which enables
     rank-correlation consistency. ``baselines``: ``"module:function"`` giving human
     reference answers as ``{name: {item_id: distribution}}``, scored like a model.
+    ``strategies``: the prompting strategies the task supports (None: all four).
+    ``max_tokens``: sampled-answer length for this task (None: ``params.sampling.max_tokens``).
     """
 
     name: str
@@ -210,6 +213,8 @@ class Task:
     subsets: frozenset[str] | None = None
     ordered_scale: bool = False
     baselines: str | None = None
+    strategies: tuple[str, ...] | None = None
+    max_tokens: int | None = None
     params_schema: dict = field(default_factory=dict)
 
     def __post_init__(self):
