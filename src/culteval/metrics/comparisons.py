@@ -21,11 +21,11 @@ MIN_QUESTIONS = 3
 FORMULA = "alignment ~ 0 + consistency:language + multilingual:family:language"
 ENGLISH_STRATEGIES = ("default", "demographic")  # the others put the question in the target language
 MIXED_MODEL = "mixed_effects"
-COMPARISON_PREFIXES = ("group:", "delta:", MIXED_MODEL)
+COMPARISON_PREFIXES = ("group:", "delta:", MIXED_MODEL, "reference:")
 
 
 def is_model(name: str) -> bool:
-    """True for an evaluated model (not a baseline, group mean, delta or mixed-effects row)."""
+    """True for an evaluated model (not a baseline, group mean, delta, mixed-effects or reference row)."""
     return not (name.startswith("baseline:") or name.startswith(COMPARISON_PREFIXES))
 
 

@@ -15,6 +15,8 @@ from culteval.metrics.comparisons import alignment, comparison_rows
 from culteval.metrics.cultural_map import (
     Projection,
     fit_projection,
+    fit_quality,
+    fit_quality_rows,
     load_microdata,
     map_metrics,
     published_coordinates,
@@ -23,17 +25,28 @@ from culteval.metrics.opinions import baseline_distributions, opinion_metrics
 from culteval.metrics.robustness import robustness_metrics
 
 COLUMNS = ["model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items"]
+MAP_FIT_MODEL = "reference:ivs_map_fit"  # how well the fitted projection reproduces published points
 SORT = ["model", "task", "strategy", "metric"]
 
 
 def map_inputs(cfg: dict, raw_root: str | Path | None) -> tuple[Projection | None, pd.DataFrame | None]:
     """The fitted projection (None without ``cfg.cultural_map.microdata``) and published coordinates."""
+    return map_fit(cfg, raw_root)[:2]
+
+
+def map_fit(cfg: dict, raw_root: str | Path | None
+            ) -> tuple[Projection | None, pd.DataFrame | None, list[dict]]:
+    """``map_inputs`` plus the projection's fit-quality rows against the published points."""
     cm = cfg.get("cultural_map") or {}
     coords = None
     if raw_root is not None and (Path(raw_root) / "ivs_map").is_dir():
         coords = published_coordinates(Path(raw_root) / "ivs_map", cm.get("target_year"))
     micro = cm.get("microdata")
-    return (fit_projection(load_microdata(micro)) if micro else None), coords
+    if not micro:
+        return None, coords, []
+    data = load_microdata(micro)
+    projection = fit_projection(data)
+    return projection, coords, fit_quality_rows(fit_quality(projection, data, coords))
 
 
 def opinion_rows(items: pd.DataFrame, dists: dict, cfg: dict) -> list[dict]:
@@ -56,7 +69,7 @@ def task_metrics(task: str, items: pd.DataFrame, raw: pd.DataFrame, cfg: dict,
     elif task == "normad":
         rows = normad_metrics(items, dists, raw, cfg)
     elif task == "cultural_map":
-        rows = map_metrics(items, dists, cfg, projection, coords)
+        rows = map_metrics(items, dists, cfg, projection, coords, raw)
     else:
         raise ValueError(f"unknown task {task!r} in raw outputs")
     return rows + robustness_metrics(raw, task, cfg)
@@ -73,8 +86,8 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
     ``raw_root`` (the acquired data folder holding ``ivs_map/``)
     enables map distances.
     """
-    projection, coords = map_inputs(cfg, raw_root) if "cultural_map" in items else (None, None)
-    rows = []
+    projection, coords, fit_rows = map_fit(cfg, raw_root) if "cultural_map" in items else (None, None, [])
+    rows = [{"model": MAP_FIT_MODEL, "task": "cultural_map", "strategy": "none", **r} for r in fit_rows]
     for (model, task, strategy) in sorted(raw):
         if task not in items:
             raise KeyError(f"raw outputs for {model}/{task}/{strategy}: no items table for task {task!r}")
