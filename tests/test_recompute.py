@@ -36,9 +36,10 @@ N_PERM, N_TRIALS = 2, 3
 TOL = 1e-9
 
 
-def _item(task, item_id, options, answer=None, dists=None, subset="all", group_id=None, meta=None):
+def _item(task, item_id, options, answer=None, dists=None, subset="all", group_id=None, meta=None,
+          country=None):
     return {"item_id": item_id, "task": task, "subset": subset, "group_id": group_id or item_id,
-            "country": None, "question": f"q {item_id}", "options": [str(o) for o in options],
+            "country": country, "question": f"q {item_id}", "options": [str(o) for o in options],
             "answer": answer, "distributions": json.dumps(dists or {}, sort_keys=True), "context": "{}",
             "meta": json.dumps(meta or {}, sort_keys=True)}
 
@@ -64,18 +65,19 @@ def synthetic_items(rng) -> dict[str, pd.DataFrame]:
     for i in range(6):
         opts = [f"c{i}{j}" for j in range(4)]
         g = int(rng.integers(0, 4))
+        country = T if i % 2 == 0 else R
         cb.append(_item("culturalbench", f"culturalbench/easy/{i:04d}", opts, opts[g], subset="easy",
-                        meta={"answer_letter": "ABCD"[g]}))
+                        meta={"answer_letter": "ABCD"[g]}, country=country))
         for j in range(4):
             gid = f"culturalbench/hard/{i:04d}"
             cb.append(_item("culturalbench", f"{gid}/{j}", ["True", "False"], "True" if j == g else "False",
-                            subset="hard", group_id=gid))
+                            subset="hard", group_id=gid, country=country))
     nm = []
     for i in range(5):
         gold = ["yes", "no", "neutral"][i % 3]
         for ctx in ("none", "country", "value", "rot"):
             nm.append(_item("normad", f"normad/{i:04d}/{ctx}", ["Yes", "No", "Neither"], gold, subset=ctx,
-                            group_id=f"normad/{i:04d}"))
+                            group_id=f"normad/{i:04d}", country=T if i % 3 else R))
     frames = {"global_opinions": go, "culturalbench": cb, "normad": nm}
     return {t: pd.DataFrame(rows).sort_values("item_id").reset_index(drop=True) for t, rows in frames.items()}
 
@@ -213,38 +215,51 @@ def test_alignment_spearman(run):
 
 @pytest.mark.parametrize("model", MODELS)
 def test_culturalbench_accuracy(run, model):
-    items = read_items(run, "culturalbench").set_index("item_id")
+    all_items = read_items(run, "culturalbench").set_index("item_id")
     for strategy in STRATEGIES:
-        d = dists_from_file(run / "results" / "raw" / model / "culturalbench" / f"{strategy}.parquet")
-        correct = {iid: float(np.argmax(d[iid]) == gold(items.loc[iid, "options"], items.loc[iid, "answer"]))
-                   for iid in items.index}
-        easy = [correct[i] for i in items.index if items.loc[i, "subset"] == "easy"]
-        hard = items[items["subset"] == "hard"]
-        judgements = [correct[i] for i in hard.index]
-        questions = [float(all(correct[i] == 1.0 for i in grp.index)) for _, grp in hard.groupby("group_id")]
-        check(run, model, "culturalbench", strategy, "acc_prob", easy)
-        check(run, model, "culturalbench", strategy, "acc_judgement", judgements)
-        check(run, model, "culturalbench", strategy, "acc_question", questions)
-        assert len(easy) == 6 and len(judgements) == 24 and len(questions) == 6
+        path = run / "results" / "raw" / model / "culturalbench" / f"{strategy}.parquet"
+        d = dists_from_file(path)
+        trials = pd.read_parquet(path).query("trial >= 0")
+        for suffix, country in (("", None), ("_target", T), ("_reference", R)):
+            items = all_items if country is None else all_items[all_items["country"] == country]
+            g = {iid: gold(items.loc[iid, "options"], items.loc[iid, "answer"]) for iid in items.index}
+            correct = {iid: float(np.argmax(d[iid]) == g[iid]) for iid in items.index}
+            share = {iid: float((trials.loc[trials["item_id"] == iid, "parsed"] == g[iid]).mean())
+                     for iid in items.index}
+            easy = [correct[i] for i in items.index if items.loc[i, "subset"] == "easy"]
+            hard = items[items["subset"] == "hard"]
+            judgements = [correct[i] for i in hard.index]
+            groups = [grp.index for _, grp in hard.groupby("group_id")]
+            questions = [float(all(correct[i] == 1.0 for i in ids)) for ids in groups]
+            q_sampled = [float(np.prod([share[i] for i in ids])) for ids in groups]
+            check(run, model, "culturalbench", strategy, "acc_prob" + suffix, easy)
+            check(run, model, "culturalbench", strategy, "acc_judgement" + suffix, judgements)
+            check(run, model, "culturalbench", strategy, "acc_question" + suffix, questions)
+            check(run, model, "culturalbench", strategy, "acc_question_sampled" + suffix, q_sampled)
+            n = {"": 6, "_target": 3, "_reference": 3}[suffix]
+            assert len(easy) == n and len(judgements) == 4 * n and len(questions) == n
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_normad_accuracy_per_context(run, model):
-    items = read_items(run, "normad").set_index("item_id")
+def test_normad_accuracy_per_context_and_country(run, model):
+    all_items = read_items(run, "normad").set_index("item_id")
     for strategy in STRATEGIES:
         path = run / "results" / "raw" / model / "normad" / f"{strategy}.parquet"
         d = dists_from_file(path)
         raw = pd.read_parquet(path)
         trials = raw[raw["trial"] >= 0]
-        for ctx in ("none", "country", "value", "rot"):
-            ids = [i for i in items.index if items.loc[i, "subset"] == ctx]
-            g = {i: gold(items.loc[i, "options"], items.loc[i, "answer"]) for i in ids}
-            by_prob = [float(np.argmax(d[i]) == g[i]) for i in ids]
-            check(run, model, "normad", strategy, f"acc_prob_{ctx}", by_prob)
-            sampled = [float((trials.loc[trials["item_id"] == i, "parsed"] == g[i]).mean()) for i in ids]
-            invalid = [float((trials.loc[trials["item_id"] == i, "parsed"] == -1).mean()) for i in ids]
-            check(run, model, "normad", strategy, f"acc_sampled_{ctx}", sampled)
-            check(run, model, "normad", strategy, f"invalid_rate_{ctx}", invalid)
+        for suffix, country, n in (("", None, 5), ("_target", T, 3), ("_reference", R, 2)):
+            items = all_items if country is None else all_items[all_items["country"] == country]
+            for ctx in ("none", "country", "value", "rot"):
+                ids = [i for i in items.index if items.loc[i, "subset"] == ctx]
+                assert len(ids) == n
+                g = {i: gold(items.loc[i, "options"], items.loc[i, "answer"]) for i in ids}
+                by_prob = [float(np.argmax(d[i]) == g[i]) for i in ids]
+                check(run, model, "normad", strategy, f"acc_prob_{ctx}{suffix}", by_prob)
+                sampled = [float((trials.loc[trials["item_id"] == i, "parsed"] == g[i]).mean()) for i in ids]
+                invalid = [float((trials.loc[trials["item_id"] == i, "parsed"] == -1).mean()) for i in ids]
+                check(run, model, "normad", strategy, f"acc_sampled_{ctx}{suffix}", sampled)
+                check(run, model, "normad", strategy, f"invalid_rate_{ctx}{suffix}", invalid)
 
 
 def test_group_means_and_deltas(run):
