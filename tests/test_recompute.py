@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import spearmanr
+from scipy.stats import binomtest, spearmanr
 
 from culteval.io import write_parquet
 from culteval.metrics.summary import summarize, write_summary
@@ -272,3 +272,42 @@ def test_group_means_and_deltas(run):
     assert s.loc[("group:global", *key), "value"] == pytest.approx(v["alpha"], abs=TOL)
     assert s.loc[("delta:beta-vs-alpha", *key), "value"] == pytest.approx(v["beta"] - v["alpha"], abs=TOL)
     assert not s.index.get_level_values("model").str.startswith("group:baseline").any()
+
+
+def _cad_per_question(run, model, strategy="default") -> dict[str, float]:
+    items = read_items(run, "global_opinions")
+    d = dists_from_file(run / "results" / "raw" / model / "global_opinions" / f"{strategy}.parquet")
+    out = {}
+    for iid, text in zip(items["item_id"], items["distributions"], strict=True):
+        dd = json.loads(text)
+        if T in dd and R in dd:
+            out[iid] = sim(d[iid], dd[T]) - sim(d[iid], dd[R])
+    return out
+
+
+def _paired_ci(d):
+    idx = np.random.default_rng(CFG["seed"]).integers(0, d.size, size=(CFG["metrics"]["bootstrap"], d.size))
+    return np.percentile(d[idx].mean(axis=1), [2.5, 97.5])
+
+
+def test_paired_delta_and_group_cis(run):
+    s = pd.read_csv(run / "results" / "metrics" / "summary.csv").set_index(["model", "task", "strategy",
+                                                                          "metric"])
+    cad = {m: _cad_per_question(run, m) for m in MODELS}
+    ids = sorted(cad["alpha"])
+    sides = {"delta:beta-vs-alpha": (np.array([cad["beta"][i] for i in ids]),
+                                     np.array([cad["alpha"][i] for i in ids])),
+             "group:global-vs-regional": (np.array([cad["alpha"][i] for i in ids]),
+                                          np.array([(cad["beta"][i] + cad["gamma"][i]) / 2 for i in ids]))}
+    for name, (x, y) in sides.items():
+        d = x - y
+        row = s.loc[(name, "global_opinions", "default", "cad")]
+        lo, hi = _paired_ci(d)
+        assert row["n_items"] == len(ids) == 6
+        assert (row["value"], row["ci_low"], row["ci_high"]) == pytest.approx((d.mean(), lo, hi), abs=TOL)
+        signs = 1 - 2 * ((np.arange(2 ** d.size)[:, None] >> np.arange(d.size)) & 1)  # exact for 6 items
+        p_perm = float((np.abs(signs @ d) >= abs(d.sum()) - 1e-12).mean())
+        p_sign = binomtest(int((d > 0).sum()), int((d != 0).sum()), 0.5).pvalue
+        key = (name, "global_opinions", "default")
+        assert s.loc[(*key, "cad:p_permutation"), "value"] == pytest.approx(p_perm)
+        assert s.loc[(*key, "cad:p_sign"), "value"] == pytest.approx(p_sign)

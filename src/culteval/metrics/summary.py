@@ -22,6 +22,7 @@ from culteval.metrics.cultural_map import (
     published_coordinates,
 )
 from culteval.metrics.opinions import baseline_distributions, opinion_metrics
+from culteval.metrics.paired import item_scores, merge, paired_rows
 from culteval.metrics.robustness import robustness_metrics
 
 COLUMNS = ["model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items"]
@@ -88,18 +89,22 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
     """
     projection, coords, fit_rows = map_fit(cfg, raw_root) if "cultural_map" in items else (None, None, [])
     rows = [{"model": MAP_FIT_MODEL, "task": "cultural_map", "strategy": "none", **r} for r in fit_rows]
+    scores: dict = {}
     for (model, task, strategy) in sorted(raw):
         if task not in items:
             raise KeyError(f"raw outputs for {model}/{task}/{strategy}: no items table for task {task!r}")
         for r in task_metrics(task, items[task], raw[(model, task, strategy)], cfg, projection, coords):
             rows.append({"model": model, "task": task, "strategy": strategy, **r})
+        # per-item scores for the paired (like-for-like) comparisons
+        run_dists = model_distributions(raw[(model, task, strategy)], items[task])
+        scores[(model, task, strategy)] = item_scores(task, items[task], run_dists, cfg)
     if "global_opinions" in items:
         for name, dists in sorted(baseline_distributions(items["global_opinions"], cfg).items()):
             if dists:
                 for r in opinion_rows(items["global_opinions"], dists, cfg):
                     rows.append({"model": name, "task": "global_opinions", "strategy": "none", **r})
     base = pd.DataFrame(rows, columns=COLUMNS)
-    df = pd.DataFrame(rows + comparison_rows(base, cfg), columns=COLUMNS)
+    df = pd.DataFrame(rows + merge(comparison_rows(base, cfg), paired_rows(scores, cfg)), columns=COLUMNS)
     df["n_items"] = df["n_items"].astype("int64")
     return df.sort_values(SORT, kind="stable").reset_index(drop=True)
 
