@@ -21,11 +21,12 @@ from culteval.metrics.cultural_map import (
     map_metrics,
     published_coordinates,
 )
-from culteval.metrics.opinions import baseline_distributions, opinion_metrics
+from culteval.metrics.flags import flag_column
+from culteval.metrics.opinions import baseline_distributions, national_only, opinion_metrics
 from culteval.metrics.paired import item_scores, merge, paired_rows
 from culteval.metrics.robustness import robustness_metrics
 
-COLUMNS = ["model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items"]
+COLUMNS = ["model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items", "flags"]
 MAP_FIT_MODEL = "reference:ivs_map_fit"  # how well the fitted projection reproduces published points
 SORT = ["model", "task", "strategy", "metric"]
 
@@ -90,6 +91,8 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
     projection, coords, fit_rows = map_fit(cfg, raw_root) if "cultural_map" in items else (None, None, [])
     rows = [{"model": MAP_FIT_MODEL, "task": "cultural_map", "strategy": "none", **r} for r in fit_rows]
     scores: dict = {}
+    if "global_opinions" in items:  # nationally representative target samples unless admitted
+        items = {**items, "global_opinions": national_only(items["global_opinions"], cfg)}
     for (model, task, strategy) in sorted(raw):
         if task not in items:
             raise KeyError(f"raw outputs for {model}/{task}/{strategy}: no items table for task {task!r}")
@@ -106,11 +109,13 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
     base = pd.DataFrame(rows, columns=COLUMNS)
     df = pd.DataFrame(rows + merge(comparison_rows(base, cfg), paired_rows(scores, cfg)), columns=COLUMNS)
     df["n_items"] = df["n_items"].astype("int64")
+    df["flags"] = flag_column(df, cfg, raw_root)  # what each row rests on (metrics/flags.py)
     return df.sort_values(SORT, kind="stable").reset_index(drop=True)
 
 
 def write_summary(df: pd.DataFrame, path: str | Path) -> None:
-    """summary.csv: sorted, ``%.10g`` floats, empty cells for missing CIs."""
+    """summary.csv: sorted, ``%.10g`` floats, empty cells for missing CIs and flags."""
+    df = df if "flags" in df.columns else df.assign(flags="")
     write_csv(df[COLUMNS].sort_values(SORT, kind="stable"), path)
 
 
@@ -130,4 +135,5 @@ def read_summary(path: str | Path) -> pd.DataFrame:
     for c in ("value", "ci_low", "ci_high"):
         df[c] = df[c].astype(float)
     df["n_items"] = df["n_items"].astype(np.int64)
+    df["flags"] = df["flags"].fillna("").astype(str) if "flags" in df.columns else ""
     return df
