@@ -183,3 +183,32 @@ def test_placement_from_samples_and_expected_values_named_apart(micro, mirror):
     # without a projection: no placement, but the reference distance is still reported
     bare = {r["metric"] for r in map_metrics(items, dists, cfg, None, coords, raw)}
     assert "map_x" not in bare and "map_dist_target_reference" in bare
+
+
+def test_summary_reports_fit_quality_before_placing(tmp_path, micro, mirror):
+    from culteval.metrics.comparisons import is_model
+    from culteval.metrics.summary import MAP_FIT_MODEL, summarize
+
+    geo = dict(zip(COUNTRIES, ["india", "united_states", "japan", "sweden", "nigeria", "brazil", "china",
+                               "germany"], strict=True))
+    path = tmp_path / "ivs.csv"
+    micro.assign(country=micro["country"].map(geo)).to_csv(path, index=False)
+    items = _map_items()
+    dists = {iid: np.full(len(o), 1 / len(o))
+             for iid, o in zip(items["item_id"], items["options"], strict=True)}
+    raw = pd.DataFrame([{"prompt_id": f"{iid}#default#p0", "item_id": iid, "permutation": 0, "trial": -1,
+                         "probs": p.tolist(), "option_mass": 1.0, "generated": None, "parsed": None,
+                         "n_prompt_tokens": 5} for iid, p in dists.items()])
+    aliases = {"India": {"ivs_map": ["india"]}, "United States": {"ivs_map": ["united_states"]}}
+    cfg = {"seed": 1, "target": {"country": "India"}, "reference": {"country": "United States"},
+           "country_aliases": aliases,
+           "metrics": {"bootstrap": 10, "ci": 0.95, "low_mass": 0.1},
+           "cultural_map": {"microdata": str(path), "target_year": None}, "models": {"m1": {"group": "g"}}}
+    df = summarize({"cultural_map": items}, {("m1", "cultural_map", "default"): raw}, cfg, raw_root=mirror)
+    fit = df[df["model"] == MAP_FIT_MODEL].set_index("metric")
+    expected = {f"fit_dist:{g}" for g in geo.values()} | {"fit_rmse", "fit_corr_x", "fit_corr_y"}
+    assert expected == set(fit.index)
+    assert fit.loc["fit_corr_x", "n_items"] == 8 and not is_model(MAP_FIT_MODEL)
+    # synthetic respondents are nowhere near the real published points: the fit says so
+    assert fit.loc["fit_rmse", "value"] > 0.3
+    assert "map_x" in set(df.loc[df["model"] == "m1", "metric"])
