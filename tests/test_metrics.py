@@ -257,7 +257,7 @@ def test_summary_long_format_and_independent_recompute(go_items, go_raw, tmp_pat
     write_summary(df, path)
     text = path.read_text()
     assert text.splitlines()[0] == ",".join(COLUMNS)
-    assert "m1,global_opinions,default,ncad_skipped,1,,,2" in text.splitlines()  # empty CI cells
+    assert "m1,global_opinions,default,ncad_skipped,1,,,2," in text.splitlines()  # empty CI and flags cells
     back = read_summary(path)
     np.testing.assert_allclose(back["value"], df["value"], rtol=1e-9)
     skipped = back[(back["model"] == "m1") & (back["metric"] == "ncad_skipped")].iloc[0]

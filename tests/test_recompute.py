@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import spearmanr
+from scipy.stats import binomtest, spearmanr
 
 from culteval.io import write_parquet
 from culteval.metrics.summary import summarize, write_summary
@@ -36,9 +36,10 @@ N_PERM, N_TRIALS = 2, 3
 TOL = 1e-9
 
 
-def _item(task, item_id, options, answer=None, dists=None, subset="all", group_id=None, meta=None):
+def _item(task, item_id, options, answer=None, dists=None, subset="all", group_id=None, meta=None,
+          country=None):
     return {"item_id": item_id, "task": task, "subset": subset, "group_id": group_id or item_id,
-            "country": None, "question": f"q {item_id}", "options": [str(o) for o in options],
+            "country": country, "question": f"q {item_id}", "options": [str(o) for o in options],
             "answer": answer, "distributions": json.dumps(dists or {}, sort_keys=True), "context": "{}",
             "meta": json.dumps(meta or {}, sort_keys=True)}
 
@@ -64,18 +65,19 @@ def synthetic_items(rng) -> dict[str, pd.DataFrame]:
     for i in range(6):
         opts = [f"c{i}{j}" for j in range(4)]
         g = int(rng.integers(0, 4))
+        country = T if i % 2 == 0 else R
         cb.append(_item("culturalbench", f"culturalbench/easy/{i:04d}", opts, opts[g], subset="easy",
-                        meta={"answer_letter": "ABCD"[g]}))
+                        meta={"answer_letter": "ABCD"[g]}, country=country))
         for j in range(4):
             gid = f"culturalbench/hard/{i:04d}"
             cb.append(_item("culturalbench", f"{gid}/{j}", ["True", "False"], "True" if j == g else "False",
-                            subset="hard", group_id=gid))
+                            subset="hard", group_id=gid, country=country))
     nm = []
     for i in range(5):
         gold = ["Yes", "No", "Neither"][i % 3]  # the loader maps upstream "neutral" to Neither
         for ctx in ("none", "country", "value", "rot"):
             nm.append(_item("normad", f"normad/{i:04d}/{ctx}", ["Yes", "No", "Neither"], gold, subset=ctx,
-                            group_id=f"normad/{i:04d}"))
+                            group_id=f"normad/{i:04d}", country=T if i % 3 else R))
     frames = {"global_opinions": go, "culturalbench": cb, "normad": nm}
     return {t: pd.DataFrame(rows).sort_values("item_id").reset_index(drop=True) for t, rows in frames.items()}
 
@@ -213,38 +215,51 @@ def test_alignment_spearman(run):
 
 @pytest.mark.parametrize("model", MODELS)
 def test_culturalbench_accuracy(run, model):
-    items = read_items(run, "culturalbench").set_index("item_id")
+    all_items = read_items(run, "culturalbench").set_index("item_id")
     for strategy in STRATEGIES:
-        d = dists_from_file(run / "results" / "raw" / model / "culturalbench" / f"{strategy}.parquet")
-        correct = {iid: float(np.argmax(d[iid]) == gold(items.loc[iid, "options"], items.loc[iid, "answer"]))
-                   for iid in items.index}
-        easy = [correct[i] for i in items.index if items.loc[i, "subset"] == "easy"]
-        hard = items[items["subset"] == "hard"]
-        judgements = [correct[i] for i in hard.index]
-        questions = [float(all(correct[i] == 1.0 for i in grp.index)) for _, grp in hard.groupby("group_id")]
-        check(run, model, "culturalbench", strategy, "acc_prob", easy)
-        check(run, model, "culturalbench", strategy, "acc_judgement", judgements)
-        check(run, model, "culturalbench", strategy, "acc_question", questions)
-        assert len(easy) == 6 and len(judgements) == 24 and len(questions) == 6
+        path = run / "results" / "raw" / model / "culturalbench" / f"{strategy}.parquet"
+        d = dists_from_file(path)
+        trials = pd.read_parquet(path).query("trial >= 0")
+        for suffix, country in (("", None), ("_target", T), ("_reference", R)):
+            items = all_items if country is None else all_items[all_items["country"] == country]
+            g = {iid: gold(items.loc[iid, "options"], items.loc[iid, "answer"]) for iid in items.index}
+            correct = {iid: float(np.argmax(d[iid]) == g[iid]) for iid in items.index}
+            share = {iid: float((trials.loc[trials["item_id"] == iid, "parsed"] == g[iid]).mean())
+                     for iid in items.index}
+            easy = [correct[i] for i in items.index if items.loc[i, "subset"] == "easy"]
+            hard = items[items["subset"] == "hard"]
+            judgements = [correct[i] for i in hard.index]
+            groups = [grp.index for _, grp in hard.groupby("group_id")]
+            questions = [float(all(correct[i] == 1.0 for i in ids)) for ids in groups]
+            q_sampled = [float(np.prod([share[i] for i in ids])) for ids in groups]
+            check(run, model, "culturalbench", strategy, "acc_prob" + suffix, easy)
+            check(run, model, "culturalbench", strategy, "acc_judgement" + suffix, judgements)
+            check(run, model, "culturalbench", strategy, "acc_question" + suffix, questions)
+            check(run, model, "culturalbench", strategy, "acc_question_sampled" + suffix, q_sampled)
+            n = {"": 6, "_target": 3, "_reference": 3}[suffix]
+            assert len(easy) == n and len(judgements) == 4 * n and len(questions) == n
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_normad_accuracy_per_context(run, model):
-    items = read_items(run, "normad").set_index("item_id")
+def test_normad_accuracy_per_context_and_country(run, model):
+    all_items = read_items(run, "normad").set_index("item_id")
     for strategy in STRATEGIES:
         path = run / "results" / "raw" / model / "normad" / f"{strategy}.parquet"
         d = dists_from_file(path)
         raw = pd.read_parquet(path)
         trials = raw[raw["trial"] >= 0]
-        for ctx in ("none", "country", "value", "rot"):
-            ids = [i for i in items.index if items.loc[i, "subset"] == ctx]
-            g = {i: gold(items.loc[i, "options"], items.loc[i, "answer"]) for i in ids}
-            by_prob = [float(np.argmax(d[i]) == g[i]) for i in ids]
-            check(run, model, "normad", strategy, f"acc_prob_{ctx}", by_prob)
-            sampled = [float((trials.loc[trials["item_id"] == i, "parsed"] == g[i]).mean()) for i in ids]
-            invalid = [float((trials.loc[trials["item_id"] == i, "parsed"] == -1).mean()) for i in ids]
-            check(run, model, "normad", strategy, f"acc_sampled_{ctx}", sampled)
-            check(run, model, "normad", strategy, f"invalid_rate_{ctx}", invalid)
+        for suffix, country, n in (("", None, 5), ("_target", T, 3), ("_reference", R, 2)):
+            items = all_items if country is None else all_items[all_items["country"] == country]
+            for ctx in ("none", "country", "value", "rot"):
+                ids = [i for i in items.index if items.loc[i, "subset"] == ctx]
+                assert len(ids) == n
+                g = {i: gold(items.loc[i, "options"], items.loc[i, "answer"]) for i in ids}
+                by_prob = [float(np.argmax(d[i]) == g[i]) for i in ids]
+                check(run, model, "normad", strategy, f"acc_prob_{ctx}{suffix}", by_prob)
+                sampled = [float((trials.loc[trials["item_id"] == i, "parsed"] == g[i]).mean()) for i in ids]
+                invalid = [float((trials.loc[trials["item_id"] == i, "parsed"] == -1).mean()) for i in ids]
+                check(run, model, "normad", strategy, f"acc_sampled_{ctx}{suffix}", sampled)
+                check(run, model, "normad", strategy, f"invalid_rate_{ctx}{suffix}", invalid)
 
 
 def test_group_means_and_deltas(run):
@@ -257,3 +272,42 @@ def test_group_means_and_deltas(run):
     assert s.loc[("group:global", *key), "value"] == pytest.approx(v["alpha"], abs=TOL)
     assert s.loc[("delta:beta-vs-alpha", *key), "value"] == pytest.approx(v["beta"] - v["alpha"], abs=TOL)
     assert not s.index.get_level_values("model").str.startswith("group:baseline").any()
+
+
+def _cad_per_question(run, model, strategy="default") -> dict[str, float]:
+    items = read_items(run, "global_opinions")
+    d = dists_from_file(run / "results" / "raw" / model / "global_opinions" / f"{strategy}.parquet")
+    out = {}
+    for iid, text in zip(items["item_id"], items["distributions"], strict=True):
+        dd = json.loads(text)
+        if T in dd and R in dd:
+            out[iid] = sim(d[iid], dd[T]) - sim(d[iid], dd[R])
+    return out
+
+
+def _paired_ci(d):
+    idx = np.random.default_rng(CFG["seed"]).integers(0, d.size, size=(CFG["metrics"]["bootstrap"], d.size))
+    return np.percentile(d[idx].mean(axis=1), [2.5, 97.5])
+
+
+def test_paired_delta_and_group_cis(run):
+    s = pd.read_csv(run / "results" / "metrics" / "summary.csv").set_index(["model", "task", "strategy",
+                                                                          "metric"])
+    cad = {m: _cad_per_question(run, m) for m in MODELS}
+    ids = sorted(cad["alpha"])
+    sides = {"delta:beta-vs-alpha": (np.array([cad["beta"][i] for i in ids]),
+                                     np.array([cad["alpha"][i] for i in ids])),
+             "group:global-vs-regional": (np.array([cad["alpha"][i] for i in ids]),
+                                          np.array([(cad["beta"][i] + cad["gamma"][i]) / 2 for i in ids]))}
+    for name, (x, y) in sides.items():
+        d = x - y
+        row = s.loc[(name, "global_opinions", "default", "cad")]
+        lo, hi = _paired_ci(d)
+        assert row["n_items"] == len(ids) == 6
+        assert (row["value"], row["ci_low"], row["ci_high"]) == pytest.approx((d.mean(), lo, hi), abs=TOL)
+        signs = 1 - 2 * ((np.arange(2 ** d.size)[:, None] >> np.arange(d.size)) & 1)  # exact for 6 items
+        p_perm = float((np.abs(signs @ d) >= abs(d.sum()) - 1e-12).mean())
+        p_sign = binomtest(int((d > 0).sum()), int((d != 0).sum()), 0.5).pvalue
+        key = (name, "global_opinions", "default")
+        assert s.loc[(*key, "cad:p_permutation"), "value"] == pytest.approx(p_perm)
+        assert s.loc[(*key, "cad:p_sign"), "value"] == pytest.approx(p_sign)

@@ -5,6 +5,12 @@ From sampled answers: the share of trials whose parsed answer is the gold option
 an invalid answer (parsed == -1) counts as wrong and is reported as ``invalid_rate``.
 CulturalBench-Hard: per judgement, and per question (correct only if every
 judgement of the question is correct); the latter is bootstrapped over questions.
+From samples, a question's score is the product of its judgements' correct shares:
+the chance that one independent sampled answer per judgement gets all of them right.
+
+Every metric is reported over all items and, with suffix ``_target`` /
+``_reference``, over the items whose ``country`` is ``cfg.target.country`` /
+``cfg.reference.country`` (the paper reports practice accuracy per country).
 """
 
 from __future__ import annotations
@@ -64,11 +70,34 @@ def _pc_sampled_rows(items, dists, raw, cfg, suffix: str, prob_name: str) -> lis
     return rows
 
 
+def country_scopes(items: pd.DataFrame, cfg: dict) -> list[tuple[str, pd.DataFrame]]:
+    """(suffix, items): all items, then the target's and the reference's where the country has items."""
+    out = [("", items)]
+    for role in ("target", "reference"):
+        sub = items[items["country"] == cfg[role]["country"]]
+        if len(sub):
+            out.append((f"_{role}", sub))
+    return out
+
+
+def _suffixed(rows: list[dict], suffix: str) -> list[dict]:
+    return [{**r, "metric": r["metric"] + suffix} for r in rows]
+
+
 def culturalbench_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame, cfg: dict,
                           inputs=None) -> list[dict]:
+    """``_culturalbench_rows`` over all items and per country (suffixes ``_target``/``_reference``)."""
+    rows = []
+    for suffix, sub in country_scopes(items, cfg):
+        rows += _suffixed(_culturalbench_rows(sub, dists, raw, cfg), suffix)
+    return rows
+
+
+def _culturalbench_rows(items: pd.DataFrame, dists: dict, raw: pd.DataFrame, cfg: dict) -> list[dict]:
     """Easy: acc_prob, acc_sampled, invalid_rate.
 
-    Hard: acc_judgement, acc_question, and from samples acc_judgement_sampled, invalid_rate_hard.
+    Hard: acc_judgement, acc_question, and from samples acc_judgement_sampled,
+    acc_question_sampled, invalid_rate_hard.
     """
     rows = []
     easy = items[items["subset"] == "easy"]
@@ -83,6 +112,8 @@ def culturalbench_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame, c
         ss = sampled_scores(hard, raw)
         if len(ss):
             rows.append(mean_row("acc_judgement_sampled", ss["correct"].to_numpy(), cfg))
+            q_sampled = question_correct_sampled(hard, ss["correct"])
+            rows.append(mean_row("acc_question_sampled", q_sampled.to_numpy(), cfg))
             rows.append(mean_row("invalid_rate_hard", ss["invalid"].to_numpy(), cfg))
     return rows
 
@@ -95,9 +126,40 @@ def question_correct(hard: pd.DataFrame, judgement_correct: pd.Series) -> pd.Ser
                      dtype=float)
 
 
+def question_correct_sampled(hard: pd.DataFrame, judgement_share: pd.Series) -> pd.Series:
+    """Per Hard question with sampled judgements: the product of its judgements' correct shares
+    (a judgement without samples counts 0, as an absent judgement does for ``question_correct``)."""
+    groups = hard.groupby("group_id", sort=True)["item_id"].apply(list)
+    return pd.Series({gid: float(np.prod([judgement_share.get(i, 0.0) for i in ids]))
+                      for gid, ids in groups.items() if any(i in judgement_share.index for i in ids)},
+                     dtype=float)
+
+
 def normad_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame, cfg: dict, inputs=None) -> list[dict]:
-    """Per context (items' ``subset``): acc_prob_<ctx>, acc_sampled_<ctx>, invalid_rate_<ctx>."""
+    """Per context (items' ``subset``): acc_prob_<ctx>, acc_sampled_<ctx>, invalid_rate_<ctx>; over all
+    stories and per country (``..._<ctx>_target``, ``..._<ctx>_reference``)."""
     rows = []
-    for ctx in sorted(items["subset"].unique()):
-        rows += _pc_sampled_rows(items[items["subset"] == ctx], dists, raw, cfg, f"_{ctx}", "acc_prob")
+    for suffix, sub in country_scopes(items, cfg):
+        for ctx in sorted(sub["subset"].unique()):
+            ctx_items = sub[sub["subset"] == ctx]
+            rows += _pc_sampled_rows(ctx_items, dists, raw, cfg, f"_{ctx}{suffix}", "acc_prob")
     return rows
+
+
+def culturalbench_item_scores(items: pd.DataFrame, dists: dict, cfg: dict) -> dict[str, dict[str, float]]:
+    """Per-question correctness behind acc_prob and acc_question, over all items and per country."""
+    out = {}
+    for suffix, sub in country_scopes(items, cfg):
+        easy, hard = sub[sub["subset"] == "easy"], sub[sub["subset"] == "hard"]
+        out["acc_prob" + suffix] = prob_correct(easy, dists).to_dict()
+        out["acc_question" + suffix] = question_correct(hard, prob_correct(hard, dists)).to_dict()
+    return {m: v for m, v in out.items() if v}
+
+
+def normad_item_scores(items: pd.DataFrame, dists: dict, cfg: dict) -> dict[str, dict[str, float]]:
+    """Per-story correctness behind acc_prob_<context>, over all stories and per country."""
+    out = {}
+    for suffix, sub in country_scopes(items, cfg):
+        for ctx in sorted(sub["subset"].unique()):
+            out[f"acc_prob_{ctx}{suffix}"] = prob_correct(sub[sub["subset"] == ctx], dists).to_dict()
+    return {m: v for m, v in out.items() if v}

@@ -14,18 +14,20 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from culteval.config import STRATEGIES, TRANSLATED_STRATEGIES
 from culteval.metrics import load_distributions
 
 MIN_MODELS = 4
 MIN_QUESTIONS = 3
 FORMULA = "alignment ~ 0 + consistency:language + multilingual:family:language"
-ENGLISH_STRATEGIES = ("default", "demographic")  # the others put the question in the target language
+# the strategies that show the question in English (the others use the target language)
+ENGLISH_STRATEGIES = tuple(s for s in STRATEGIES if s not in TRANSLATED_STRATEGIES)
 MIXED_MODEL = "mixed_effects"
-COMPARISON_PREFIXES = ("group:", "delta:", MIXED_MODEL)
+COMPARISON_PREFIXES = ("group:", "delta:", MIXED_MODEL, "reference:")
 
 
 def is_model(name: str) -> bool:
-    """True for an evaluated model (not a baseline, group mean, delta or mixed-effects row)."""
+    """True for an evaluated model (not a baseline, group mean, delta, mixed-effects or reference row)."""
     return not (name.startswith("baseline:") or name.startswith(COMPARISON_PREFIXES))
 
 

@@ -1,11 +1,13 @@
 """Inglehart-Welzel cultural map: published country coordinates and model placement.
 
 Countries come from the IVS aggregates (open-numbers ddf files): x (self-expression)
-= -survsagg, y (secular-rational) = tradagg. A model is placed as one respondent:
-its expected answer per WVS item (sum of codes x probabilities) is projected
-through the official procedure fitted on user-supplied IVS microdata (weighted
-correlations, 2-factor PCA, varimax with Kaiser normalisation, regression scores,
-TradAgg = 1.61*TradRat5 - 0.10, SurvSAgg = 1.81*SurvSelf + 0.038).
+= -survsagg, y (secular-rational) = tradagg. A model is placed as one respondent,
+twice: from its expected answers (sum of codes x probabilities) and from its
+sampled answers (the paper's protocol), each projected through the official
+procedure fitted on user-supplied IVS microdata (weighted correlations, 2-factor
+PCA, varimax with Kaiser normalisation, regression scores, TradAgg = 1.61*TradRat5
+- 0.10, SurvSAgg = 1.81*SurvSelf + 0.038). ``fit_quality`` says how well a fitted
+projection reproduces the published country points.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from culteval.metrics import plain_row
+from culteval.metrics import plain_row, sampled_rows
+from culteval.tasks.cultural_map import Y003_PARTS, derive_y002, derive_y003
 
 MAP_VARS = ("A008", "A165", "E018", "E025", "F063", "F118", "F120", "G006", "Y002", "Y003")
-Y003_PARTS = ("Y003_independence", "Y003_determination", "Y003_religious_faith", "Y003_obedience")
+# Valid range of the derived autonomy index: WVS missing codes (-1 .. -5) are negative on
+# the raw items, but Y003 itself runs from -2 to 2, so only values outside it are missing.
+Y003_RANGE = (-2.0, 2.0)
 NO_MICRODATA = "no IVS microdata supplied: models are not placed; countries shown from published coordinates"
 IVS_FILES = {"tradagg": "ddf--datapoints--tradagg--by--geo--year.csv",
              "survsagg": "ddf--datapoints--survsagg--by--geo--year.csv",
@@ -53,13 +58,19 @@ def published_coordinates(ivs_dir: str | Path, target_year: int | None = None) -
     return out.sort_values("geo").reset_index(drop=True)
 
 
-def country_point(coords: pd.DataFrame, country: str, cfg: dict) -> tuple[float, float] | None:
-    """(x, y) of a canonical country via ``country_aliases.<country>.ivs_map``; None if absent."""
+def country_rows(coords: pd.DataFrame, country: str, cfg: dict) -> pd.DataFrame:
+    """Published rows of a canonical country: ``geo`` in ``country_aliases.<country>.ivs_map`` or
+    ``name == country``, sorted by geo (the one alias lookup for the map)."""
     keys = cfg.get("country_aliases", {}).get(country, {}).get("ivs_map", []) or []
-    hit = coords[coords["geo"].isin(keys) | (coords["name"] == country)]
+    return coords[coords["geo"].isin(keys) | (coords["name"] == country)].sort_values("geo")
+
+
+def country_point(coords: pd.DataFrame, country: str, cfg: dict) -> tuple[float, float] | None:
+    """(x, y) of a canonical country (first alias hit); None if absent."""
+    hit = country_rows(coords, country, cfg)
     if hit.empty:
         return None
-    r = hit.sort_values("geo").iloc[0]
+    r = hit.iloc[0]
     return float(r["x"]), float(r["y"])
 
 
@@ -85,6 +96,16 @@ def _weighted_stats(x: np.ndarray, w: np.ndarray):
     return mean, sd, cov / np.outer(sd, sd)
 
 
+def to_map(sec, selfexp) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) map coordinates from (secular, self-expression) factor scores (official formulas).
+
+    Published survsagg is survival-positive, so SurvSelf is the negated self-expression score.
+    """
+    tradagg = 1.61 * np.asarray(sec, float) - 0.10
+    survsagg = 1.81 * (-np.asarray(selfexp, float)) + 0.038
+    return -survsagg, tradagg
+
+
 @dataclass(frozen=True)
 class Projection:
     """A fitted map projection; ``project`` places one respondent's answers."""
@@ -104,43 +125,110 @@ class Projection:
         if missing:
             raise ValueError(f"cultural map: answers lack {missing}")
         sec, selfexp = self.scores(np.array([float(answers[v]) for v in MAP_VARS]))[0]
-        # Published survsagg is survival-positive, so SurvSelf is the negated self-expression score.
-        tradagg = 1.61 * sec - 0.10
-        survsagg = 1.81 * (-selfexp) + 0.038
-        return {"x": float(-survsagg), "y": float(tradagg), "tradagg": float(tradagg),
-                "survsagg": float(survsagg)}
+        x, y = to_map(sec, selfexp)
+        return {"x": float(x), "y": float(y), "tradagg": float(y), "survsagg": float(-x)}
 
 
-def fit_projection(microdata: pd.DataFrame) -> Projection:
-    """Fit the official two-factor map procedure on IVS microdata.
+def valid_rows(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` (MAP_VARS columns) with every value present: finite, raw items >= 0
+    (negative = WVS missing code), Y003 within ``Y003_RANGE``."""
+    ok = np.isfinite(x).all(axis=1)
+    raw = [i for i, v in enumerate(MAP_VARS) if v != "Y003"]
+    y3 = x[:, MAP_VARS.index("Y003")]
+    with np.errstate(invalid="ignore"):
+        ok &= (x[:, raw] >= 0).all(axis=1) & (y3 >= Y003_RANGE[0]) & (y3 <= Y003_RANGE[1])
+    return ok
 
-    Columns MAP_VARS, optional ``S017`` (weight). Negative codes (WVS missing) and
-    NaN are dropped listwise. Factors are identified by F063 (traditional) and
-    F118 (self-expression) and oriented so F118 loads positively on self-expression
-    and F063 negatively on secular-rational.
-    """
+
+def _matrix(microdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """MAP_VARS values and S017 weights (1 when absent) of the valid, positively weighted rows' mask."""
     missing = [v for v in MAP_VARS if v not in microdata.columns]
     if missing:
         raise ValueError(f"cultural map microdata lacks columns {missing}")
     x = microdata[list(MAP_VARS)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
     w = (pd.to_numeric(microdata["S017"], errors="coerce").to_numpy(float)
          if "S017" in microdata.columns else np.ones(len(microdata)))
-    ok = np.isfinite(x).all(axis=1) & (x >= 0).all(axis=1) & np.isfinite(w) & (w > 0)
-    if ok.sum() < 20:
-        raise ValueError(f"cultural map microdata: only {int(ok.sum())} complete rows")
-    x, w = x[ok], w[ok]
-    mean, sd, corr = _weighted_stats(x, w)
+    return x, w
+
+
+def projection_from_moments(mean: np.ndarray, sd: np.ndarray, corr: np.ndarray) -> Projection:
+    """The official factor solution from (weighted) means, SDs and the correlation matrix.
+
+    Factors are identified by F063 (traditional) and F118 (self-expression) and oriented so
+    F118 loads positively on self-expression and F063 negatively on secular-rational.
+    """
     vals, vecs = np.linalg.eigh(corr)
     top = np.argsort(vals)[::-1][:2]
     loadings = varimax(vecs[:, top] * np.sqrt(vals[top]))
     i63, i118 = MAP_VARS.index("F063"), MAP_VARS.index("F118")
     sec_col = int(np.argmax(np.abs(loadings[i63])))
-    order = [sec_col, 1 - sec_col]
-    loadings = loadings[:, order]
+    loadings = loadings[:, [sec_col, 1 - sec_col]]
     signs = np.array([-np.sign(loadings[i63, 0]) or 1.0, np.sign(loadings[i118, 1]) or 1.0])
     loadings = loadings * signs
     weights = np.linalg.solve(corr, loadings)
-    return Projection(mean=mean, sd=sd, weights=weights, loadings=loadings)
+    return Projection(mean=np.asarray(mean, float), sd=np.asarray(sd, float), weights=weights,
+                      loadings=loadings)
+
+
+def fit_projection(microdata: pd.DataFrame) -> Projection:
+    """Fit the official two-factor map procedure on IVS microdata.
+
+    Columns MAP_VARS, optional ``S017`` (weight). Rows with a missing value
+    (``valid_rows``: NaN, a negative raw-item code, Y003 outside [-2, 2]) or a
+    non-positive weight are dropped listwise.
+    """
+    x, w = _matrix(microdata)
+    ok = valid_rows(x) & np.isfinite(w) & (w > 0)
+    if ok.sum() < 20:
+        raise ValueError(f"cultural map microdata: only {int(ok.sum())} complete rows")
+    return projection_from_moments(*_weighted_stats(x[ok], w[ok]))
+
+
+def fit_quality(projection: Projection, microdata: pd.DataFrame, coords: pd.DataFrame) -> pd.DataFrame:
+    """Per microdata country matched to a published point: the country's placement and its distance.
+
+    Country placement = the S017-weighted mean of its valid respondents' map coordinates (the
+    aggregates are country means of individual scores). ``microdata["country"]`` holds a
+    published ``geo`` key or country ``name`` (case-insensitive). Columns ``geo, name, n, x, y,
+    x_pub, y_pub, dist``, sorted by geo; empty without a ``country`` column or any match.
+    """
+    cols = ["geo", "name", "n", "x", "y", "x_pub", "y_pub", "dist"]
+    if "country" not in microdata.columns or coords is None or coords.empty:
+        return pd.DataFrame(columns=cols)
+    x, w = _matrix(microdata)
+    ok = valid_rows(x) & np.isfinite(w) & (w > 0)
+    sc = projection.scores(np.where(ok[:, None], x, 0.0))
+    mx, my = to_map(sc[:, 0], sc[:, 1])
+    by_key = {str(k).lower(): r for k, r in zip(coords["geo"], coords.itertuples(), strict=True)}
+    by_key.update({str(r.name).lower(): r for r in coords.itertuples()})
+    rows = []
+    country = microdata["country"].astype(str).str.lower().to_numpy()
+    for key in sorted(set(country[ok])):
+        pub = by_key.get(key)
+        if pub is None:
+            continue
+        m = ok & (country == key)
+        px, py = float(np.average(mx[m], weights=w[m])), float(np.average(my[m], weights=w[m]))
+        rows.append({"geo": pub.geo, "name": pub.name, "n": int(m.sum()), "x": px, "y": py,
+                     "x_pub": float(pub.x), "y_pub": float(pub.y),
+                     "dist": float(np.hypot(px - pub.x, py - pub.y))})
+    return pd.DataFrame(rows, columns=cols).sort_values("geo").reset_index(drop=True)
+
+
+def fit_quality_rows(quality: pd.DataFrame) -> list[dict]:
+    """``fit_dist:<geo>`` per country, ``fit_rmse`` overall and, with >= 3 countries,
+    ``fit_corr_x``/``fit_corr_y`` (Pearson, fitted vs published)."""
+    if quality.empty:
+        return []
+    n = len(quality)
+    rows = [plain_row(f"fit_dist:{g}", d, int(k)) for g, d, k in zip(quality["geo"], quality["dist"],
+                                                                     quality["n"], strict=True)]
+    rows.append(plain_row("fit_rmse", float(np.sqrt(np.mean(quality["dist"] ** 2))), n))
+    if n >= 3:
+        for axis in ("x", "y"):
+            r = np.corrcoef(quality[axis], quality[f"{axis}_pub"])[0, 1]
+            rows.append(plain_row(f"fit_corr_{axis}", float(r), n))
+    return rows
 
 
 def load_microdata(path: str | Path) -> pd.DataFrame:
@@ -151,38 +239,6 @@ def load_microdata(path: str | Path) -> pd.DataFrame:
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
 
 
-def _local_derive_y002(p1, p2, codes=(1, 2, 3, 4)) -> float:
-    """Expected Y002 from first/second-choice distributions ({1,3}->1, {2,4}->3, else 2).
-
-    Choices are treated as independent and a pair naming the same option twice is
-    excluded (the two choices must differ), renormalising over the remaining pairs.
-    """
-    num = den = 0.0
-    for i, ci in enumerate(codes):
-        for j, cj in enumerate(codes):
-            if i == j:
-                continue
-            pair = {int(ci), int(cj)}
-            y = 1.0 if pair == {1, 3} else 3.0 if pair == {2, 4} else 2.0
-            num += p1[i] * p2[j] * y
-            den += p1[i] * p2[j]
-    return num / den if den > 0 else float("nan")
-
-
-def _local_derive_y003(expected: dict) -> float:
-    """Y003 = (faith + obedience) - (independence + determination); 1 mentioned / 2 not."""
-    return (expected["Y003_religious_faith"] + expected["Y003_obedience"]
-            - expected["Y003_independence"] - expected["Y003_determination"])
-
-
-def _derivers():
-    try:  # the task module's definitions are canonical when present
-        from culteval.tasks.cultural_map import derive_y002, derive_y003
-        return derive_y002, derive_y003
-    except ImportError:
-        return _local_derive_y002, _local_derive_y003
-
-
 def _by_code(p: np.ndarray, codes) -> np.ndarray:
     """Probabilities reindexed so position i holds code i + 1 (Y002 choices are coded 1..4)."""
     out = np.zeros(max(int(c) for c in codes))
@@ -191,8 +247,27 @@ def _by_code(p: np.ndarray, codes) -> np.ndarray:
     return out
 
 
+def sampled_distributions(items: pd.DataFrame, raw: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per item: the share of its valid sampled answers on each option (original order).
+
+    Invalid answers (parsed == -1) are left out; items without a valid trial are absent.
+    """
+    n_opts = dict(zip(items["item_id"], items["options"].map(len), strict=True))
+    s = sampled_rows(raw)
+    out = {}
+    for iid, grp in s[s["item_id"].isin(list(n_opts))].groupby("item_id", sort=True):
+        parsed = grp["parsed"].fillna(-1).astype(int).to_numpy()
+        parsed = parsed[(parsed >= 0) & (parsed < n_opts[iid])]
+        if parsed.size:
+            out[str(iid)] = np.bincount(parsed, minlength=n_opts[iid]) / parsed.size
+    return out
+
+
 def expected_answers(items: pd.DataFrame, dists: dict[str, np.ndarray]) -> tuple[dict, dict]:
-    """Expected code per map sub-item (``subset``) and the ten map variables where derivable."""
+    """Expected code per map sub-item (``subset``) and the ten map variables where derivable.
+
+    Y002 is left out when the two choice distributions put no mass on two distinct aims.
+    """
     expected, probs = {}, {}
     for iid, subset, meta in zip(items["item_id"], items["subset"], items["meta"], strict=True):
         if iid not in dists:
@@ -203,49 +278,102 @@ def expected_answers(items: pd.DataFrame, dists: dict[str, np.ndarray]) -> tuple
                              f"{len(dists[iid])} options")
         expected[subset] = float(np.dot(np.asarray(codes, float), dists[iid]))
         probs[subset] = (dists[iid], codes)
-    derive_y002, derive_y003 = _derivers()
     answers = {v: expected[v] for v in MAP_VARS if v in expected}
     if "Y002_1" in probs and "Y002_2" in probs:
-        answers["Y002"] = float(derive_y002(*(_by_code(*probs[k]) for k in ("Y002_1", "Y002_2"))))
+        p1, p2 = (_by_code(*probs[k]) for k in ("Y002_1", "Y002_2"))
+        if (np.outer(p1, p2).sum() - np.dot(p1, p2)) > 0:  # e.g. sampled: always the same aim
+            answers["Y002"] = float(derive_y002(p1, p2))
     if all(k in expected for k in Y003_PARTS):
-        answers["Y003"] = float(derive_y003({k: expected[k] for k in Y003_PARTS}))
+        answers["Y003"] = float(derive_y003(expected))
     return expected, answers
 
 
-def map_metrics(items: pd.DataFrame, dists: dict, cfg: dict, projection: Projection | None = None,
-                coords: pd.DataFrame | None = None) -> list[dict]:
-    """``expected_<VAR>`` per sub-item and derived variable; ``map_x``/``map_y`` and the
-    Euclidean distances ``map_dist_target``/``map_dist_reference`` when placed."""
-    expected, answers = expected_answers(items, dists)
-    merged = {**expected, **answers}
-    rows = [plain_row(f"expected_{k}", v, 1) for k, v in sorted(merged.items())]
-    if projection is None or any(v not in answers for v in MAP_VARS):
-        return rows
+def _placement_rows(answers: dict, projection: Projection, coords, cfg: dict, suffix: str) -> list[dict]:
     pt = projection.project(answers)
-    rows += [plain_row("map_x", pt["x"], len(MAP_VARS)), plain_row("map_y", pt["y"], len(MAP_VARS))]
+    n = len(MAP_VARS)
+    rows = [plain_row(f"map_x{suffix}", pt["x"], n), plain_row(f"map_y{suffix}", pt["y"], n)]
     if coords is not None:
         for role in ("target", "reference"):
             c = country_point(coords, cfg[role]["country"], cfg)
             if c is not None:
-                rows.append(plain_row(f"map_dist_{role}", float(np.hypot(pt["x"] - c[0], pt["y"] - c[1])),
-                                      len(MAP_VARS)))
+                rows.append(plain_row(f"map_dist_{role}{suffix}",
+                                      float(np.hypot(pt["x"] - c[0], pt["y"] - c[1])), n))
     return rows
 
 
-def map_inputs(cfg: dict, raw_root: str | Path | None) -> tuple[Projection | None, pd.DataFrame | None]:
-    """The fitted projection (None without ``cfg.cultural_map.microdata``) and published coordinates."""
+def target_reference_distance(coords: pd.DataFrame | None, cfg: dict) -> float | None:
+    """Euclidean map distance between the published target and reference points; None if either lacks one."""
+    if coords is None:
+        return None
+    t, r = (country_point(coords, cfg[role]["country"], cfg) for role in ("target", "reference"))
+    return None if t is None or r is None else float(np.hypot(t[0] - r[0], t[1] - r[1]))
+
+
+def map_metrics(items: pd.DataFrame, dists: dict, cfg: dict, projection: Projection | None = None,
+                coords: pd.DataFrame | None = None, raw: pd.DataFrame | None = None) -> list[dict]:
+    """Rows for one model x strategy.
+
+    ``expected_<VAR>`` per sub-item and derived variable; ``map_dist_target_reference`` (the
+    published target-reference distance, to read the model's distances against) when both
+    points exist; with a projection, ``map_x``/``map_y``/``map_dist_target``/``map_dist_reference``
+    from expected answers and the same with suffix ``_sampled`` from the sampled answers of
+    ``raw`` (plus ``sampled_<VAR>``), each when all ten variables are available.
+    """
+    expected, answers = expected_answers(items, dists)
+    rows = [plain_row(f"expected_{k}", v, 1) for k, v in sorted({**expected, **answers}.items())]
+    d_tr = target_reference_distance(coords, cfg)
+    if d_tr is not None:
+        rows.append(plain_row("map_dist_target_reference", d_tr, 2))
+    if projection is None:
+        return rows
+    if all(v in answers for v in MAP_VARS):
+        rows += _placement_rows(answers, projection, coords, cfg, "")
+    if raw is not None:
+        _, sampled = expected_answers(items, sampled_distributions(items, raw))
+        rows += [plain_row(f"sampled_{v}", sampled[v], 1) for v in MAP_VARS if v in sampled]
+        if all(v in sampled for v in MAP_VARS):
+            rows += _placement_rows(sampled, projection, coords, cfg, "_sampled")
+    return rows
+
+
+MAP_FIT_MODEL = "reference:ivs_map_fit"  # how well the fitted projection reproduces published points
+
+
+def map_fit(cfg: dict, raw_root: str | Path | None
+            ) -> tuple[Projection | None, pd.DataFrame | None, list[dict]]:
+    """The fitted projection (None without ``cfg.cultural_map.microdata``), the published
+    coordinates, and the projection's fit-quality rows against the published points."""
     cm = cfg.get("cultural_map") or {}
     coords = None
     if raw_root is not None and (Path(raw_root) / "ivs_map").is_dir():
         coords = published_coordinates(Path(raw_root) / "ivs_map", cm.get("target_year"))
     micro = cm.get("microdata")
-    return (fit_projection(load_microdata(micro)) if micro else None), coords
+    if not micro:
+        return None, coords, []
+    data = load_microdata(micro)
+    projection = fit_projection(data)
+    return projection, coords, fit_quality_rows(fit_quality(projection, data, coords))
+
+
+def map_inputs(cfg: dict, raw_root: str | Path | None) -> tuple[Projection | None, pd.DataFrame | None]:
+    """The fitted projection and the published coordinates (see :func:`map_fit`)."""
+    return map_fit(cfg, raw_root)[:2]
+
+
+def _run_fit(cfg: dict, inputs) -> tuple[Projection | None, pd.DataFrame | None, list[dict]]:
+    if inputs is None:
+        return None, None, []
+    return inputs.once("cultural_map", lambda: map_fit(cfg, inputs.raw_root))  # fitted once per run
 
 
 def cultural_map_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame, cfg: dict,
                          inputs=None) -> list[dict]:
     """The task's metrics entry point: :func:`map_metrics` with the run's projection and coordinates."""
-    raw_root = getattr(inputs, "raw_root", None)
-    projection, coords = (inputs.once("cultural_map", lambda: map_inputs(cfg, raw_root)) if inputs is not None
-                          else (None, None))
-    return map_metrics(items, dists, cfg, projection, coords)
+    projection, coords, _ = _run_fit(cfg, inputs)
+    return map_metrics(items, dists, cfg, projection, coords, raw)
+
+
+def map_reference_rows(items: pd.DataFrame, cfg: dict, inputs) -> list[dict]:
+    """Summary rows of the projection's fit quality (model ``reference:ivs_map_fit``)."""
+    return [{"model": MAP_FIT_MODEL, "task": "cultural_map", "strategy": "none", **r}
+            for r in _run_fit(cfg, inputs)[2]]

@@ -9,6 +9,8 @@ by the triangle inequality; questions whose denominator is below 1e-9 are skippe
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
@@ -17,6 +19,43 @@ from culteval.metrics import load_distributions, mean_row, plain_row
 
 NCAD_EPS = 1e-9
 ALL_MEAN = "__all_mean__"
+NON_NATIONAL = "non-national"  # GlobalOpinionQA keys such as "India (Non-national sample)"
+
+
+def _target_key(meta: str, target: str) -> str:
+    return str((json.loads(meta or "{}").get("country_keys") or {}).get(target, ""))
+
+
+def national_only(items: pd.DataFrame, cfg: dict) -> pd.DataFrame:
+    """Items with the target's distribution removed where it comes from a non-national sample.
+
+    The paper rests on nationally representative surveys; ``cfg.metrics.non_national: true``
+    keeps such distributions (every number resting on one is then flagged ``non-national``).
+    """
+    if (cfg.get("metrics") or {}).get("non_national", False):
+        return items
+    target = cfg["target"]["country"]
+    out = items.copy()
+    texts = []
+    for text, meta in zip(out["distributions"], out["meta"], strict=True):
+        d = json.loads(text or "{}")
+        if target in d and NON_NATIONAL in _target_key(meta, target).lower():
+            del d[target]
+            text = json.dumps(d, sort_keys=True)
+        texts.append(text)
+    out["distributions"] = texts
+    return out
+
+
+def non_national_count(items: pd.DataFrame, cfg: dict) -> tuple[int, int]:
+    """(questions whose target distribution is from a non-national sample, questions with one)."""
+    target = cfg["target"]["country"]
+    n = hits = 0
+    for text, meta in zip(items["distributions"], items["meta"], strict=True):
+        if target in json.loads(text or "{}"):
+            n += 1
+            hits += NON_NATIONAL in _target_key(meta, target).lower()
+    return hits, n
 
 
 def jsd(p, q) -> float:
@@ -57,9 +96,11 @@ def per_question(items: pd.DataFrame, dists: dict[str, np.ndarray], target: str,
 def opinion_metrics(items: pd.DataFrame, dists: dict[str, np.ndarray], cfg: dict) -> list[dict]:
     """Mean Sim to target / reference, CAD, nCAD over the questions each is defined on.
 
-    Each similarity averages over questions that have that country; CAD over
-    questions with both; nCAD over those with JSD(target, reference) >= 1e-9
-    (``ncad_skipped`` counts the others).
+    Each similarity averages over questions that have that country; CAD and
+    ``sim_target_shared`` over questions with both; nCAD over those with
+    JSD(target, reference) >= 1e-9 (``ncad_skipped`` counts the others).
+    ``target_non_national`` counts scored questions whose target distribution is a
+    non-national sample (0 unless ``cfg.metrics.non_national`` admits them).
     """
     pq = per_question(items, dists, cfg["target"]["country"], cfg["reference"]["country"])
     rows = []
@@ -69,6 +110,13 @@ def opinion_metrics(items: pd.DataFrame, dists: dict[str, np.ndarray], cfg: dict
             rows.append(mean_row(metric, vals, cfg))
     both = pq["jsd_target_reference"].notna()
     rows.append(plain_row("ncad_skipped", int((both & pq["ncad"].isna()).sum()), int(both.sum())))
+    # like for like: Sim to the target on the questions with both countries (those CAD and the
+    # reference-respondent baseline rest on)
+    shared = pq.loc[both, "sim_target"].to_numpy()
+    if shared.size:
+        rows.append(mean_row("sim_target_shared", shared, cfg))
+    hits, n = non_national_count(items[items["item_id"].isin(list(dists))], cfg)
+    rows.append(plain_row("target_non_national", hits, n))
     return rows
 
 
@@ -105,3 +153,13 @@ def global_opinions_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame 
     if not np.isnan(rho):
         rows.append(plain_row("alignment", rho, n))
     return rows
+
+
+OPINION_METRICS = ("sim_target", "sim_reference", "cad", "ncad")
+
+
+def global_opinions_item_scores(items: pd.DataFrame, dists: dict, cfg: dict) -> dict[str, dict[str, float]]:
+    """Per metric, the per-question values its summary row averages (for paired comparisons)."""
+    pq = per_question(items, dists, cfg["target"]["country"], cfg["reference"]["country"])
+    return {m: v for m in OPINION_METRICS
+            if (v := {i: float(x) for i, x in zip(pq["item_id"], pq[m], strict=True) if not np.isnan(x)})}

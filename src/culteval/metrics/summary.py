@@ -12,9 +12,11 @@ from culteval import tasks
 from culteval.io import write_csv
 from culteval.metrics import MetricInputs, model_distributions
 from culteval.metrics.comparisons import comparison_rows
+from culteval.metrics.flags import flag_column
+from culteval.metrics.paired import merge, paired_rows
 from culteval.metrics.robustness import robustness_metrics
 
-COLUMNS = ["model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items"]
+COLUMNS = ["model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items", "flags"]
 SORT = ["model", "task", "strategy", "metric"]
 
 
@@ -25,6 +27,15 @@ def task_metrics(task: str, items: pd.DataFrame, raw: pd.DataFrame, cfg: dict,
     compute = declared.metric_function()
     rows = compute(items, model_distributions(raw, items), raw, cfg, inputs or MetricInputs())
     return rows + robustness_metrics(raw, cfg, ordered_scale=declared.ordered_scale)
+
+
+def metric_items(items: dict[str, pd.DataFrame], cfg: dict) -> dict[str, pd.DataFrame]:
+    """Each task's items as its metrics see them (``Task.metric_view``, e.g. national samples only)."""
+    out = {}
+    for task, table in items.items():
+        view = tasks.get(task).metric_view
+        out[task] = tasks.get(task).function("metric_view")(table, cfg) if view else table
+    return out
 
 
 def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd.DataFrame], cfg: dict,
@@ -39,12 +50,21 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
     folder holding ``ivs_map/``) enables map distances.
     """
     inputs = MetricInputs(raw_root=Path(raw_root) if raw_root is not None else None)
-    rows = []
+    items = metric_items(items, cfg)
+    rows, scores = [], {}
+    for task in sorted(items):  # rows about the run's reference data (e.g. the map's fit quality)
+        if tasks.get(task).reference_rows:
+            rows += tasks.get(task).function("reference_rows")(items[task], cfg, inputs)
     for (model, task, strategy) in sorted(raw):
         if task not in items:
             raise KeyError(f"raw outputs for {model}/{task}/{strategy}: no items table for task {task!r}")
         for r in task_metrics(task, items[task], raw[(model, task, strategy)], cfg, inputs):
             rows.append({"model": model, "task": task, "strategy": strategy, **r})
+        # per-item scores for the paired (like-for-like) comparisons
+        declared = tasks.get(task)
+        if declared.item_scores:
+            run_dists = model_distributions(raw[(model, task, strategy)], items[task])
+            scores[(model, task, strategy)] = declared.function("item_scores")(items[task], run_dists, cfg)
     for task in sorted(items):
         declared = tasks.get(task)
         if declared.baselines is None:
@@ -54,13 +74,15 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
                 for r in declared.metric_function()(items[task], dists, None, cfg, inputs):
                     rows.append({"model": name, "task": task, "strategy": "none", **r})
     base = pd.DataFrame(rows, columns=COLUMNS)
-    df = pd.DataFrame(rows + comparison_rows(base, cfg), columns=COLUMNS)
+    df = pd.DataFrame(rows + merge(comparison_rows(base, cfg), paired_rows(scores, cfg)), columns=COLUMNS)
     df["n_items"] = df["n_items"].astype("int64")
+    df["flags"] = flag_column(df, cfg, raw_root)  # what each row rests on (metrics/flags.py)
     return df.sort_values(SORT, kind="stable").reset_index(drop=True)
 
 
 def write_summary(df: pd.DataFrame, path: str | Path) -> None:
-    """summary.csv: sorted, ``%.10g`` floats, empty cells for missing CIs."""
+    """summary.csv: sorted, ``%.10g`` floats, empty cells for missing CIs and flags."""
+    df = df if "flags" in df.columns else df.assign(flags="")
     write_csv(df[COLUMNS].sort_values(SORT, kind="stable"), path)
 
 
@@ -80,4 +102,5 @@ def read_summary(path: str | Path) -> pd.DataFrame:
     for c in ("value", "ci_low", "ci_high"):
         df[c] = df[c].astype(float)
     df["n_items"] = df["n_items"].astype(np.int64)
+    df["flags"] = df["flags"].fillna("").astype(str) if "flags" in df.columns else ""
     return df

@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 
 from culteval.io import atomic_path  # noqa: E402
 from culteval.metrics.comparisons import COMPARISON_PREFIXES  # noqa: E402
+from culteval.metrics.cultural_map import country_rows  # noqa: E402
 
 DPI = 100
 FIGSIZE = (8.0, 5.0)
@@ -47,9 +48,7 @@ def cultural_map_figure(coords: pd.DataFrame | None, summary: pd.DataFrame, cfg:
     ax.scatter(c["x"], c["y"], s=12, color="0.75", zorder=1, label="IVS countries (published)")
     for role, colour in (("target", "tab:orange"), ("reference", "tab:blue")):
         name = cfg[role]["country"]
-        keys = cfg.get("country_aliases", {}).get(name, {}).get("ivs_map", []) or []
-        hit = c[c["geo"].isin(keys) | (c["name"] == name)]
-        for r in hit.itertuples():
+        for r in country_rows(c, name, cfg).itertuples():
             ax.scatter([r.x], [r.y], s=40, color=colour, zorder=3)
             ax.annotate(f"{name} ({r.year})", (r.x, r.y), textcoords="offset points", xytext=(5, 5))
     placed = summary[summary["task"].eq("cultural_map") & summary["metric"].isin(["map_x", "map_y"])]

@@ -199,6 +199,11 @@ class Task:
     options form an ordered answer scale (opinion surveys), which enables
     rank-correlation consistency. ``baselines``: ``"module:function"`` giving human
     reference answers as ``{name: {item_id: distribution}}``, scored like a model.
+    ``item_scores``: ``"module:function"`` giving per-unit scores ``{metric: {unit: value}}``
+    for paired (like-for-like) comparisons between models. ``metric_view``: a function
+    ``(items, cfg) -> items`` applied before any metric (e.g. national samples only).
+    ``reference_rows``: a function ``(items, cfg, inputs) -> rows`` about the run's
+    reference data rather than a model (e.g. the map projection's fit quality).
     ``strategies``: the prompting strategies the task supports (None: all four).
     ``max_tokens``: sampled-answer length for this task (None: ``params.sampling.max_tokens``).
     """
@@ -213,6 +218,9 @@ class Task:
     subsets: frozenset[str] | None = None
     ordered_scale: bool = False
     baselines: str | None = None
+    item_scores: str | None = None
+    metric_view: str | None = None
+    reference_rows: str | None = None
     strategies: tuple[str, ...] | None = None
     max_tokens: int | None = None
     params_schema: dict = field(default_factory=dict)

@@ -16,7 +16,10 @@ E018, E025, F063, F118, F120, G006); two are indices built from sub-questions:
   distributions; this is the project's choice.)
 * Y003 (autonomy) = (religious faith + obedience) - (independence +
   determination), each child quality coded 1 mentioned / 2 not mentioned, as in
-  the WVS syntax. ``derive_y003`` applies it to the expected codes.
+  the WVS syntax, so Y003 runs from -2 (faith and obedience mentioned, autonomy
+  qualities not) to 2. ``derive_y003`` applies it to the expected codes.
+  ``Y003_PARTS`` (the sub-item subsets) is the one definition both this module
+  and ``culteval.metrics.cultural_map`` use.
 
 Items here: ``cultural_map/<var>``; wording from ``question_metadata.json``
 where present, else built from the codebook; options are the substantive
@@ -50,7 +53,8 @@ DROP_CODES = {"G006": {5}}  # "I am not [nationality]" is not on the pride scale
 _AIMS = ("People sometimes talk about what the aims of this country should be for the next ten years. "
          "If you had to choose, which one of the things on this list would you say is most important?")
 BUILT_QUESTIONS = {"Q154": _AIMS, "Q155": _AIMS + " And which would be the next most important?"}
-Y003_PARTS = ("independence", "determination", "religious_faith", "obedience")
+# Y003 sub-items (item subsets): autonomy qualities first, then the traditional ones.
+Y003_PARTS = ("Y003_independence", "Y003_determination", "Y003_religious_faith", "Y003_obedience")
 
 
 def _options(var: str, q: str, choices: Mapping[str, str]) -> tuple[list[str], list[int]]:
@@ -115,29 +119,16 @@ def derive_y002(p1: Sequence[float], p2: Sequence[float]) -> float:
 def derive_y003(expected_codes: Mapping[str, float]) -> float:
     """Y003 = (faith + obedience) - (independence + determination) on expected codes (1 mentioned, 2 not).
 
-    Keys may be bare (``obedience``) or prefixed (``Y003_obedience``).
+    Keys are the ``Y003_PARTS`` subsets (``Y003_obedience``, ...); the result lies in [-2, 2].
     """
-    def get(part: str) -> float:
-        for key in (f"Y003_{part}", part):
-            if key in expected_codes:
-                return float(expected_codes[key])
-        raise KeyError(f"derive_y003: missing expected code for {part!r}")
-
-    return get("religious_faith") + get("obedience") - get("independence") - get("determination")
-
-
-def derive_map_answers(expected: Mapping[str, float],
-                       probs: Mapping[str, Sequence[float]] | None = None) -> dict[str, float]:
-    """The ten map variables from per-item expected codes (+ Y002_1/Y002_2 distributions in ``probs``)."""
-    out = {v: float(expected[v]) for v in ("A008", "A165", "E018", "E025", "F063", "F118", "F120", "G006")
-           if v in expected}
-    if probs and "Y002_1" in probs and "Y002_2" in probs:
-        out["Y002"] = derive_y002(probs["Y002_1"], probs["Y002_2"])
-    if all(f"Y003_{p}" in expected for p in Y003_PARTS):
-        out["Y003"] = derive_y003(expected)
-    return out
+    missing = [p for p in Y003_PARTS if p not in expected_codes]
+    if missing:
+        raise KeyError(f"derive_y003: missing expected code for {missing}")
+    indep, determ, faith, obed = (float(expected_codes[p]) for p in Y003_PARTS)
+    return faith + obed - indep - determ
 
 
 TASK = Task(name=NAME, datasets=("wvs7",), mode="distribution", load_items=load_items,
             parse_answer=parse_answer,
-            metrics="culteval.metrics.cultural_map:cultural_map_metrics", ordered_scale=True)
+            metrics="culteval.metrics.cultural_map:cultural_map_metrics", ordered_scale=True,
+            reference_rows="culteval.metrics.cultural_map:map_reference_rows")

@@ -148,7 +148,9 @@ def parse_answer(text: str | None, letters: Sequence[str], shown_options: Sequen
 
 TASK = Task(name=NAME, datasets=("culturalbench",), mode="both", load_items=load_items,
             parse_answer=parse_answer,
-            metrics="culteval.metrics.accuracy:culturalbench_metrics", subsets=frozenset({"easy", "hard"}),
+            metrics="culteval.metrics.accuracy:culturalbench_metrics",
+            item_scores="culteval.metrics.accuracy:culturalbench_item_scores",
+            subsets=frozenset({"easy", "hard"}),
             params_schema={
                 "subsets": {"type": "array", "minItems": 1, "uniqueItems": True,
                             "items": {"enum": ["easy", "hard"]}},

@@ -145,4 +145,6 @@ def load_items(raw_root: Path, cfg: dict) -> pd.DataFrame:
 TASK = Task(name=NAME, datasets=("global_opinions",), mode="distribution", load_items=load_items,
             parse_answer=parse_answer, metrics="culteval.metrics.opinions:global_opinions_metrics",
             ordered_scale=True, baselines="culteval.metrics.opinions:baseline_distributions",
+            item_scores="culteval.metrics.opinions:global_opinions_item_scores",
+            metric_view="culteval.metrics.opinions:national_only",
             params_schema={"countries": {"$ref": "#/$defs/countries"}})

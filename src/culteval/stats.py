@@ -1,0 +1,106 @@
+"""Paired uncertainty for comparisons over the same items (numpy/scipy only).
+
+Two sides (a model and its base, or the per-item mean of one group of models and
+of another) are compared like for like on the intersection of their items. The
+items are the random units: a bootstrap resample draws items with replacement
+and applies the same draw to both sides; the permutation test flips the sign of
+each item's difference at random (exchangeable under "no difference"); the sign
+test counts items where one side wins. Every draw comes from
+``numpy.random.default_rng(seed)`` created afresh per call: same inputs, same
+numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binomtest
+
+EXACT_MAX_ITEMS = 12  # up to 2**12 sign patterns the permutation test enumerates them all
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A paired comparison: ``diff`` = mean(a) - mean(b) over ``n_items`` shared items."""
+
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_permutation: float
+    p_sign: float
+    n_items: int
+
+
+def align(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The sorted items both sides score (finite values only) and the two aligned value arrays."""
+    ids = sorted(k for k in set(a) & set(b) if np.isfinite(a[k]) and np.isfinite(b[k]))
+    return ids, np.array([a[k] for k in ids], dtype=float), np.array([b[k] for k in ids], dtype=float)
+
+
+def group_scores(scores: Mapping[str, Mapping[str, float]], models: Sequence[str]) -> dict[str, float]:
+    """Per item, the mean over ``models`` of their per-item scores, on the items every one of them has."""
+    missing = [m for m in models if m not in scores]
+    if missing or not models:
+        raise KeyError(f"group_scores: no per-item scores for models {missing or '(none given)'}")
+    common = set.intersection(*(
+        {k for k, v in scores[m].items() if np.isfinite(v)} for m in models))
+    return {k: float(np.mean([scores[m][k] for m in models])) for k in sorted(common)}
+
+
+def paired_bootstrap_ci(x, y, n_boot: int, ci: float, seed: int) -> tuple[float, float]:
+    """Percentile CI of mean(x) - mean(y), resampling item indices (the same draw for both sides).
+
+    NaN for fewer than two items or ``n_boot < 1``.
+    """
+    d = np.asarray(x, float) - np.asarray(y, float)
+    if d.size < 2 or n_boot < 1:
+        return float("nan"), float("nan")
+    idx = np.random.default_rng(seed).integers(0, d.size, size=(n_boot, d.size))
+    stats = d[idx].mean(axis=1)  # mean(x[idx]) - mean(y[idx]) with the one shared idx
+    alpha = (1.0 - ci) / 2.0
+    lo, hi = np.percentile(stats, [100 * alpha, 100 * (1 - alpha)])
+    return float(lo), float(hi)
+
+
+def paired_permutation_p(x, y, n_perm: int, seed: int) -> float:
+    """Two-sided sign-flip permutation p-value for mean(x - y) == 0.
+
+    Exact (all 2**n sign patterns) for n <= ``EXACT_MAX_ITEMS``; otherwise ``n_perm`` random
+    patterns with p = (1 + hits) / (1 + n_perm), which is never 0. NaN without items.
+    """
+    d = np.asarray(x, float) - np.asarray(y, float)
+    if d.size == 0:
+        return float("nan")
+    observed = abs(d.mean())
+    tol = 1e-12 * max(1.0, float(np.abs(d).max()))  # equal statistics must count as hits
+    if d.size <= EXACT_MAX_ITEMS:
+        signs = 1 - 2 * ((np.arange(2 ** d.size)[:, None] >> np.arange(d.size)) & 1)
+        return float((np.abs(signs @ d / d.size) >= observed - tol).mean())
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_perm, d.size))
+    hits = int((np.abs(signs @ d / d.size) >= observed - tol).sum())
+    return (1 + hits) / (1 + n_perm)
+
+
+def sign_test_p(x, y) -> float:
+    """Two-sided exact sign test (binomial, p = 0.5) on the items where the sides differ; 1.0 if none."""
+    d = np.asarray(x, float) - np.asarray(y, float)
+    pos, neg = int((d > 0).sum()), int((d < 0).sum())
+    return 1.0 if pos + neg == 0 else float(binomtest(pos, pos + neg, 0.5).pvalue)
+
+
+def compare(a: Mapping[str, float], b: Mapping[str, float], n_boot: int, ci: float, seed: int,
+            n_perm: int | None = None) -> Paired:
+    """Paired comparison of per-item scores ``a`` vs ``b`` on their shared items.
+
+    ``n_perm`` defaults to ``n_boot``. Without shared items every field is NaN and ``n_items`` 0.
+    """
+    _, x, y = align(a, b)
+    if x.size == 0:
+        nan = float("nan")
+        return Paired(nan, nan, nan, nan, nan, 0)
+    lo, hi = paired_bootstrap_ci(x, y, n_boot, ci, seed)
+    return Paired(diff=float(x.mean() - y.mean()), ci_low=lo, ci_high=hi,
+                  p_permutation=paired_permutation_p(x, y, n_boot if n_perm is None else n_perm, seed),
+                  p_sign=sign_test_p(x, y), n_items=int(x.size))
