@@ -21,6 +21,26 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 HEADINGS = ["Warnings", *(title for title, _ in SECTIONS.values()), "Comparisons", "Inputs",
             "All metrics", "Provenance"]
 
+# Per <img>: its natural size and, drawn onto a canvas, how many pixels are transparent (rows a
+# truncated PNG never delivered; a matplotlib figure is opaque) and how many are not white.
+DECODE = """async () => Promise.all(Array.from(document.images, async i => {
+    await i.decode().catch(() => null);
+    const c = document.createElement("canvas");
+    c.width = i.naturalWidth; c.height = i.naturalHeight;
+    let transparent = -1, ink = 0;
+    if (c.width > 0) {
+        const ctx = c.getContext("2d");
+        ctx.drawImage(i, 0, 0);
+        const d = ctx.getImageData(0, 0, c.width, c.height).data;
+        transparent = 0;
+        for (let k = 0; k < d.length; k += 4) {
+            if (d[k + 3] < 255) transparent++;
+            else if (Math.min(d[k], d[k + 1], d[k + 2]) < 250) ink++;
+        }
+    }
+    return {alt: i.alt, w: i.naturalWidth, h: i.naturalHeight, transparent, ink};
+}))"""
+
 pytestmark = [pytest.mark.slow,  # starting a browser takes seconds
               pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: `make chromium` installs it")]
 
@@ -54,8 +74,7 @@ def test_report_in_chromium(report):
             page.route("http://**/*", block)
             page.route("https://**/*", block)
             page.goto(report.as_uri(), wait_until="load")
-            images = page.evaluate("""() => Array.from(document.images, i =>
-                ({alt: i.alt, complete: i.complete, w: i.naturalWidth, h: i.naturalHeight}))""")
+            images = page.evaluate(DECODE)
             visible = {h: page.get_by_role("heading", name=h).first.is_visible() for h in HEADINGS}
             sections = page.locator("section")
             n_items = [sections.nth(k).locator("th", has_text="n_items").first.is_visible()
@@ -63,7 +82,9 @@ def test_report_in_chromium(report):
         finally:
             browser.close()
     assert [i["alt"] for i in images] == [title for title, _ in SECTIONS.values()]
-    assert all(i["complete"] and i["w"] > 0 and i["h"] > 0 for i in images), images
+    # decoded, whole and not blank (the PNGs are 800 px wide, 500 or 1000 high)
+    assert all(i["w"] == 800 and i["h"] in (500, 1000) for i in images), images
+    assert all(i["transparent"] == 0 and i["ink"] > 0.02 * i["w"] * i["h"] for i in images), images
     assert visible == dict.fromkeys(HEADINGS, True)
     assert n_items == [True] * len(SECTIONS)
     assert external == []
