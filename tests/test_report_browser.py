@@ -79,6 +79,10 @@ def test_report_in_chromium(report):
             sections = page.locator("section")
             n_items = [sections.nth(k).locator("th", has_text="n_items").first.is_visible()
                        for k in range(sections.count())]
+            first = page.locator("img").first
+            widths = [first.bounding_box()["width"]]
+            first.click()  # a click shows the figure at full size
+            widths.append(first.bounding_box()["width"])
         finally:
             browser.close()
     assert [i["alt"] for i in images] == [title for title, _ in SECTIONS.values()]
@@ -87,6 +91,7 @@ def test_report_in_chromium(report):
     assert all(i["transparent"] == 0 and i["ink"] > 0.02 * i["w"] * i["h"] for i in images), images
     assert visible == dict.fromkeys(HEADINGS, True)
     assert n_items == [True] * len(SECTIONS)
+    assert widths == [480, 800]
     assert external == []
     # the page itself and nothing else (data: URIs are decoded in place, not fetched)
     assert [u for u in requested if not u.startswith("data:")] == [report.as_uri()]
