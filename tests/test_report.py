@@ -182,3 +182,12 @@ def test_html_warnings_and_comparisons(tmp_path):
     # comparison rows are tabled, not plotted: the figures do not change
     plain = render_all(summary_frame(with_map=False), None, CFG, tmp_path / "plain")
     assert figs[1].read_bytes() == plain[1].read_bytes()
+
+
+def test_report_refuses_a_figure_it_cannot_embed(tmp_path):
+    s = summary_frame(with_map=False)
+    bad = tmp_path / "cad.png"
+    bad.write_text("<svg/>")  # not a PNG, whatever its name says
+    with pytest.raises(ValueError, match=r"cad\.png: not a PNG file"):
+        build_report(s, [bad], {}, [], tmp_path / "r.html")
+    assert not (tmp_path / "r.html").exists()
