@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup reproduce test test-fast lint dag clean-results bench
+.PHONY: setup reproduce test test-fast lint dag clean-results bench chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,17 @@ reproduce: setup
 	$(BIN)/dvc repro
 	@echo "summary: results/metrics/summary.csv  report: results/report.html"
 
-# Everything CI runs: lint, the unit tests and the end-to-end runs on the real default model.
-test: setup lint
+# The report's browser test drives Debian's Chromium (playwright comes with the test extra).
+# Installed here when missing and we are root on a Debian-like system; otherwise that test is skipped.
+chromium:
+	@if command -v chromium > /dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; \
+	else echo "chromium not found and cannot be installed here (needs root and apt-get): the browser test is skipped"; fi
+
+# Everything CI runs: lint, the unit tests, the end-to-end runs on the real default model and
+# the report in a real browser.
+test: setup lint chromium
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

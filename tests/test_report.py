@@ -1,14 +1,23 @@
-"""Report: figures rebuild byte-identically; the HTML shows n_items, sha256 and subsets, escaped."""
+"""Report: figures rebuild byte-identically and show what they plot; the HTML is one file with
+every figure embedded, and shows n_items, sha256 and subsets, escaped."""
 
 from __future__ import annotations
+
+import base64
+import io
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from culteval.metrics.cultural_map import NO_MICRODATA, published_coordinates
 from culteval.report.figures import render_all
 from culteval.report.html import build_report
+
+# matplotlib's tab:orange / tab:blue, the colours of the target and reference points
+ORANGE, BLUE = (255, 127, 14), (31, 119, 180)
 
 CFG = {
     "target": {"country": "India"}, "reference": {"country": "United States"},
@@ -39,15 +48,38 @@ def summary_frame(with_map: bool) -> pd.DataFrame:
                                        "n_items"])
 
 
+def pixels(data: bytes) -> np.ndarray:
+    """A PNG decoded to an RGB array (height x width x 3)."""
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def ink(img: np.ndarray) -> float:
+    """Share of pixels that are not white."""
+    return float((img.min(axis=2) < 250).mean())
+
+
+def colour_mask(img: np.ndarray, rgb) -> np.ndarray:
+    return (np.abs(img.astype(int) - np.array(rgb)).max(axis=2) <= 12)
+
+
+def embedded_images(html: str) -> list[bytes]:
+    found = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    return [base64.b64decode(m) for m in found]
+
+
 def test_figures_rebuild_byte_identically(tmp_path, mirror):
     coords = published_coordinates(mirror / "ivs_map")
     s = summary_frame(with_map=True)
     a = render_all(s, coords, CFG, tmp_path / "a")
     b = render_all(s.sample(frac=1, random_state=0), coords, CFG, tmp_path / "b")  # row order must not matter
     assert [p.name for p in a] == ["cultural_map.png", "cad.png", "accuracy.png", "robustness.png"]
+    sizes = {"cultural_map.png": (500, 800), "cad.png": (500, 800), "accuracy.png": (500, 800),
+             "robustness.png": (1000, 800)}  # figsize x dpi
     for pa, pb in zip(a, b, strict=True):
         data = pa.read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+        img = pixels(data)
+        assert img.shape[:2] == sizes[pa.name], pa.name
+        assert 0.02 < ink(img) < 0.9, pa.name  # something is drawn, and not a solid block
         assert data == pb.read_bytes(), pa.name
         assert b"Software" not in data and b"matplotlib" not in data
     c = render_all(summary_frame(with_map=False), coords, CFG, tmp_path / "c")
@@ -73,7 +105,11 @@ def test_html_report(tmp_path):
     assert "n_items" in html and '<td class="n">71</td>' in html and '<td class="n">23</td>' in html
     assert NO_MICRODATA in html
     assert "m&lt;1&gt;" in html and "m<1>" not in html and "a &lt;note&gt; &amp; more" in html
-    assert "src='figures/cad.png'" in html
+    # one file: every figure embedded, byte for byte, in report order; nothing linked
+    assert embedded_images(html) == [f.read_bytes() for f in figs]
+    assert "figures/" not in html and "href=" not in html
+    assert not re.search(r"""(src|url)\(?=?["']?(https?:|//)""", html)
+    assert not re.search(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d", html)  # no timestamp
     # same inputs, same bytes
     again = build_report(s, figs, prov, inputs, tmp_path / "report2.html", notes=["a <note> & more"])
     assert again.read_bytes() == out.read_bytes()
@@ -87,12 +123,33 @@ def test_html_map_placed_has_no_microdata_notice(tmp_path):
     assert "map_x" in html
 
 
-@pytest.mark.parametrize("metric", ["cad", "acc_prob"])
-def test_empty_sections_render(tmp_path, metric):
+def test_cultural_map_shows_target_and_reference(tmp_path):
+    # four corners: India top right, the United States bottom left
+    coords = pd.DataFrame({"geo": ["a", "india", "united_states", "z"], "name": ["A", "India", "USA", "Z"],
+                           "year": 2022, "x": [-2.0, 2.0, -2.0, 2.0], "y": [2.0, 2.0, -2.0, -2.0]})
     s = summary_frame(with_map=False)
-    s = s[s["metric"] != metric]
-    figs = render_all(s, None, CFG, tmp_path)
-    assert all(p.stat().st_size > 1000 for p in figs)
+    img = pixels(render_all(s, coords, CFG, tmp_path / "a")[0].read_bytes())
+    h, w = img.shape[:2]
+    orange, blue = np.argwhere(colour_mask(img, ORANGE)), np.argwhere(colour_mask(img, BLUE))
+    assert len(orange) > 20 and len(blue) > 20  # each point is a filled disc, not a stray pixel
+    assert orange[:, 0].mean() < h / 2 < blue[:, 0].mean()  # rows: India above the US
+    assert blue[:, 1].mean() < w / 2 < orange[:, 1].mean()  # columns: India right of the US
+    # a target the published map does not know is not drawn
+    cfg = {**CFG, "target": {"country": "Atlantis"}}
+    img = pixels(render_all(s, coords, cfg, tmp_path / "b")[0].read_bytes())
+    assert colour_mask(img, ORANGE).sum() == 0 and colour_mask(img, BLUE).sum() > 20
+
+
+@pytest.mark.parametrize(("metrics", "index"), [(["cad", "ncad"], 1), (["acc_prob", "acc_prob_value"], 2)])
+def test_empty_sections_render(tmp_path, metrics, index):
+    full = render_all(summary_frame(with_map=False), None, CFG, tmp_path / "full")
+    s = summary_frame(with_map=False)
+    s = s[~s["metric"].isin(metrics)]
+    figs = render_all(s, None, CFG, tmp_path / "empty")
+    img, before = pixels(figs[index].read_bytes()), pixels(full[index].read_bytes())
+    assert img.shape == before.shape
+    # only a one-line message remains where bars or a heatmap were drawn
+    assert 0 < ink(img) < 0.02 < ink(before), (ink(img), ink(before))
 
 
 def test_html_warnings_and_comparisons(tmp_path):
@@ -115,13 +172,22 @@ def test_html_warnings_and_comparisons(tmp_path):
     figs = render_all(s, None, CFG, tmp_path / "figures")
     note = "not enough models for the mixed-effects model (need >= 4, have 1)"
     html = build_report(s, figs, {}, [], tmp_path / "r.html", notes=[note]).read_text()
-    assert html.index("id='warnings'") < html.index("<h2>Cultural map")
+    assert html.index('<h2 id="warnings">') < html.index('<h2 id="cultural_map">Cultural map')
     assert '<td class="n warn">0.125</td>' in html and '<td class="n warn">0.25</td>' in html
     assert "not enough models for the mixed-effects model (need &gt;= 4, have 1)" in html
-    comp = html.split("<h2>Comparisons")[1].split("<h2>")[0]
-    opinion = html.split("<h2>Opinion alignment")[1].split("<h2>")[0]
+    comp = html.split('<h2 id="comparisons">')[1].split("<h2")[0]
+    opinion = html.split('<h2 id="cad">')[1].split("<h2")[0]
     assert "delta:m2-vs-m&lt;1&gt;" in comp and "group:global" in comp
     assert "group:global" not in opinion and "delta:" not in opinion and "m&lt;1&gt;" in opinion
     # comparison rows are tabled, not plotted: the figures do not change
     plain = render_all(summary_frame(with_map=False), None, CFG, tmp_path / "plain")
     assert figs[1].read_bytes() == plain[1].read_bytes()
+
+
+def test_report_refuses_a_figure_it_cannot_embed(tmp_path):
+    s = summary_frame(with_map=False)
+    bad = tmp_path / "cad.png"
+    bad.write_text("<svg/>")  # not a PNG, whatever its name says
+    with pytest.raises(ValueError, match=r"cad\.png: not a PNG file"):
+        build_report(s, [bad], {}, [], tmp_path / "r.html")
+    assert not (tmp_path / "r.html").exists()
