@@ -1,4 +1,5 @@
-"""Paired uncertainty for comparisons over the same items (numpy/scipy only).
+"""Statistics shared by every metric (numpy/scipy only): the seeded bootstrap and the
+summary-row builders, and paired uncertainty for comparisons over the same items.
 
 Two sides (a model and its base, or the per-item mean of one group of models and
 of another) are compared like for like on the intersection of their items. The
@@ -104,3 +105,38 @@ def compare(a: Mapping[str, float], b: Mapping[str, float], n_boot: int, ci: flo
     return Paired(diff=float(x.mean() - y.mean()), ci_low=lo, ci_high=hi,
                   p_permutation=paired_permutation_p(x, y, n_boot if n_perm is None else n_perm, seed),
                   p_sign=sign_test_p(x, y), n_items=int(x.size))
+
+
+# --- unpaired: one metric over its units ---------------------------------------------------------
+
+def bootstrap_ci(values, cfg: dict, stat=np.mean) -> tuple[float, float]:
+    """Percentile bootstrap CI over the units in ``values`` (items or groups).
+
+    ``cfg["metrics"]["bootstrap"]`` resamples, level ``cfg["metrics"]["ci"]``,
+    ``numpy.random.default_rng(cfg["seed"])`` fresh per call: same inputs, same CI.
+    NaN for fewer than two units.
+    """
+    v = np.asarray(values, dtype=float)
+    n_boot = int(cfg["metrics"]["bootstrap"])
+    if v.size < 2 or n_boot < 1:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(cfg["seed"])
+    idx = rng.integers(0, v.size, size=(n_boot, v.size))
+    stats = stat(v[idx], axis=1)
+    alpha = (1.0 - float(cfg["metrics"].get("ci", 0.95))) / 2.0
+    lo, hi = np.percentile(stats, [100 * alpha, 100 * (1 - alpha)])
+    return float(lo), float(hi)
+
+
+def mean_row(metric: str, values, cfg: dict) -> dict:
+    """A metric row: the mean of per-unit ``values`` with its bootstrap CI."""
+    v = np.asarray(values, dtype=float)
+    lo, hi = bootstrap_ci(v, cfg)
+    value = float(v.mean()) if v.size else float("nan")
+    return {"metric": metric, "value": value, "ci_low": lo, "ci_high": hi, "n_items": int(v.size)}
+
+
+def plain_row(metric: str, value: float, n_items: int) -> dict:
+    """A metric row without a CI (counts, single-item values)."""
+    return {"metric": metric, "value": float(value), "ci_low": float("nan"), "ci_high": float("nan"),
+            "n_items": int(n_items)}

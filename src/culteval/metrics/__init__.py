@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# The row builders and the bootstrap are shared with task modules, which may not import this stage.
+from culteval.stats import bootstrap_ci, mean_row, plain_row  # noqa: F401
+
 
 @dataclass
 class MetricInputs:
@@ -81,36 +84,3 @@ def gold_index(options, answer, item_id: str = "?") -> int:
 def load_distributions(text: str) -> dict[str, np.ndarray]:
     """The items table's ``distributions`` JSON as arrays."""
     return {k: np.asarray(v, dtype=float) for k, v in json.loads(text or "{}").items()}
-
-
-def bootstrap_ci(values, cfg: dict, stat=np.mean) -> tuple[float, float]:
-    """Percentile bootstrap CI over the units in ``values`` (items or groups).
-
-    ``cfg["metrics"]["bootstrap"]`` resamples, level ``cfg["metrics"]["ci"]``,
-    ``numpy.random.default_rng(cfg["seed"])`` fresh per call: same inputs, same CI.
-    NaN for fewer than two units.
-    """
-    v = np.asarray(values, dtype=float)
-    n_boot = int(cfg["metrics"]["bootstrap"])
-    if v.size < 2 or n_boot < 1:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(cfg["seed"])
-    idx = rng.integers(0, v.size, size=(n_boot, v.size))
-    stats = stat(v[idx], axis=1)
-    alpha = (1.0 - float(cfg["metrics"].get("ci", 0.95))) / 2.0
-    lo, hi = np.percentile(stats, [100 * alpha, 100 * (1 - alpha)])
-    return float(lo), float(hi)
-
-
-def mean_row(metric: str, values, cfg: dict) -> dict:
-    """A metric row: the mean of per-unit ``values`` with its bootstrap CI."""
-    v = np.asarray(values, dtype=float)
-    lo, hi = bootstrap_ci(v, cfg)
-    value = float(v.mean()) if v.size else float("nan")
-    return {"metric": metric, "value": value, "ci_low": lo, "ci_high": hi, "n_items": int(v.size)}
-
-
-def plain_row(metric: str, value: float, n_items: int) -> dict:
-    """A metric row without a CI (counts, single-item values)."""
-    return {"metric": metric, "value": float(value), "ci_low": float("nan"), "ci_high": float("nan"),
-            "n_items": int(n_items)}
