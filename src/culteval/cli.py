@@ -81,7 +81,7 @@ def cmd_translate(args) -> None:
         from culteval.engine import Engine
 
         model_record = read_json(Path(args.models_dir) / f"{name}.json")
-        engine = Engine(model_record["path"], **_engine_settings(cfg, cfg["models"][name]))
+        engine = Engine(model_record["path"], **_engine_settings(cfg, cfg["models"][name], args.threads))
         translator = translate.make_model_translator(
             engine, cfg["target"]["language_name"], model_record["sha256"])
     df = translate.build_translations(
@@ -113,10 +113,11 @@ def cmd_render(args) -> None:
     write_parquet(df, args.out, prov)
 
 
-def _engine_settings(cfg: dict, model_spec: dict) -> dict:
+def _engine_settings(cfg: dict, model_spec: dict, threads: int | None = None) -> dict:
+    """Engine arguments; ``threads`` (Snakemake's ``threads:``, capped by --cores) overrides n_threads."""
     inf = cfg["inference"]
     return {
-        "n_ctx": inf["n_ctx"], "n_threads": inf["n_threads"], "n_batch": inf["n_batch"],
+        "n_ctx": inf["n_ctx"], "n_threads": threads or inf["n_threads"], "n_batch": inf["n_batch"],
         "n_gpu_layers": model_spec.get("n_gpu_layers", 0),
         "chat_template": model_spec.get("chat_template", "auto"), "seed": cfg["seed"],
         "prefix_reuse": inf.get("prefix_reuse", False),
@@ -133,7 +134,7 @@ def _score(args, cfg, prompts_df, model_record, spec, *, task, templates, params
     from culteval import provenance, tasks
     from culteval.engine import Engine, score_prompts
 
-    engine = Engine(model_record["path"], **_engine_settings(cfg, spec))
+    engine = Engine(model_record["path"], **_engine_settings(cfg, spec, getattr(args, "threads", None)))
     prov = provenance.record(
         inputs=[args.prompts], model=model_record, templates=templates, engine=engine.info(),
         params={"sampling": cfg["sampling"], "inference": cfg["inference"], "seed": cfg["seed"], **params},
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("translate", cmd_translate, "target-language text for every string the prompts need")
     sp.add_argument("--items", nargs="+", required=True)
     sp.add_argument("--models-dir", default="data/models")
+    sp.add_argument("--threads", type=int, help="CPU threads for a translator model (default: params)")
     sp.add_argument("--out", required=True)
     sp = add("render", cmd_render, "render a task's prompts under one strategy")
     sp.add_argument("--task", required=True)
@@ -262,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--task", required=True)
     sp.add_argument("--prompts", required=True)
     sp.add_argument("--out", required=True)
+    sp.add_argument("--threads", type=int, help="CPU threads (default: params inference.n_threads)")
     sp.add_argument("--no-progress", action="store_true")
     sp = add("score", cmd_score, "score any prompts file with any GGUF model")
     sp.add_argument("--model", required=True, help="path to a GGUF file")
