@@ -219,6 +219,28 @@ def cmd_lineage(args) -> None:
     print(lineage(Path(args.target), root=Path.cwd()))
 
 
+def cmd_verify(args) -> None:
+    """Exit status 1 and one line per difference when the rerun is outside the tolerances."""
+    import pandas as pd
+
+    from culteval.verify import TOLERANCES, compare
+
+    tolerances = dict(TOLERANCES)
+    for spec in args.tol or []:
+        col, _, value = spec.partition("=")
+        if col not in tolerances or not value:
+            raise ValueError(f"--tol {spec!r}: expected COLUMN=ABS, COLUMN in {sorted(tolerances)}")
+        tolerances[col] = float(value)
+    for path in (args.summary, args.published):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such summary")
+    diffs = compare(pd.read_csv(args.summary), pd.read_csv(args.published), tolerances)
+    print("\n".join(diffs) if diffs else f"{args.summary} agrees with {args.published} "
+          f"(tolerances {tolerances})")
+    if diffs:
+        raise ValueError(f"{len(diffs)} differences beyond tolerance")
+
+
 def cmd_check(args) -> None:
     cfg = _params(args)
     print(f"{args.params}: valid ({len(cfg['models'])} models, tasks {cfgmod.enabled_tasks(cfg)}, "
@@ -284,6 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--raw", nargs="+", required=True)
     sp.add_argument("--raw-root", default="data/raw")
     sp.add_argument("--out-dir", required=True)
+    sp = add("verify", cmd_verify, "compare a rerun's summary with the published one, within tolerances")
+    sp.add_argument("--summary", default="results/metrics/summary.csv")
+    sp.add_argument("--published", default="results/published/summary.csv")
+    sp.add_argument("--tol", action="append", metavar="COLUMN=ABS", help="override a column's tolerance")
     sp = add("lineage", cmd_lineage, "print the chain of inputs behind a result file")
     sp.add_argument("target")
     return p

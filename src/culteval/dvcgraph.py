@@ -61,14 +61,14 @@ PHASES: dict[str, Phase] = {
     ),
     "prepare": Phase(
         target="all_items",
-        rules={"prepare": ("tasks.{task}", "target", "reference", "country_aliases")},
+        rules={"prepare": ("tasks.{task}", "target.country", "reference.country", "country_aliases")},
         code=("workflow/rules/prepare.smk", "src/culteval/tasks"),
         deps=("data/raw",),
         outs=("data/items",),
     ),
     "translate": Phase(
         target="data/translations/${target.language}.parquet",
-        rules={"translate": ("translation", "target")},  # + the translator model's engine keys, if any
+        rules={"translate": ("translation", "target.language", "target.language_name")},  # + a translator's
         code=("workflow/rules/translate.smk", "src/culteval/translate.py", "src/culteval/prompts.py",
               "src/culteval/engine.py"),
         deps=("data/items", "workflow/templates/translator.j2", "workflow/templates/glossary.{lang}.jsonl"),
@@ -180,6 +180,11 @@ def stage(name: str, cfg: dict, root: Path = ROOT) -> dict:
     translator = cfg["translation"]["translator_model"]
     if name == "translate" and translator:
         deps.append(f"data/models/{translator}.json")
+    table = cfg["translation"]["table"]
+    if name == "translate" and table and Path(table).is_absolute():
+        # a table in the data mirror (a relative path) lives outside the project: DVC cannot name it
+        # portably, so Snakemake alone (which resolves the mirror) notices an edit there
+        deps.append(table)
     # persist: Snakemake, not DVC, decides what inside a folder is stale (DVC would otherwise
     # delete finished inference before rerunning a stage).
     out: dict = {"cmd": f"snakemake --cores 2 {phase.target}", "deps": list(dict.fromkeys(deps)),
