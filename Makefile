@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup reproduce test test-fast lint dag clean-results bench chromium
+.PHONY: setup reproduce test test-fast lint dag dvcgraph verify clean-results bench chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,15 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/snakemake --lint --quiet > /dev/null
+	$(BIN)/python -m culteval.dvcgraph --check
+
+# dvc.yaml is generated from the graph table in src/culteval/dvcgraph.py (docs/pipeline.md).
+dvcgraph: setup
+	$(BIN)/python -m culteval.dvcgraph
+
+# A rerun's summary against the published one, within per-column tolerances.
+verify: setup
+	$(BIN)/culteval verify
 
 dag: setup
 	$(BIN)/dvc dag

@@ -1,10 +1,15 @@
 # culteval: dataset acquisition -> items -> translations -> prompts -> inference -> metrics -> report.
 # The logic lives in the culteval package; rules only wire files together.
-# Params: params.yaml, or CULTEVAL_PARAMS="params.yaml:overlay.yaml" (validated at start-up).
+# Params: params.yaml, or CULTEVAL_PARAMS="params.yaml:overlay.yaml", then --configfile/--config
+# (validated at start-up).
 
-from culteval.config import enabled_tasks, export_params, load_params
+# --configfile/--config are applied over the params files: they are written to an overlay
+# that joins CULTEVAL_PARAMS, so the jobs read the same values the workflow plans with.
 
-PARAMS = export_params()  # resolved files, exported as CULTEVAL_PARAMS for every job
+from culteval.config import enabled_tasks, export_params, load_params, override_params
+
+PARAMS = override_params(export_params(), config)  # exported as CULTEVAL_PARAMS for every job
+config.clear()
 config.update(load_params(PARAMS))  # schema-validated: bad params stop here, naming the key
 
 

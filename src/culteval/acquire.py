@@ -154,8 +154,7 @@ def describe_model(name: str, spec: dict) -> dict:
         "sha256": digest,
         "size_bytes": path.stat().st_size,
         "source": {k: spec[k] for k in ("path", "url", "package") if k in spec},
-        "group": spec.get("group"),
-        "base": spec.get("base"),
+        # no group/base: labels for metrics, kept out so relabelling reruns no inference
         "gguf": {
             "name": meta.get("general.name"),
             "architecture": meta.get("general.architecture"),

@@ -80,7 +80,7 @@ def cmd_translate(args) -> None:
         from culteval.engine import Engine
 
         model_record = read_json(Path(args.models_dir) / f"{name}.json")
-        engine = Engine(model_record["path"], **_engine_settings(cfg, cfg["models"][name]))
+        engine = Engine(model_record["path"], **_engine_settings(cfg, cfg["models"][name], args.threads))
         translator = translate.make_model_translator(
             engine, cfg["target"]["language_name"], model_record["sha256"])
     df = translate.build_translations(
@@ -112,10 +112,11 @@ def cmd_render(args) -> None:
     write_parquet(df, args.out, prov)
 
 
-def _engine_settings(cfg: dict, model_spec: dict) -> dict:
+def _engine_settings(cfg: dict, model_spec: dict, threads: int | None = None) -> dict:
+    """Engine arguments; ``threads`` (Snakemake's ``threads:``, capped by --cores) overrides n_threads."""
     inf = cfg["inference"]
     return {
-        "n_ctx": inf["n_ctx"], "n_threads": inf["n_threads"], "n_batch": inf["n_batch"],
+        "n_ctx": inf["n_ctx"], "n_threads": threads or inf["n_threads"], "n_batch": inf["n_batch"],
         "n_gpu_layers": model_spec.get("n_gpu_layers", 0),
         "chat_template": model_spec.get("chat_template", "auto"), "seed": cfg["seed"],
         "prefix_reuse": inf.get("prefix_reuse", False),
@@ -132,7 +133,7 @@ def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates
     from culteval import provenance, tasks
     from culteval.engine import Engine, score_prompts
 
-    engine = Engine(model_record["path"], **_engine_settings(cfg, spec))
+    engine = Engine(model_record["path"], **_engine_settings(cfg, spec, getattr(args, "threads", None)))
     prov = provenance.record(
         inputs=[args.prompts], model=model_record, templates=templates, engine=engine.info(),
         params={"sampling": cfg["sampling"], "inference": cfg["inference"], "seed": cfg["seed"], **params},
@@ -218,6 +219,28 @@ def cmd_lineage(args) -> None:
     print(lineage(Path(args.target), root=Path.cwd()))
 
 
+def cmd_verify(args) -> None:
+    """Exit status 1 and one line per difference when the rerun is outside the tolerances."""
+    import pandas as pd
+
+    from culteval.verify import TOLERANCES, compare
+
+    tolerances = dict(TOLERANCES)
+    for spec in args.tol or []:
+        col, _, value = spec.partition("=")
+        if col not in tolerances or not value:
+            raise ValueError(f"--tol {spec!r}: expected COLUMN=ABS, COLUMN in {sorted(tolerances)}")
+        tolerances[col] = float(value)
+    for path in (args.summary, args.published):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such summary")
+    diffs = compare(pd.read_csv(args.summary), pd.read_csv(args.published), tolerances)
+    print("\n".join(diffs) if diffs else f"{args.summary} agrees with {args.published} "
+          f"(tolerances {tolerances})")
+    if diffs:
+        raise ValueError(f"{len(diffs)} differences beyond tolerance")
+
+
 def cmd_check(args) -> None:
     cfg = _params(args)
     print(f"{args.params}: valid ({len(cfg['models'])} models, tasks {cfgmod.enabled_tasks(cfg)}, "
@@ -250,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("translate", cmd_translate, "target-language text for every string the prompts need")
     sp.add_argument("--items", nargs="+", required=True)
     sp.add_argument("--models-dir", default="data/models")
+    sp.add_argument("--threads", type=int, help="CPU threads for a translator model (default: params)")
     sp.add_argument("--out", required=True)
     sp = add("render", cmd_render, "render a task's prompts under one strategy")
     sp.add_argument("--task", required=True)
@@ -262,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--task", required=True)
     sp.add_argument("--prompts", required=True)
     sp.add_argument("--out", required=True)
+    sp.add_argument("--threads", type=int, help="CPU threads (default: params inference.n_threads)")
     sp.add_argument("--no-progress", action="store_true")
     sp = add("infer-gguf", cmd_infer_gguf, "run any GGUF model over any prompts file")
     sp.add_argument("--model", required=True, help="path to a GGUF file")
@@ -280,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--raw", nargs="+", required=True)
     sp.add_argument("--raw-root", default="data/raw")
     sp.add_argument("--out-dir", required=True)
+    sp = add("verify", cmd_verify, "compare a rerun's summary with the published one, within tolerances")
+    sp.add_argument("--summary", default="results/metrics/summary.csv")
+    sp.add_argument("--published", default="results/published/summary.csv")
+    sp.add_argument("--tol", action="append", metavar="COLUMN=ABS", help="override a column's tolerance")
     sp = add("lineage", cmd_lineage, "print the chain of inputs behind a result file")
     sp.add_argument("target")
     return p

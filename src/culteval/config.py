@@ -125,6 +125,23 @@ def export_params() -> str:
     return spec
 
 
+def override_params(spec: str, overrides: dict, folder: str | os.PathLike = ".snakemake/culteval") -> str:
+    """Append Snakemake's --configfile/--config values to the params files as one more overlay.
+
+    The overlay is written under ``folder`` (in the working directory) and the new spec is
+    exported as CULTEVAL_PARAMS, so every job reads the values the workflow planned with.
+    """
+    if not overrides:
+        return spec
+    from culteval.io import write_text
+
+    path = Path(folder).resolve() / "config-overrides.yaml"
+    write_text(yaml.safe_dump(dict(overrides), sort_keys=True), path)
+    spec = f"{spec}:{path}"
+    os.environ["CULTEVAL_PARAMS"] = spec
+    return spec
+
+
 def data_mirror() -> Path | None:
     """The offline data mirror named by CULTEVAL_DATA_MIRROR, if set."""
     value = os.environ.get("CULTEVAL_DATA_MIRROR")

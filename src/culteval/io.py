@@ -76,15 +76,66 @@ def write_text(text: str, path: str | os.PathLike) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+# What varies by commit, machine or checkpointing, not by content: kept out of an artifact's
+# bytes (so an unchanged artifact keeps its hash and stops DVC's rerun there) and written
+# to a sidecar ``<artifact>.provenance.json`` that .dvcignore hides from hashing.
+LOCAL_KEYS = ("git", "culteval_version", "model.path", "engine.system_info", "params.inference.chunk_size")
+SIDECAR_SUFFIX = ".provenance.json"
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def split_provenance(record: dict) -> tuple[dict, dict]:
+    """(content, local): the record without LOCAL_KEYS and absolute input paths, and those parts."""
+    content, local = json.loads(json.dumps(record)), {}
+    for dotted in LOCAL_KEYS:
+        *parents, last = dotted.split(".")
+        node = content
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and last in node:
+            local[dotted] = node.pop(last)
+    for inp in content.get("inputs", []):
+        if Path(inp["path"]).is_absolute():  # e.g. a table in the data mirror: its name and sha256 stay
+            local.setdefault("input_paths", {})[Path(inp["path"]).name] = inp["path"]
+            inp["path"] = Path(inp["path"]).name
+    return content, local
+
+
+def join_provenance(content: dict, local: dict) -> dict:
+    """Inverse of :func:`split_provenance`."""
+    record = json.loads(json.dumps(content))
+    for dotted, value in local.items():
+        if dotted in ("input_paths", "artifact_sha256"):
+            continue
+        *parents, last = dotted.split(".")
+        node = record
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    paths = local.get("input_paths", {})
+    for inp in record.get("inputs", []):
+        inp["path"] = paths.get(inp["path"], inp["path"])
+    return record
+
+
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike, provenance: dict | None = None) -> None:
-    """Write ``df`` (index dropped) with the provenance record in the file's metadata."""
+    """Write ``df`` (index dropped) with the content part of its provenance record in the file's
+    metadata and the commit/machine part in the sidecar (:func:`split_provenance`)."""
     table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
     meta = dict(table.schema.metadata or {})
+    local = None
     if provenance is not None:
-        meta[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True, ensure_ascii=False).encode()
+        content, local = split_provenance(provenance)
+        meta[PROVENANCE_KEY] = json.dumps(content, sort_keys=True, ensure_ascii=False).encode()
     table = table.replace_schema_metadata(meta)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
+    if local is not None:  # the artifact's hash tells a stale sidecar (killed in between) from its own
+        write_json({**local, "artifact_sha256": sha256_file(path)}, sidecar_path(path))
 
 
 def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
@@ -92,10 +143,21 @@ def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def read_provenance(path: str | os.PathLike) -> dict | None:
-    """The provenance record embedded by :func:`write_parquet`, or None."""
+    """The provenance record of a parquet artifact: embedded content joined with its sidecar, or None.
+
+    A missing sidecar, or one written for other bytes, contributes nothing (``local_record``
+    says which).
+    """
     meta = pq.read_schema(path).metadata or {}
     raw = meta.get(PROVENANCE_KEY)
-    return json.loads(raw) if raw else None
+    if not raw:
+        return None
+    content = json.loads(raw)
+    side = sidecar_path(path)
+    local = read_json(side) if side.is_file() else None
+    if local is None or local.get("artifact_sha256") != sha256_file(path):
+        return {**content, "local_record": "missing" if local is None else "stale"}
+    return join_provenance(content, local)
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:

@@ -1,6 +1,8 @@
 """Trace a result back to its data, model, prompts, params and code.
 
-Parquet artifacts carry their provenance record in the file metadata; other
+Parquet artifacts carry the content part of their provenance record in the file
+metadata and the commit/machine part in ``<artifact>.provenance.json``
+(culteval.io.split_provenance); other
 outputs (summary.csv, metrics.json, figures, the report) have a
 ``provenance.json`` beside them. ``lineage`` follows each record's inputs
 recursively down to the raw dataset files.
@@ -25,7 +27,7 @@ def provenance_of(path: Path) -> dict | None:
 
 def _model_line(model: dict) -> str:
     g = model.get("gguf", {})
-    return (f"model {model['name']}: {model['path']} sha256 {model['sha256']} "
+    return (f"model {model['name']}: {model.get('path', '(path in sidecar)')} sha256 {model['sha256']} "
             f"[{g.get('architecture')}, {g.get('quantization')}, {g.get('name')}] "
             f"chat template {model.get('chat_template')}")
 
@@ -53,8 +55,11 @@ def lineage(target: Path, root: Path | None = None) -> str:
             return
         git = rec.get("git") or {}
         lines.append(f"{pad}{rel} sha256 {digest}")
-        lines.append(f"{pad}  made by culteval {rec.get('culteval_version')} at commit {git.get('commit')}"
-                     f"{' (dirty)' if git.get('dirty') else ''}")
+        if rec.get("local_record"):  # the sidecar with commit and machine is missing or for other bytes
+            lines.append(f"{pad}  commit and machine unknown (provenance sidecar {rec['local_record']})")
+        else:
+            lines.append(f"{pad}  made by culteval {rec.get('culteval_version')} "
+                         f"at commit {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}")
         if rec.get("model"):
             lines.append(f"{pad}  {_model_line(rec['model'])}")
         for tpath, tsha in sorted((rec.get("templates") or {}).items()):

@@ -1,4 +1,6 @@
 rule acquire_data:
+    input:
+        code=phase_code("acquire"),
     output:
         "data/raw/{dataset}/PROVENANCE.json",
     log:
@@ -8,14 +10,14 @@ rule acquire_data:
         mem_mb=512,
     params:
         cli=CLI,
-        settings=lambda wc: json.dumps(config["datasets"][wc.dataset], sort_keys=True),
-    conda:
-        ENV
+        settings=settings("acquire_data"),
     shell:
         "{params.cli} acquire-data --dataset {wildcards.dataset} --out data/raw/{wildcards.dataset} 2> {log}"
 
 
 rule acquire_model:
+    input:
+        code=phase_code("acquire"),
     output:
         "data/models/{model}.json",
     log:
@@ -25,9 +27,7 @@ rule acquire_model:
         mem_mb=2048,
     params:
         cli=CLI,
-        settings=lambda wc: json.dumps(config["models"][wc.model], sort_keys=True),
-    conda:
-        ENV
+        settings=settings("acquire_model"),
     shell:
         "{params.cli} acquire-model --model {wildcards.model} --out {output} 2> {log}"
 

@@ -3,29 +3,38 @@ import sys
 from pathlib import Path
 
 # Input functions and target lists shared by the rules.
+from culteval import dvcgraph
 from culteval.config import TRANSLATED_STRATEGIES
 from culteval.tasks import get as get_task
 
 # The params files reach the jobs through CULTEVAL_PARAMS (exported by the Snakefile),
 # not the command line, so an overlay that adds a model changes no other job.
+# The jobs run in this interpreter's environment (no conda: directive); see docs/pipeline.md.
 CLI = f"{sys.executable} -m culteval.cli"
-ENV = "../../envs/culteval.yaml"  # for --use-conda; the Makefile's .venv is the default
 
 
 
-def settings(*keys, model=False):
-    """The params a rule's output depends on, as canonical JSON: Snakemake reruns a job when they change."""
-    def get(wildcards):
-        chosen = {k: config[k] for k in keys}
-        if model:
-            chosen["model"] = config["models"][wildcards.model]
-        return json.dumps(chosen, sort_keys=True)
+def settings(rule):
+    """The params keys (culteval.dvcgraph) a rule's outputs depend on, as canonical JSON:
+    Snakemake reruns a job when they change, and only then."""
+    return lambda wildcards: dvcgraph.settings(rule, config, dict(wildcards.items()))
 
-    return get
+
+def phase_code(phase):
+    """The source files a phase's jobs read: editing one reruns that phase's jobs."""
+    return dvcgraph.code_files(phase, Path(workflow.basedir))
 
 
 def task_datasets(wildcards):
     return [f"data/raw/{d}/PROVENANCE.json" for d in get_task(wildcards.task).datasets]
+
+
+def translation_table(wildcards):
+    """The translation table file (in the data mirror unless absolute), if params name one."""
+    from culteval.cli import _translation_table_path
+
+    path = _translation_table_path(config)
+    return [str(path)] if path else []
 
 
 def render_inputs(wildcards):

@@ -4,22 +4,23 @@ rule infer:
     input:
         model="data/models/{model}.json",
         prompts="data/prompts/{task}/{strategy}.parquet",
+        code=phase_code("infer"),
     output:
         "results/raw/{model}/{task}/{strategy}.parquet",
     log:
         "logs/infer/{model}/{task}/{strategy}.log",
+    benchmark:
+        "logs/benchmarks/infer/{model}/{task}/{strategy}.tsv"
     threads: config["inference"]["n_threads"]
     resources:
         mem_mb=8192,
         gpu=lambda wc: 1 if config["models"][wc.model].get("n_gpu_layers", 0) != 0 else 0,
     params:
         cli=CLI,
-        settings=settings("sampling", "inference", "seed", model=True),
-    conda:
-        ENV
+        settings=settings("infer"),
     shell:
         "{params.cli} infer --model-json {input.model} --task {wildcards.task} --prompts {input.prompts} "
-        "--out {output} 2> {log}"
+        "--threads {threads} --out {output} 2> {log}"
 
 
 rule all_raw:

@@ -1,6 +1,7 @@
 rule prepare:
     input:
         task_datasets,
+        code=phase_code("prepare"),
     output:
         "data/items/{task}.parquet",
     log:
@@ -10,9 +11,7 @@ rule prepare:
         mem_mb=2048,
     params:
         cli=CLI,
-        settings=settings("tasks", "target", "reference", "country_aliases"),
-    conda:
-        ENV
+        settings=settings("prepare"),
     shell:
         "{params.cli} prepare --task {wildcards.task} --out {output} 2> {log}"
 

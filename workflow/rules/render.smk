@@ -2,6 +2,7 @@ rule render:
     input:
         unpack(render_inputs),
         templates=templates,
+        code=phase_code("render"),
     output:
         "data/prompts/{task}/{strategy}.parquet",
     log:
@@ -11,10 +12,8 @@ rule render:
         mem_mb=2048,
     params:
         cli=CLI,
-        settings=settings("permutations", "seed", "target", "reference"),
+        settings=settings("render"),
         translations=lambda wc, input: f"--translations {input.translations}" if "translations" in input.keys() else "",
-    conda:
-        ENV
     shell:
         "{params.cli} render --task {wildcards.task} --strategy {wildcards.strategy} --items {input.item_table} "
         "{params.translations} --out {output} 2> {log}"

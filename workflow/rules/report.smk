@@ -4,6 +4,7 @@ rule report:
         item_tables=ALL_ITEMS,
         raw=ALL_RAW,
         maps="data/raw/ivs_map/PROVENANCE.json",
+        code=phase_code("report"),
     output:
         html="results/report.html",
         figures=directory("results/figures"),
@@ -15,8 +16,6 @@ rule report:
         mem_mb=4096,
     params:
         cli=CLI,
-        settings=settings("metrics", "cultural_map", "models", "target", "reference", "datasets"),
-    conda:
-        ENV
+        settings=settings("report"),
     shell:
         "{params.cli} report --summary {input.summary} --raw {input.raw} --out-dir results 2> {log}"

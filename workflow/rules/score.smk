@@ -3,6 +3,7 @@ rule metrics:
         item_tables=ALL_ITEMS,
         raw=ALL_RAW,
         maps="data/raw/ivs_map/PROVENANCE.json",
+        code=phase_code("metrics"),
     output:
         summary="results/metrics/summary.csv",
         metrics="results/metrics/metrics.json",
@@ -14,8 +15,6 @@ rule metrics:
         mem_mb=4096,
     params:
         cli=CLI,
-        settings=settings("metrics", "cultural_map", "models", "target", "reference", "seed"),
-    conda:
-        ENV
+        settings=settings("metrics"),
     shell:
         "{params.cli} metrics --items {input.item_tables} --raw {input.raw} --out-dir results/metrics 2> {log}"

@@ -2,6 +2,8 @@ rule translate:
     input:
         item_tables=ALL_ITEMS,
         translator=translator_models,
+        table=translation_table,
+        code=phase_code("translate"),
         glossary=lambda wc: [str(p) for p in [Path(workflow.basedir, "workflow/templates", f"glossary.{wc.lang}.jsonl")] if p.is_file()],
     output:
         "data/translations/{lang}.parquet",
@@ -12,8 +14,6 @@ rule translate:
         mem_mb=4096,
     params:
         cli=CLI,
-        settings=settings("translation", "target"),
-    conda:
-        ENV
+        settings=settings("translate"),
     shell:
-        "{params.cli} translate --items {input.item_tables} --out {output} 2> {log}"
+        "{params.cli} translate --items {input.item_tables} --threads {threads} --out {output} 2> {log}"

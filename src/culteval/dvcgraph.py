@@ -1,0 +1,265 @@
+"""The pipeline graph in one table: the Snakemake rules and ``dvc.yaml`` both read it.
+
+Each phase names the source files, templates, upstream artifacts and params keys its
+jobs read. The rules take their rerun triggers from here (``settings`` and
+``code_files``); ``python -m culteval.dvcgraph`` writes ``dvc.yaml`` from the same
+table, and a test fails when the committed ``dvc.yaml`` differs from the generated one.
+
+Params keys are dotted paths into params.yaml; ``{task}``/``{model}``/``{dataset}``/
+``{lang}`` are a job's wildcards. ``MODEL`` stands for one model's entry without its
+labels (``group``, ``base``): relabelling a model reruns only metrics and report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from culteval.config import ROOT, enabled_tasks, load_params
+
+MODEL = "models.{model}"
+MODEL_LABELS = ("group", "base")  # read by metrics and report only
+# Everything a job reads whichever phase it runs: the CLI, params loading and I/O.
+COMMON_CODE = (
+    "Snakefile",
+    "workflow/rules/common.smk",
+    "workflow/schemas/params.schema.yaml",
+    "src/culteval/__init__.py",
+    "src/culteval/cli.py",
+    "src/culteval/config.py",
+    "src/culteval/io.py",
+    "src/culteval/provenance.py",
+)
+# inference.chunk_size only sets how often the engine checkpoints: results do not depend on it.
+ENGINE_KEYS = ("inference.n_ctx", "inference.n_threads", "inference.n_batch", "inference.prefix_reuse",
+               "seed")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One DVC stage: the Snakemake target it builds and what its jobs read."""
+
+    target: str
+    rules: dict[str, tuple[str, ...]]  # rule -> params keys its outputs depend on
+    code: tuple[str, ...]
+    deps: tuple[str, ...] = ()
+    outs: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+
+
+PHASES: dict[str, Phase] = {
+    "acquire": Phase(
+        target="all_acquire",
+        rules={"acquire_data": ("datasets.{dataset}",), "acquire_model": (MODEL,)},
+        code=("workflow/rules/acquire.smk", "culteval.acquire"),
+        outs=("data/raw", "data/models"),
+    ),
+    "prepare": Phase(
+        target="all_items",
+        rules={"prepare": ("tasks.{task}", "target.country", "reference.country", "country_aliases")},
+        code=("workflow/rules/prepare.smk", "culteval.tasks"),
+        deps=("data/raw",),
+        outs=("data/items",),
+    ),
+    "translate": Phase(
+        target="data/translations/${target.language}.parquet",
+        rules={"translate": ("translation", "target.language", "target.language_name")},  # + a translator's
+        code=("workflow/rules/translate.smk", "culteval.translate", "culteval.engine"),
+        deps=("data/items", "workflow/templates/translator.j2", "workflow/templates/glossary.{lang}.jsonl"),
+        outs=("data/translations",),
+    ),
+    "render": Phase(
+        target="all_prompts",
+        rules={"render": ("permutations", "seed", "target", "reference")},
+        code=("workflow/rules/render.smk", "culteval.prompts"),
+        deps=("data/items", "data/translations", "workflow/templates/{task}"),
+        outs=("data/prompts",),
+    ),
+    "infer": Phase(
+        target="all_raw",
+        rules={"infer": ("sampling", *ENGINE_KEYS, MODEL)},
+        code=("workflow/rules/infer.smk", "culteval.engine", "culteval.tasks"),
+        deps=("data/prompts", "data/models"),
+        outs=("results/raw",),
+    ),
+    "metrics": Phase(
+        target="results/metrics/summary.csv",
+        rules={"metrics": ("metrics", "cultural_map", "models", "target", "reference", "country_aliases",
+                           "seed")},
+        # the tasks name their metric functions as strings: the whole metrics package is read
+        code=("workflow/rules/score.smk", "culteval.metrics", "culteval.pipeline", "culteval.tasks"),
+        deps=("data/raw", "data/items", "results/raw"),
+        outs=("results/metrics/summary.csv", "results/metrics/provenance.json"),
+        metrics=("results/metrics/metrics.json",),
+    ),
+    "report": Phase(
+        target="results/report.html",
+        rules={"report": ("metrics", "cultural_map", "models", "target", "reference", "country_aliases")},
+        # lineage follows the raw outputs' provenance down to prompts, translations and items
+        code=("workflow/rules/report.smk", "culteval.report", "culteval.metrics", "culteval.lineage"),
+        deps=("results/metrics/summary.csv", "results/raw", "data/raw", "data/items", "data/translations",
+              "data/prompts"),
+        outs=("results/report.html", "results/figures", "results/provenance.json"),
+    ),
+}
+PLOTS = ("results/figures",)  # the per-model figures (PNG), shown by `dvc plots show/diff`
+
+
+def rule_keys(rule: str, cfg: dict) -> tuple[str, ...]:
+    """The params keys a rule's outputs depend on (the translator's model when one is named)."""
+    keys = next(p.rules[rule] for p in PHASES.values() if rule in p.rules)
+    if rule == "translate" and cfg["translation"]["translator_model"]:
+        keys = (*keys, "sampling", *ENGINE_KEYS, "models." + cfg["translation"]["translator_model"])
+    return keys
+
+
+def _lookup(cfg: dict, dotted: str):
+    value = cfg
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def _model_entry(cfg: dict, name: str) -> dict:
+    return {k: v for k, v in cfg["models"][name].items() if k not in MODEL_LABELS}
+
+
+def settings(rule: str, cfg: dict, wildcards: dict) -> str:
+    """Canonical JSON of the params ``rule``'s job reads: Snakemake reruns the job when it changes."""
+    chosen = {}
+    for key in rule_keys(rule, cfg):
+        key = key.format(**wildcards)
+        if key.startswith("models.") and key.count(".") == 1:
+            chosen[key] = _model_entry(cfg, key.split(".", 1)[1])
+        else:
+            chosen[key] = _lookup(cfg, key)
+    return json.dumps(chosen, sort_keys=True)
+
+
+def _module_files(module: str, root: Path) -> list[Path]:
+    """The source files of a culteval module, or of every module of a package."""
+    base = root / "src" / Path(*module.split("."))
+    if base.is_dir():
+        return sorted(base.rglob("*.py"))
+    return [base.with_suffix(".py")] if base.with_suffix(".py").is_file() else []
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The culteval modules a source file imports (anywhere in it, function-level imports too)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("culteval"):
+            if node.module != "culteval":  # the top-level package itself is common code
+                out.add(node.module)
+            out.update(f"{node.module}.{a.name}" for a in node.names)  # `from culteval import tasks`
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("culteval"))
+    return out
+
+
+def _closure(modules: list[str], root: Path) -> list[Path]:
+    """The files of ``modules`` and of everything they import, transitively (computed, never kept by hand)."""
+    seen: set[Path] = set()
+    todo = [f for m in modules for f in _module_files(m, root)]
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        todo += [p for p in [f.parent / "__init__.py"] if p.is_file()]  # a package's __init__ runs first
+        for m in imported_modules(f):
+            todo += _module_files(m, root)
+    return sorted(seen)
+
+
+def code_files(phase: str, root: Path = ROOT) -> list[str]:
+    """Every source file a phase's jobs read: the common code, its rules file and the transitive
+    imports of its entry modules (Snakemake compares file times). The CLI and config are common
+    code taken as files: following their imports would make every phase read every module."""
+    files = [root / rel for rel in COMMON_CODE]
+    files += [root / rel for rel in PHASES[phase].code if "/" in rel]
+    files += _closure([m for m in PHASES[phase].code if "/" not in m], root)
+    return list(dict.fromkeys(str(f) for f in files))
+
+
+def _dvc_params(keys: tuple[str, ...], cfg: dict) -> list[str]:
+    out: list[str] = []
+    for key in keys:
+        if key == MODEL:  # DVC tracks each model's entry key by key, labels excepted
+            out += [f"models.{m}.{k}" for m in sorted(cfg["models"]) for k in sorted(_model_entry(cfg, m))]
+        elif "{" in key:  # a per-job key: DVC tracks its whole section
+            out.append(key.split(".{")[0])
+        else:
+            out.append(key)
+    return list(dict.fromkeys(out))
+
+
+def _expand(path: str, cfg: dict, root: Path) -> list[str]:
+    lang = cfg["target"]["language"]
+    if "{task}" in path:
+        return [path.format(task=t) for t in enabled_tasks(cfg)]
+    path = path.format(lang=lang)
+    return [path] if "glossary" not in path or (root / path).is_file() else []
+
+
+def stage(name: str, cfg: dict, root: Path = ROOT) -> dict:
+    """The ``dvc.yaml`` stage of one phase."""
+    phase = PHASES[name]
+    keys = tuple(k for rule in phase.rules for k in rule_keys(rule, cfg))
+    code = [Path(f).relative_to(root).as_posix() for f in code_files(name, root)]
+    deps = [*code, *(p for d in phase.deps for p in _expand(d, cfg, root))]
+    translator = cfg["translation"]["translator_model"]
+    if name == "translate" and translator:
+        deps.append(f"data/models/{translator}.json")
+    table = cfg["translation"]["table"]
+    if name == "translate" and table and Path(table).is_absolute():
+        # a table in the data mirror (a relative path) lives outside the project: DVC cannot name it
+        # portably, so Snakemake alone (which resolves the mirror) notices an edit there
+        deps.append(table)
+    # persist: Snakemake, not DVC, decides what inside a folder is stale (DVC would otherwise
+    # delete finished inference before rerunning a stage).
+    out: dict = {"cmd": f"snakemake --cores 2 {phase.target}", "deps": list(dict.fromkeys(deps)),
+                 "params": _dvc_params(keys, cfg), "outs": [{o: {"persist": True}} for o in phase.outs]}
+    if phase.metrics:
+        out["metrics"] = [{m: {"cache": False, "persist": True}} for m in phase.metrics]
+    return out
+
+
+def generate(params: str | Path = ROOT / "params.yaml", root: Path = ROOT) -> str:
+    """The text of ``dvc.yaml`` for the given params (its models, tasks and target language)."""
+    cfg = load_params(params)
+    doc = {"stages": {name: stage(name, cfg, root) for name in PHASES}, "plots": list(PLOTS)}
+    header = ("# Generated by `python -m culteval.dvcgraph` from the table in src/culteval/dvcgraph.py,\n"
+              "# which the Snakemake rules read too. Do not edit: edit the table and regenerate.\n")
+    return header + yaml.safe_dump(doc, sort_keys=False, width=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m culteval.dvcgraph", description=__doc__.splitlines()[0])
+    p.add_argument("--params", default=str(ROOT / "params.yaml"))
+    p.add_argument("--out", default=str(ROOT / "dvc.yaml"), help="'-' for stdout")
+    p.add_argument("--check", action="store_true", help="exit 1 if --out differs from the generated text")
+    args = p.parse_args(argv)
+    text = generate(args.params)
+    if args.check:
+        if Path(args.out).read_text(encoding="utf-8") != text:
+            print(f"{args.out} is stale: run `python -m culteval.dvcgraph`", file=sys.stderr)
+            return 1
+        return 0
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        from culteval.io import write_text
+
+        write_text(text, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

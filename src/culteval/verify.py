@@ -1,0 +1,54 @@
+"""Compare a rerun's summary.csv with the published one, within stated per-column tolerances.
+
+Byte identity holds on one llama.cpp build only: floating-point results depend on the CPU's
+SIMD kernels (option probabilities move by up to ~2e-3 between builds), and a seeded sampled
+answer can flip when two options are nearly tied, which moves an accuracy over a few items by
+one item's share. The tolerances below are absolute; ``n_items`` must match exactly, since a
+different count means different data or filtering, not different arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+KEYS = ["model", "task", "strategy", "metric"]
+# column -> absolute tolerance (None: must be equal)
+TOLERANCES: dict[str, float | None] = {"value": 0.02, "ci_low": 0.05, "ci_high": 0.05, "n_items": None}
+
+
+def _close(a, b, tol: float | None) -> bool:
+    if pd.isna(a) and pd.isna(b):
+        return True
+    if pd.isna(a) or pd.isna(b):
+        return False
+    return a == b if tol is None else math.isclose(float(a), float(b), rel_tol=0.0, abs_tol=tol)
+
+
+def compare(rerun: pd.DataFrame, published: pd.DataFrame,
+            tolerances: dict[str, float | None] = TOLERANCES) -> list[str]:
+    """Every difference beyond tolerance, one readable line each (empty: the rerun agrees)."""
+    for name, df in (("rerun", rerun), ("published", published)):
+        missing = [c for c in [*KEYS, *tolerances] if c not in df.columns]
+        if missing:
+            raise ValueError(f"{name} summary lacks columns {missing}")
+        dup = df.duplicated(KEYS)
+        if dup.any():
+            raise ValueError(f"{name} summary repeats rows {df.loc[dup, KEYS].head(3).to_dict('records')}")
+    merged = rerun.merge(published, on=KEYS, how="outer", suffixes=("", "_published"), indicator="side")
+    lines = []
+    for row in merged.sort_values(KEYS).itertuples(index=False):
+        key = "/".join(str(getattr(row, k)) for k in KEYS)
+        if row.side == "left_only":
+            lines.append(f"{key}: only in the rerun")
+            continue
+        if row.side == "right_only":
+            lines.append(f"{key}: missing from the rerun")
+            continue
+        for col, tol in tolerances.items():
+            a, b = getattr(row, col), getattr(row, f"{col}_published")
+            if not _close(a, b, tol):
+                bound = "exact" if tol is None else f"tolerance {tol}"
+                lines.append(f"{key}: {col} {a} vs published {b} ({bound})")
+    return lines

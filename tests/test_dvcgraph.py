@@ -1,0 +1,104 @@
+"""The pipeline graph table: dvc.yaml is generated from it, and the rules' rerun triggers come from it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+import pytest
+
+from culteval import dvcgraph
+from culteval.config import ROOT, load_params, override_params
+
+CFG = load_params(ROOT / "params.yaml")
+MODEL = sorted(CFG["models"])[0]
+
+
+def test_committed_dvc_yaml_is_the_generated_one():
+    committed = (ROOT / "dvc.yaml").read_text(encoding="utf-8")
+    assert committed == dvcgraph.generate(), "dvc.yaml is stale: run `python -m culteval.dvcgraph`"
+
+
+def test_every_rule_takes_its_triggers_from_the_table():
+    rules = {}
+    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        text = smk.read_text(encoding="utf-8")
+        for name, body in re.findall(r"^rule (\w+):\n((?:[ \n].*\n?)*)", text, flags=re.M):
+            rules[name] = body
+    jobs = {name: body for name, body in rules.items() if not name.startswith("all")}
+    table = {rule for phase in dvcgraph.PHASES.values() for rule in phase.rules}
+    assert set(jobs) == table
+    for name, body in jobs.items():
+        assert f'settings=settings("{name}")' in body, f"rule {name} hashes params of its own choosing"
+        assert "phase_code(" in body, f"rule {name} does not depend on its source files"
+
+
+def _settings(rule: str, cfg: dict, **wildcards) -> dict:
+    return json.loads(dvcgraph.settings(rule, cfg, wildcards))
+
+
+JOBS = {"acquire_model": {"model": MODEL}, "infer": {"model": MODEL}, "prepare": {"task": "normad"},
+        "render": {}, "translate": {}, "metrics": {}, "report": {}}
+
+
+def _changed(edit) -> set[str]:
+    cfg = copy.deepcopy(CFG)
+    edit(cfg)
+    return {rule for rule, wc in JOBS.items() if _settings(rule, cfg, **wc) != _settings(rule, CFG, **wc)}
+
+
+def test_model_group_reruns_only_metrics_and_report():
+    assert _changed(lambda c: c["models"][MODEL].update(group="relabelled")) == {"metrics", "report"}
+
+
+def test_chunk_size_reruns_nothing():
+    assert _changed(lambda c: c["inference"].update(chunk_size=7)) == set()
+
+
+def test_engine_and_model_settings_rerun_inference():
+    assert _changed(lambda c: c["inference"].update(n_ctx=4096)) == {"infer"}
+    assert _changed(lambda c: c["models"][MODEL].update(chat_template="none")) == {
+        "acquire_model", "infer", "metrics", "report"}
+
+
+def test_another_model_reruns_nothing_of_this_one():
+    def add(c):
+        c["models"]["other"] = {"path": "/x.gguf", "group": "regional"}
+    assert _changed(add) == {"metrics", "report"}
+
+
+def test_another_task_reruns_nothing_of_this_one():
+    assert _changed(lambda c: c["tasks"]["culturalbench"].update(limit=3)) == set()
+    assert _changed(lambda c: c["tasks"]["normad"].update(limit=3)) == {"prepare"}
+
+
+def test_dvc_tracks_model_entries_without_labels():
+    infer = dvcgraph.stage("infer", CFG)
+    assert f"models.{MODEL}.sha256" in infer["params"]
+    assert not any(p.endswith((".group", ".base")) or p == "models" for p in infer["params"])
+    assert "inference.chunk_size" not in infer["params"] and "inference" not in infer["params"]
+    assert "models" in dvcgraph.stage("metrics", CFG)["params"]
+
+
+def test_code_files_cover_common_modules_and_the_phase(tmp_path):
+    files = dvcgraph.code_files("prepare")
+    assert str(ROOT / "src/culteval/cli.py") in files and str(ROOT / "src/culteval/tasks/normad.py") in files
+    assert not any("engine.py" in f for f in files)
+
+
+def test_snakemake_config_overrides_join_the_params(tmp_path, monkeypatch):
+    monkeypatch.setenv("CULTEVAL_PARAMS", "params.yaml")
+    assert override_params("a.yaml", {}, tmp_path) == "a.yaml"
+    spec = override_params(str(ROOT / "params.yaml"), {"seed": 7}, tmp_path)
+    assert load_params(spec)["seed"] == 7
+    import os
+    assert os.environ["CULTEVAL_PARAMS"] == spec
+
+
+@pytest.mark.parametrize("phase", sorted(dvcgraph.PHASES))
+def test_every_dependency_exists(phase):
+    stage = dvcgraph.stage(phase, CFG)
+    for dep in stage["deps"]:
+        if not dep.startswith(("data/", "results/")):
+            assert (ROOT / dep).exists(), f"{phase}: {dep} does not exist"
