@@ -131,11 +131,17 @@ def _templates(prompts_df) -> dict:
 def _score(args, cfg, prompts_df, model_record, spec, *, task, templates, params) -> None:
     """Load the model, record provenance (``params`` on top of sampling/inference/seed) and score."""
     from culteval import provenance, tasks
-    from culteval.engine import Engine, score_prompts
+    from culteval.engine import Engine, score_prompts, show_tokens, split_info
 
     engine = Engine(model_record["path"], **_engine_settings(cfg, spec))
+    if args.show:
+        print(show_tokens(engine, prompts_df, args.show))
+        return
+    if not args.out:
+        raise SystemExit("--out is required unless --show is given")
     prov = provenance.record(
-        inputs=[args.prompts], model=model_record, templates=templates, engine=engine.info(),
+        inputs=[args.prompts], model=model_record, templates=templates,
+        engine={**engine.info(), "prompt_split": split_info(engine, prompts_df)},
         params={"sampling": cfg["sampling"], "inference": cfg["inference"], "seed": cfg["seed"], **params},
     )
     s = cfg["sampling"]
@@ -261,15 +267,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model-json", required=True)
     sp.add_argument("--task", required=True)
     sp.add_argument("--prompts", required=True)
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", help="raw outputs parquet (not needed with --show)")
     sp.add_argument("--no-progress", action="store_true")
+    sp.add_argument("--show", metavar="PROMPT_ID",
+                    help="print the token sequence the model sees for this prompt, then stop")
     sp = add("score", cmd_score, "score any prompts file with any GGUF model")
     sp.add_argument("--model", required=True, help="path to a GGUF file")
     sp.add_argument("--prompts", required=True)
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", help="raw outputs parquet (not needed with --show)")
     sp.add_argument("--chat-template", choices=["auto", "none"], default="auto")
     sp.add_argument("--n-gpu-layers", type=int, default=0)
     sp.add_argument("--no-progress", action="store_true")
+    sp.add_argument("--show", metavar="PROMPT_ID",
+                    help="print the token sequence the model sees for this prompt, then stop")
     sp = add("metrics", cmd_metrics, "aggregate raw outputs into summary.csv and metrics.json")
     sp.add_argument("--items", nargs="+", required=True)
     sp.add_argument("--raw", nargs="+", required=True)
