@@ -25,20 +25,22 @@ from culteval.engine import Engine, _split_of
 TASKS = ["global_opinions", "cultural_map", "culturalbench", "normad"]
 
 
-def cell_prompts(cfg: dict, mirror: Path, n_items: int) -> dict[tuple[str, str], pd.DataFrame]:
+def cell_prompts(cfg: dict, mirror: Path, n_items: int, task_names: list[str], strategies: list[str],
+                 ) -> dict[tuple[str, str], pd.DataFrame]:
     table = translate.load_table(mirror / cfg["translation"]["table"], cfg["target"]["language"])
     out = {}
-    for task in TASKS:
+    for task in task_names:
         items = tasks.get(task).load_items(mirror, cfg)
         # spread the sample over subsets (CulturalBench easy/hard, NormAd contexts)
-        if items["subset"].nunique() <= 4:
-            items = items.groupby("subset", sort=True, group_keys=False).head(max(1, n_items // 4))
+        if items["subset"].nunique() <= 4:  # round-robin over subsets
+            items = items.assign(_k=items.groupby("subset").cumcount()).sort_values(
+                ["_k", "item_id"], kind="stable").drop(columns="_k")
         items = items.head(n_items)
         strings = prompts.strings_to_translate(items, cfg)
         gl = translate.glossary_path(cfg)
         tr = {**(translate.load_table(gl, cfg["target"]["language"]) if gl.is_file() else {}), **table}
         tr.update({s: s for s in strings if s not in tr and not translate.has_letters(s)})
-        for strategy in prompts.STRATEGIES:
+        for strategy in strategies:
             try:
                 out[task, strategy] = prompts.render(
                     items, strategy, cfg, translations=tr if strategy in prompts.TRANSLATED else None,
@@ -75,16 +77,19 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=10, help="items per task (all permutations of each)")
     ap.add_argument("--models", nargs="+", default=None)
     ap.add_argument("--whole-user", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tasks", nargs="+", default=TASKS)
+    ap.add_argument("--strategies", nargs="+", default=list(prompts.STRATEGIES))
     args = ap.parse_args()
     cfg = config.load_params()
     mirror = Path(os.environ["CULTEVAL_DATA_MIRROR"])
-    cells = cell_prompts(cfg, mirror, args.items)
+    cells = cell_prompts(cfg, mirror, args.items, args.tasks, args.strategies)
     low = cfg["metrics"]["low_mass"]
     rows = []
     for name in args.models or list(cfg["models"]):
         spec = cfg["models"][name]
-        engine = Engine(resolve_model_file(name, spec), n_ctx=cfg["inference"]["n_ctx"], n_threads=2,
-                        chat_template=spec.get("chat_template", "auto"))
+        engine = Engine(resolve_model_file(name, spec), n_ctx=cfg["inference"]["n_ctx"],
+                        n_threads=args.threads, chat_template=spec.get("chat_template", "auto"))
         modes = [False, True] if args.whole_user and engine.is_chat else [False]
         for whole in modes:
             for (task, strategy), df in cells.items():
