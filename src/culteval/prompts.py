@@ -26,8 +26,11 @@ from culteval.translate import MissingTranslation, item_strings, strings_to_tran
 
 COLUMNS = [
     "prompt_id", "item_id", "task", "subset", "group_id", "strategy", "permutation", "option_order",
-    "labels", "shown_options", "text", "template", "template_sha256", "mode",
+    "labels", "shown_options", "label_spellings", "text", "system", "user", "answer_prefix",
+    "template", "template_sha256", "mode",
 ]
+#: Blocks every template defines (docs/templates.md); ``system`` is optional.
+BLOCKS = ("user", "answer")
 
 
 def template_path(task: str, strategy: str, cfg: dict, root: Path = ROOT) -> Path:
@@ -67,6 +70,32 @@ def permutation_orders(n: int, k: int, seed: int, item_id: str) -> list[list[int
                 order = [int(i) for i in rng.permutation(n)]
         orders.append(order)
     return orders
+
+
+def _split(template, variables: dict, rel: str) -> tuple[str, str, str, str]:
+    """(full text, system, user, answer prefix) of one template rendering.
+
+    The full text is what a base model sees; a chat model gets ``system``/``user`` as
+    messages and ``answer`` as the start of its reply. Text outside the blocks (role
+    words such as "Human: ") reaches base models only.
+    """
+    missing = [b for b in BLOCKS if b not in template.blocks]
+    if missing:
+        raise ValueError(f"template {rel} lacks block(s) {missing} (see docs/templates.md)")
+    text = template.render(**variables)
+    ctx = template.new_context(variables)
+    parts = {name: "".join(template.blocks[name](ctx)) if name in template.blocks else ""
+             for name in ("system", "user", "answer")}
+    # the blocks must be the text's own pieces, in order, with the answer ending the prompt
+    pos = 0
+    for name in ("system", "user", "answer"):
+        found = text.find(parts[name], pos)
+        if found < 0:
+            raise ValueError(f"template {rel}: block {name!r} is not part of the rendered text in order")
+        pos = found + len(parts[name])
+    if not text.endswith(parts["answer"]) or (parts["answer"] == "" and not text.endswith(parts["user"])):
+        raise ValueError(f"template {rel}: the prompt must end with block 'answer' ('user' if it is empty)")
+    return text, parts["system"].strip(), parts["user"].strip(), parts["answer"]
 
 
 def render(
@@ -132,14 +161,15 @@ def render(
         for p, order in enumerate(permutation_orders(len(options), k, seed, item.item_id)):
             shown = [tr(options[i]) for i in order]
             labels = task.answer_labels(shown, item.item_id)
-            text = template.render(
-                **base_vars, question=question, options=list(zip(labels, shown, strict=True)),
-                context=context, subset=subset,
-            )
+            text, system, user, answer = _split(template, {
+                **base_vars, "question": question, "options": list(zip(labels, shown, strict=True)),
+                "context": context, "subset": subset}, rel)
             rows.append({
                 "prompt_id": f"{item.item_id}#{strategy}#p{p}", "item_id": item.item_id, "task": item.task,
                 "subset": subset, "group_id": item.group_id, "strategy": strategy, "permutation": p,
-                "option_order": order, "labels": labels, "shown_options": shown, "text": text,
+                "option_order": order, "labels": labels, "shown_options": shown,
+                "label_spellings": task.label_spellings(labels), "text": text, "system": system,
+                "user": user, "answer_prefix": answer,
                 "template": rel, "template_sha256": sha, "mode": mode,
             })
     out = pd.DataFrame(rows, columns=COLUMNS)

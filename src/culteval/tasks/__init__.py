@@ -204,6 +204,8 @@ class Task:
     ``(items, cfg) -> items`` applied before any metric (e.g. national samples only).
     ``reference_rows``: a function ``(items, cfg, inputs) -> rows`` about the run's
     reference data rather than a model (e.g. the map projection's fit quality).
+    ``numbered_options``: the templates also list the options by number ("2) No"), so a
+    number is a spelling of its label too (chat models answer with it).
     ``strategies``: the prompting strategies the task supports (None: all four).
     ``max_tokens``: sampled-answer length for this task (None: ``params.sampling.max_tokens``).
     """
@@ -217,6 +219,7 @@ class Task:
     labels: str = "letters"
     subsets: frozenset[str] | None = None
     ordered_scale: bool = False
+    numbered_options: bool = False
     baselines: str | None = None
     item_scores: str | None = None
     metric_view: str | None = None
@@ -241,6 +244,10 @@ class Task:
         if len(shown) > len(string.ascii_uppercase):
             raise ValueError(f"item {item_id}: {len(shown)} options exceed the letters A-Z")
         return list(string.ascii_uppercase[: len(shown)])
+
+    def label_spellings(self, labels: Sequence[str]) -> list[list[str]]:
+        """Per shown option, every form the prompt offers for its label (the engine sums their mass)."""
+        return [[label, *([str(i + 1)] if self.numbered_options else [])] for i, label in enumerate(labels)]
 
     def function(self, which: str) -> Callable:
         """The function a ``"module:function"`` field names (imported on first use)."""

@@ -96,7 +96,7 @@ def parse_answer(text: str | None, letters: Sequence[str], shown_options: Sequen
 TASK = Task(name=NAME, datasets=("normad",), mode="both", load_items=load_items, parse_answer=parse_answer,
             metrics="culteval.metrics.accuracy:normad_metrics",
             item_scores="culteval.metrics.accuracy:normad_item_scores",
-            labels="words", subsets=frozenset(CONTEXTS),
+            labels="words", numbered_options=True, subsets=frozenset(CONTEXTS),
             params_schema={
                 "contexts": {"type": "array", "minItems": 1, "uniqueItems": True,
                              "items": {"enum": list(CONTEXTS)}},
