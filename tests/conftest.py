@@ -12,10 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def mirror() -> Path:
-    """The offline data mirror (CULTEVAL_DATA_MIRROR, else ../shared/data beside the repo)."""
-    path = Path(os.environ.get("CULTEVAL_DATA_MIRROR", ROOT.parent / "shared" / "data"))
+    """The offline data mirror named by CULTEVAL_DATA_MIRROR (no default location)."""
+    value = os.environ.get("CULTEVAL_DATA_MIRROR")
+    if not value:
+        pytest.fail("these tests read the offline data mirror: set CULTEVAL_DATA_MIRROR to its path")
+    path = Path(value)
     if not path.is_dir():
-        pytest.fail(f"data mirror not found at {path}; set CULTEVAL_DATA_MIRROR")
+        pytest.fail(f"CULTEVAL_DATA_MIRROR={path} is not a directory")
     return path
 
 
