@@ -33,3 +33,16 @@ def default_model(tmp_path_factory) -> Path:
     if not target.exists():
         return Path(assemble(target))
     return target
+
+
+@pytest.fixture()
+def upstream(monkeypatch):
+    """A local HTTP server standing in for huggingface.co and raw.githubusercontent.com."""
+    from upstream_server import Upstream
+
+    with Upstream() as server:
+        monkeypatch.setenv("CULTEVAL_HF_ENDPOINT", server.base + "/hf")
+        monkeypatch.setenv("CULTEVAL_GITHUB_RAW_ENDPOINT", server.base + "/gh")
+        monkeypatch.setenv("CULTEVAL_DOWNLOAD_BACKOFF", "0")
+        monkeypatch.setenv("CULTEVAL_DOWNLOAD_RETRIES", "3")
+        yield server
