@@ -71,3 +71,16 @@ class Upstream:
 
     def ranges(self, path: str) -> list[str | None]:
         return [r for p, r in self.requests if p == path]
+
+
+def serve_mirror(server: Upstream, cfg: dict, mirror) -> None:
+    """Serve every dataset file of params under its upstream path (endpoints pointed at ``server``)."""
+    from urllib.parse import urlsplit as split
+
+    from culteval.acquire import effective_url
+
+    for name, spec in cfg["datasets"].items():
+        for fname, fspec in spec["files"].items():
+            source = mirror / name / fname
+            if source.is_file():
+                server.files[split(effective_url(fspec["url"])).path] = source.read_bytes()
