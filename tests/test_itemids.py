@@ -85,11 +85,13 @@ def test_missing_pinned_item_names_task_and_key(mirror, cfg, tmp_path):
         tasks.get("normad").load_items(raw, cfg)
 
 
-def test_itemset_selects_before_limit(mirror, cfg):
-    first = tasks.read_itemset(cfg["tasks"]["normad"]["itemset"])[:2]
+def test_itemset_selects_then_limit_applies(mirror, cfg, tmp_path):
+    pinned = tasks.read_itemset(cfg["tasks"]["normad"]["itemset"])
+    chosen = [pinned[5], pinned[9], pinned[40]]
+    (tmp_path / "set.txt").write_text("# three stories\n" + "\n".join(reversed(chosen)) + "\n")
     c = json.loads(json.dumps(cfg))
-    c["tasks"]["normad"]["limit"] = 2
-    assert list(dict.fromkeys(tasks.get("normad").load_items(mirror, c)["group_id"])) == first
+    c["tasks"]["normad"].update(itemset=str(tmp_path / "set.txt"), limit=2)
+    assert list(dict.fromkeys(tasks.get("normad").load_items(mirror, c)["group_id"])) == chosen[:2]
 
 
 def test_default_items_same_from_mirror_and_server(mirror, cfg, upstream, tmp_path, monkeypatch):
