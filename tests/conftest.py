@@ -12,10 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def mirror() -> Path:
-    """The offline data mirror (CULTEVAL_DATA_MIRROR, else ../shared/data beside the repo)."""
-    path = Path(os.environ.get("CULTEVAL_DATA_MIRROR", ROOT.parent / "shared" / "data"))
+    """The offline data mirror named by CULTEVAL_DATA_MIRROR (no default location)."""
+    value = os.environ.get("CULTEVAL_DATA_MIRROR")
+    if not value:
+        pytest.fail("these tests read the offline data mirror: set CULTEVAL_DATA_MIRROR to its path")
+    path = Path(value)
     if not path.is_dir():
-        pytest.fail(f"data mirror not found at {path}; set CULTEVAL_DATA_MIRROR")
+        pytest.fail(f"CULTEVAL_DATA_MIRROR={path} is not a directory")
     return path
 
 
@@ -30,3 +33,16 @@ def default_model(tmp_path_factory) -> Path:
     if not target.exists():
         return Path(assemble(target))
     return target
+
+
+@pytest.fixture()
+def upstream(monkeypatch):
+    """A local HTTP server standing in for huggingface.co and raw.githubusercontent.com."""
+    from upstream_server import Upstream
+
+    with Upstream() as server:
+        monkeypatch.setenv("CULTEVAL_HF_ENDPOINT", server.base + "/hf")
+        monkeypatch.setenv("CULTEVAL_GITHUB_RAW_ENDPOINT", server.base + "/gh")
+        monkeypatch.setenv("CULTEVAL_DOWNLOAD_BACKOFF", "0")
+        monkeypatch.setenv("CULTEVAL_DOWNLOAD_RETRIES", "3")
+        yield server

@@ -118,7 +118,7 @@ def test_empty_item_table_stops_prepare(tmp_path, mirror, capsys):
     (tmp_path / "normad").mkdir()
     raw = pd.read_csv(mirror / "normad" / "normad_etiquette_final_data.csv", dtype=str, keep_default_na=False)
     raw.iloc[:0].to_csv(tmp_path / "normad" / "normad_etiquette_final_data.csv", index=False)
-    params = overlay(tmp_path, {"tasks": {"normad": {"countries": ["all"]}}})
+    params = overlay(tmp_path, {"tasks": {"normad": {"countries": ["all"], "itemset": None}}})
     rc, err = run_cli(capsys, "--params", params, "prepare", "--task", "normad", "--raw-root", str(tmp_path),
                       "--out", str(tmp_path / "items.parquet"))
     assert rc == 1
@@ -135,7 +135,7 @@ def test_culturalbench_duplicate_options_kept_with_note(tmp_path, mirror, cfg):
     row["answer"] = "B"
     row.to_csv(tmp_path / "culturalbench" / "CulturalBench-Easy.csv", index=False)
     c = json.loads(json.dumps(cfg))
-    c["tasks"]["culturalbench"].update(subsets=["easy"], limit=None)
+    c["tasks"]["culturalbench"].update(subsets=["easy"], limit=None, itemset=None)  # a hand-made file
     items = tasks.get("culturalbench").load_items(tmp_path, c)
     assert len(items) == 1
     it = items.iloc[0]

@@ -155,7 +155,7 @@ def test_translations_to_dict():
         translations_to_dict(pd.concat([df, df]))
 
 
-def test_mirror_table_and_glossary_cover_real_india_items(mirror, cfg):
+def test_project_table_and_glossary_cover_real_india_items(mirror, cfg):
     """Real NormAd and CulturalBench India items translate with no translator model, then render natively."""
     rows = []
     with open(mirror / "normad" / "normad_etiquette_final_data.csv", encoding="utf-8") as f:
@@ -177,7 +177,7 @@ def test_mirror_table_and_glossary_cover_real_india_items(mirror, cfg):
                  "context": json.dumps({"statement": r["prompt_option_a"]}), "meta": "{}"})
     items = pd.DataFrame(rows)
     assert len(items) == 25 * 4 + 1
-    table = mirror / "translations" / "hi.jsonl"
+    table = ROOT / cfg["translation"]["table"]  # the table ships with the project
     df = build_translations(strings_to_translate(items, cfg), cfg, table_path=table,
                             table_sha256="b9dafc1591e596cffd0b2a6f5427477bb90fb52ab45c0b0553b0231e30056827")
     assert set(df["origin"].str.split(":").str[0]) == {"table"}
@@ -189,3 +189,17 @@ def test_mirror_table_and_glossary_cover_real_india_items(mirror, cfg):
     assert prompts["text"].map(lambda t: bool(re.search(r"[\u0900-\u097F]", t))).all()
     hard = prompts[prompts["task"] == "culturalbench"].iloc[0]
     assert list(hard["shown_options"]) == ["सही", "गलत"] and list(hard["labels"]) == ["A", "B"]
+
+
+def test_translation_table_ships_with_the_project(cfg, monkeypatch):
+    """params.translation.table resolves inside the project, whatever CULTEVAL_DATA_MIRROR says."""
+    from culteval.cli import _translation_table_path
+
+    monkeypatch.delenv("CULTEVAL_DATA_MIRROR", raising=False)
+    path = _translation_table_path(cfg)
+    assert path.is_relative_to(ROOT) and path.is_file()
+    readme = (path.parent / "README.md").read_text(encoding="utf-8")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() in readme  # the origin note names these bytes
+    assert "not reviewed by a native speaker" in readme
+    monkeypatch.setenv("CULTEVAL_DATA_MIRROR", "/nonexistent/mirror")
+    assert _translation_table_path(cfg) == path

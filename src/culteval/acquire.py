@@ -2,23 +2,36 @@
 
 Datasets come from their pinned upstream URLs, or from an offline mirror laid
 out as ``<mirror>/<dataset>/<upstream file name>`` (``CULTEVAL_DATA_MIRROR``).
-Models come from a local path, a URL with a sha256, or a pip package that ships
-the GGUF: as a file of the installed distribution (SmolLM2-135M-Instruct, found
-without importing it) or through its ``assemble(dest)`` (Gemma 3 270M). Every
-file is hashed; a mismatch stops the pipeline before any inference with a
-message naming the file and both hashes.
+Models come from a local path, a URL with a sha256, a Hub repository + file +
+revision (``hf:``), or a pip package that ships the GGUF: as a file of the installed
+distribution (SmolLM2-135M-Instruct, found without importing it) or through its
+``assemble(dest)`` (Gemma 3 270M). Downloads resume (HTTP Range into ``<file>.part``),
+retry with backoff and show progress on stderr. Every file is hashed; a file not pinned
+in params is pinned on first use in the committed lock file (``sources.lock.yaml``). A
+mismatch stops the pipeline before any inference with a message naming the file and
+both hashes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import http.client
 import importlib
 import importlib.metadata
 import os
 import shutil
+import sys
+import tempfile
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
-from culteval.io import atomic_path, sha256_file, write_json
+import yaml
+from tqdm import tqdm
+
+from culteval.io import atomic_path, sha256_file, sha256_text, write_json
 
 GGUF_MAGIC = b"GGUF"
 # llama.cpp's LLAMA_FTYPE values (general.file_type) for the common quantizations.
@@ -30,7 +43,11 @@ FILE_TYPES = {
 
 
 class ChecksumError(RuntimeError):
-    """A file's sha256 differs from the pinned one."""
+    """A file's sha256 differs from the pinned one (``expected`` and ``actual`` hold both)."""
+
+    def __init__(self, message: str, expected: str | None = None, actual: str | None = None):
+        super().__init__(message)
+        self.expected, self.actual = expected, actual
 
 
 class ModelError(RuntimeError):
@@ -43,20 +60,185 @@ def verify(path: Path, expected: str | None, what: str, source: str | Path | Non
     if expected is not None and actual != expected:
         # name where the bytes came from, not the temporary file they were checked in
         raise ChecksumError(
-            f"{what}: sha256 mismatch for {source or path}: expected {expected}, got {actual}")
+            f"{what}: sha256 mismatch for {source or path}: expected {expected}, got {actual}",
+            expected, actual)
     return actual
 
 
+class DownloadError(RuntimeError):
+    """A URL cannot be fetched (missing upstream file, refused or dropped connections)."""
+
+
+# Hosts a user may point elsewhere (a proxy, an internal mirror, a test server): env var -> default base.
+ENDPOINTS = {
+    "CULTEVAL_HF_ENDPOINT": "https://huggingface.co",
+    "CULTEVAL_GITHUB_RAW_ENDPOINT": "https://raw.githubusercontent.com",
+}
+RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}
+
+
+def effective_url(url: str) -> str:
+    """``url`` with a known host's base replaced by its endpoint override, if one is set."""
+    for var, base in ENDPOINTS.items():
+        override = os.environ.get(var)
+        if override and (url == base or url.startswith(base + "/")):
+            return override.rstrip("/") + url[len(base):]
+    return url
+
+
+def hf_url(spec: dict) -> str:
+    """Canonical Hub URL of ``{repo, file, revision[, repo_type]}`` (a commit hash pins the bytes)."""
+    prefix = "datasets/" if spec.get("repo_type") == "dataset" else ""
+    base = ENDPOINTS["CULTEVAL_HF_ENDPOINT"]
+    return f"{base}/{prefix}{spec['repo']}/resolve/{spec.get('revision', 'main')}/{spec['file']}"
+
+
+def _settings() -> tuple[int, float, float]:
+    """(attempts, first backoff in s, socket timeout in s), overridable for slow links and tests."""
+    env = os.environ.get
+    return (int(env("CULTEVAL_DOWNLOAD_RETRIES", "5")) + 1, float(env("CULTEVAL_DOWNLOAD_BACKOFF", "2")),
+            float(env("CULTEVAL_DOWNLOAD_TIMEOUT", "60")))
+
+
+def _fetch_once(url: str, part: Path, timeout: float) -> None:
+    """Append the rest of ``url`` to ``part``, asking for a byte Range when part already holds bytes."""
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "culteval"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (http/https from params)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # the part file already holds everything (or more): start over
+            part.unlink()
+            raise
+        raise
+    with response:
+        resumed = have and getattr(response, "status", None) == 206
+        if have and not resumed:
+            have = 0  # the server ignored Range: take the whole body from the start
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length and length.isdigit() else None
+        with open(part, "ab" if resumed else "wb") as out, tqdm(
+            total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+            desc=f"{part.name[:-5]}{' (resumed)' if resumed else ''}", mininterval=1.0, leave=False,
+        ) as bar:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+    if total is not None and part.stat().st_size != total:
+        raise http.client.IncompleteRead(b"", total - part.stat().st_size)
+
+
 def download(url: str, dest: Path, expected: str | None, what: str) -> str:
-    """Download to a temporary file, verify, then move into place (no partial files)."""
-    with atomic_path(dest) as tmp:
+    """Fetch ``url`` into ``dest`` resumably; verify; place it atomically; return its sha256.
+
+    Bytes go to ``<dest>.part``: a dropped connection or an interrupted run resumes
+    from there with an HTTP Range request, retried with exponential backoff.
+    Only a file whose sha256 matches ``expected`` (when given) is renamed into place;
+    a mismatching one is deleted, since resuming bad bytes cannot fix them.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    real = effective_url(url)
+    attempts, backoff, timeout = _settings()
+    for attempt in range(attempts):
         try:
-            with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:  # noqa: S310
-                shutil.copyfileobj(response, out, length=1 << 20)
-        except OSError as exc:  # URLError, timeouts, refused connections
-            raise RuntimeError(f"{what}: cannot download {url}: {exc} "
-                               "(offline? set CULTEVAL_DATA_MIRROR to a local data mirror)") from None
-        return verify(tmp, expected, what, url)
+            _fetch_once(real, part, timeout)
+            break
+        except urllib.error.HTTPError as exc:
+            if exc.code not in RETRYABLE_HTTP and exc.code != 416:
+                hint = " (no such file at this revision?)" if exc.code == 404 else ""
+                raise DownloadError(f"{what}: {real} answered HTTP {exc.code} {exc.reason}{hint}") from None
+            error: Exception = exc
+        except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets, short bodies
+            error = exc
+        if attempt + 1 < attempts:
+            delay = min(backoff * 2 ** attempt, 60.0)
+            print(f"{what}: {real}: {error!r}; retry {attempt + 1}/{attempts - 1} in {delay:g} s "
+                  f"({part.stat().st_size if part.exists() else 0} bytes kept)", file=sys.stderr)
+            time.sleep(delay)
+    else:
+        raise DownloadError(f"{what}: cannot download {real} after {attempts} attempts: {error!r} "
+                            "(offline? set CULTEVAL_DATA_MIRROR to a local data mirror; "
+                            f"partial bytes kept in {part} for the next run)")
+    try:
+        digest = verify(part, expected, what, real)
+    except ChecksumError:
+        part.unlink()
+        raise
+    os.replace(part, dest)
+    return digest
+
+
+LOCK_HEADER = """\
+# Trust on first use: sha256 of upstream files that params.yaml does not pin (sha256: null),
+# recorded by their first download and verified by every later one. Commit this file.
+# An upstream change stops the run naming both hashes; delete an entry only to accept a change.
+"""
+
+
+def lock_path() -> Path:
+    """The committed lock file of first-download hashes (CULTEVAL_SOURCES_LOCK overrides)."""
+    from culteval.config import ROOT
+
+    return Path(os.environ.get("CULTEVAL_SOURCES_LOCK", ROOT / "sources.lock.yaml"))
+
+
+@contextlib.contextmanager
+def _lock_guard(path: Path):
+    # Snakemake runs acquire jobs in parallel: one writer at a time, via a lock beside no project file.
+    guard = Path(tempfile.gettempdir()) / f"culteval-{sha256_text(str(path.resolve()))[:16]}.flock"
+    with open(guard, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_lock(path: Path | None = None) -> dict[str, dict]:
+    """URL -> {file, sha256} from the lock file (empty when it does not exist yet)."""
+    path = lock_path() if path is None else Path(path)
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return dict(data.get("sources") or {})
+
+
+def locked_download(url: str, dest: Path, pinned: str | None, what: str, label: str) -> tuple[str, str]:
+    """Download ``url``; verify against ``pinned`` else against (or into) the lock file.
+
+    Returns (sha256, how it was pinned: "params", "lock" or "first use").
+    """
+    if pinned is not None:
+        return download(url, dest, pinned, what), "params"
+    path = lock_path()
+    recorded = read_lock(path).get(url, {}).get("sha256")
+    try:
+        digest = download(url, dest, recorded, what)
+    except ChecksumError as exc:
+        raise ChecksumError(
+            f"{what}: upstream file {url} changed since its first download: {path} records "
+            f"sha256 {recorded}, the server now sends {exc.actual}. Check the change; to accept it, "
+            "delete that entry from the lock file and rerun", recorded, exc.actual) from None
+    if recorded is not None:
+        return digest, "lock"
+    with _lock_guard(path):
+        sources = read_lock(path)
+        if url not in sources:  # another job may have recorded it meanwhile: keep the first
+            sources[url] = {"file": label, "sha256": digest}
+            body = yaml.safe_dump({"sources": dict(sorted(sources.items()))}, sort_keys=True,
+                                  allow_unicode=True, width=1000)
+            with atomic_path(path) as tmp:
+                tmp.write_text(LOCK_HEADER + body, encoding="utf-8")
+        elif sources[url]["sha256"] != digest:
+            raise ChecksumError(f"{what}: {url}: sha256 {digest} differs from {sources[url]['sha256']} "
+                                f"recorded meanwhile in {path}")
+    return digest, "first use"
 
 
 def acquire_dataset(name: str, spec: dict, out_dir: Path, mirror: Path | None) -> dict:
@@ -71,20 +253,20 @@ def acquire_dataset(name: str, spec: dict, out_dir: Path, mirror: Path | None) -
             source = mirror / name / fname
             if not source.is_file():
                 raise FileNotFoundError(f"{what}: not in the data mirror at {source}")
-            expected, origin = fspec["mirror_sha256"], "mirror"
+            expected, origin, pin = fspec["mirror_sha256"], "mirror", "params"
             with atomic_path(dest) as tmp:
                 shutil.copyfile(source, tmp)
                 digest = verify(tmp, expected, what, source)
             where = str(source)
         else:
-            expected, origin, where = fspec["sha256"], "url", fspec["url"]
-            digest = download(fspec["url"], dest, expected, what)
+            origin, where = "url", effective_url(fspec["url"])
+            digest, pin = locked_download(fspec["url"], dest, fspec["sha256"], what, f"{name}/{fname}")
         files[fname] = {
             "origin": origin,
             "source": where,
             "url": fspec["url"],
             "sha256": digest,
-            "pinned": expected is not None,
+            "pin": pin,  # params | lock | first use (sha256 recorded in the lock file by this run)
             # The mirror holds subsets of some datasets; a mirror file identical to the pinned
             # upstream file is complete, any other mirror file carries the dataset's subset note.
             "subset": (spec.get("subset_in_mirror")
@@ -125,10 +307,12 @@ def resolve_model_file(name: str, spec: dict) -> Path:
             raise ModelError(f"model {name!r}: file not found: {path}")
         return path.resolve()
     cache = model_cache()
-    if "url" in spec:
-        dest = cache / spec["sha256"] / Path(spec["url"]).name
+    if "url" in spec or "hf" in spec:
+        url = spec["url"] if "url" in spec else hf_url(spec["hf"])
+        key = spec.get("sha256") or sha256_text(url)[:16]  # an unpinned Hub file is keyed by its URL
+        dest = cache / key / Path(url).name
         if not dest.is_file():
-            download(spec["url"], dest, spec["sha256"], f"model {name!r}")
+            locked_download(url, dest, spec.get("sha256"), f"model {name!r}", f"model {name}")
         return dest
     shipped = _distribution_file(spec)
     if shipped is not None:
@@ -166,7 +350,10 @@ def gguf_metadata(path: Path, name: str) -> dict[str, str]:
 def describe_model(name: str, spec: dict) -> dict:
     """Resolve, verify and describe a model entry: the record written to data/models/<name>.json."""
     path = resolve_model_file(name, spec)
-    digest = verify(path, spec.get("sha256"), f"model {name!r}")
+    expected = spec.get("sha256")
+    if expected is None and "hf" in spec:  # trust on first use: the hash its download recorded
+        expected = read_lock().get(hf_url(spec["hf"]), {}).get("sha256")
+    digest = verify(path, expected, f"model {name!r}")
     meta = gguf_metadata(path, name)
     template = meta.get("tokenizer.chat_template")
     from culteval.io import sha256_text
@@ -177,7 +364,7 @@ def describe_model(name: str, spec: dict) -> dict:
         "path": str(path),
         "sha256": digest,
         "size_bytes": path.stat().st_size,
-        "source": {k: spec[k] for k in ("path", "url", "package") if k in spec},
+        "source": {k: spec[k] for k in ("path", "url", "hf", "package") if k in spec},
         # no group/base: labels for metrics, kept out so relabelling reruns no inference
         "gguf": {
             "name": meta.get("general.name"),

@@ -15,18 +15,21 @@ def _params(args) -> dict:
 
 
 def _translation_table_path(cfg: dict) -> Path | None:
-    """Where the translation table lives: absolute, else in the data mirror, else in the project."""
+    """Where the translation table lives: an absolute path, else relative to the project root.
+
+    The table ships with the project (workflow/translations/), so the translate stage
+    never depends on the offline data mirror.
+    """
     table = cfg["translation"]["table"]
     if table is None:
         return None
     path = Path(table)
     if not path.is_absolute():
-        mirror = cfgmod.data_mirror()
-        path = (mirror / table) if mirror else (cfgmod.ROOT / table)
+        path = cfgmod.ROOT / table
     if not path.is_file():
         raise FileNotFoundError(
-            f"params.translation.table: {path} not found (set CULTEVAL_DATA_MIRROR, give an absolute path, "
-            "or name a translator_model)"
+            f"params.translation.table: {path} not found (give a path relative to the project or an "
+            "absolute path, or name a translator_model)"
         )
     return path
 

@@ -31,7 +31,8 @@ def schema() -> dict:
 
     with open(SCHEMA, encoding="utf-8") as f:
         out = yaml.safe_load(f)
-    common = {"enabled": {"type": "boolean"}, "limit": {"$ref": "#/$defs/limit"}}
+    common = {"enabled": {"type": "boolean"}, "limit": {"$ref": "#/$defs/limit"},
+              "itemset": {"type": ["string", "null"], "minLength": 1}}
     out["properties"]["tasks"]["properties"] = {
         name: {"type": "object", "additionalProperties": False,
                "properties": {**common, **task.params_schema}}
@@ -51,7 +52,8 @@ def validate(cfg: Any, source: str = "params.yaml") -> dict:
         path = list(best.absolute_path)
         if best.validator == "oneOf" and len(path) == 2 and path[0] == "models":
             raise ConfigError(
-                f"{source}: {_key_path(best)}: give exactly one of path | url (with sha256) | package")
+                f"{source}: {_key_path(best)}: give exactly one of path | url (with sha256) | "
+                "hf (repo, file, revision) | package")
         raise ConfigError(f"{source}: {_key_path(best)}: {best.message}")
     translator = cfg["translation"]["translator_model"]
     if translator is not None and translator not in cfg["models"]:

@@ -218,10 +218,11 @@ def stage(name: str, cfg: dict, root: Path = ROOT) -> dict:
     if name == "translate" and translator:
         deps.append(f"data/models/{translator}.json")
     table = cfg["translation"]["table"]
-    if name == "translate" and table and Path(table).is_absolute():
-        # a table in the data mirror (a relative path) lives outside the project: DVC cannot name it
-        # portably, so Snakemake alone (which resolves the mirror) notices an edit there
+    if name == "translate" and table:  # shipped in the project (or an absolute path)
         deps.append(table)
+    if name == "prepare":  # the pinned evaluation sets a task's params name
+        deps += sorted({cfg["tasks"][t]["itemset"] for t in enabled_tasks(cfg)
+                        if cfg["tasks"][t].get("itemset")})
     # persist: Snakemake, not DVC, decides what inside a folder is stale (DVC would otherwise
     # delete finished inference before rerunning a stage).
     out: dict = {"cmd": f"snakemake --cores 2 {phase.target}", "deps": list(dict.fromkeys(deps)),

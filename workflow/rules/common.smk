@@ -29,6 +29,12 @@ def task_datasets(wildcards):
     return [f"data/raw/{d}/PROVENANCE.json" for d in get_task(wildcards.task).datasets]
 
 
+def task_itemset(wildcards):
+    """The pinned evaluation set a task's params name (its contents decide the items), if any."""
+    spec = config["tasks"][wildcards.task].get("itemset")
+    return [str(Path(workflow.basedir) / spec)] if spec and not Path(spec).is_absolute() else ([spec] if spec else [])
+
+
 def translation_table(wildcards):
     """The translation table file (in the data mirror unless absolute), if params name one."""
     from culteval.cli import _translation_table_path

@@ -1,6 +1,7 @@
 rule prepare:
     input:
         task_datasets,
+        itemset=task_itemset,
         code=phase_code("prepare"),
     output:
         "data/items/{task}.parquet",

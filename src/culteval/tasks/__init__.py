@@ -13,13 +13,16 @@ generic answer parser.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import pkgutil
 import re
 import string
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -81,10 +84,61 @@ def require_countries(present: Iterable[str], wanted: list[str] | None, task: st
                 f"add params.country_aliases.{name}.{task}, or disable or refilter params.tasks.{task}")
 
 
+# --- item identity and the pinned evaluation set ----------------------------------------------
+
+def content_id(*parts: str, length: int = 10) -> str:
+    """Short key of an item's text: the same item gets the same id in any copy, subset or row order."""
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:length]
+
+
+def number_repeats(keys: Iterable[str]) -> list[str]:
+    """Keys with verbatim repeats (duplicate rows upstream) get ``~2``, ``~3``... in file order."""
+    seen: Counter[str] = Counter()
+    out = []
+    for key in keys:
+        seen[key] += 1
+        out.append(key if seen[key] == 1 else f"{key}~{seen[key]}")
+    return out
+
+
+def read_itemset(path: str | Path) -> list[str]:
+    """Group ids listed in an item-set file (one a line; ``#`` starts a comment)."""
+    from culteval.config import ROOT
+
+    path = Path(path) if Path(path).is_absolute() else ROOT / path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"item set {path} not found") from None
+    return [k for k in (line.split("#", 1)[0].strip() for line in text.splitlines()) if k]
+
+
+def select_itemset(df: pd.DataFrame, task: str, cfg: dict, applies=None) -> pd.DataFrame:
+    """Keep the groups listed in ``params.tasks.<task>.itemset``; a listed group that is absent raises.
+
+    ``applies(key)`` tells which listed keys the task's other params select (culturalbench:
+    keys of the subsets asked for), so switching a subset off is not a missing item.
+    """
+    spec = cfg["tasks"][task].get("itemset")
+    if not spec:
+        return df
+    keys = [k for k in read_itemset(spec) if applies is None or applies(k)]
+    present = set(df["group_id"])
+    missing = [k for k in keys if k not in present]
+    if missing:
+        raise ValueError(
+            f"task {task}: {len(missing)} item(s) of the pinned evaluation set {spec} are not in the data, "
+            f"e.g. {missing[0]!r} (a different or truncated upstream file, or other countries/subsets "
+            f"in params.tasks.{task}; params.tasks.{task}.itemset: null evaluates whatever is there)")
+    return df[df["group_id"].isin(set(keys))]
+
+
 # --- table assembly --------------------------------------------------------------------------------
 
-def finish(rows: Iterable[dict], task: str, cfg: dict, *, limit_by: str | None = None) -> pd.DataFrame:
-    """Rows -> contract table sorted by item_id, with ``params.tasks.<task>.limit`` applied.
+def finish(rows: Iterable[dict], task: str, cfg: dict, *, limit_by: str | None = None,
+           itemset_applies=None) -> pd.DataFrame:
+    """Rows -> contract table sorted by item_id, restricted to ``params.tasks.<task>.itemset``
+    (when set), with ``params.tasks.<task>.limit`` applied.
 
     ``limit`` keeps the first N *groups* in item_id order (a group is never split;
     ungrouped items are their own group). ``limit_by`` names a column within
@@ -95,6 +149,7 @@ def finish(rows: Iterable[dict], task: str, cfg: dict, *, limit_by: str | None =
     if df["item_id"].duplicated().any():
         dup = df.loc[df["item_id"].duplicated(), "item_id"].iloc[0]
         raise ValueError(f"task {task}: duplicate item_id {dup!r}")
+    df = select_itemset(df, task, cfg, itemset_applies)
     limit = cfg["tasks"][task].get("limit")
     if limit is not None and len(df):
         keep = []

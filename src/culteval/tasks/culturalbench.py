@@ -8,7 +8,8 @@ is reported beside it.
 
 Items here: easy ``culturalbench/easy/<question_idx>`` with options a..d and the
 gold letter mapped to its text; hard one item per judgement,
-``culturalbench/hard/<question_idx>/<k>`` (k = judgement number in file order)
+``culturalbench/hard/<question_idx>/<key>`` (key = 8 hex digits of the sha256 of
+the statement and answer; ``meta.judgement`` keeps the position in file order)
 in group ``culturalbench/hard/<question_idx>``, question = the upstream
 question, the judged statement in ``context.statement``, options True/False.
 Countries are canonicalised through ``params.country_aliases``.
@@ -28,10 +29,12 @@ from culteval.tasks import (
     Task,
     aliases,
     canonical_country,
+    content_id,
     dumps,
     finish,
     first_occurrence,
     leading_letter,
+    number_repeats,
     require_columns,
     require_countries,
     selected_countries,
@@ -98,6 +101,10 @@ def _hard(raw: Path, cfg: dict) -> list[dict]:
     rows = []
     for q, group in df.groupby(df["question_idx"].astype(int), sort=True):
         group_id = f"{NAME}/hard/{q:04d}"
+        # Judgements keyed by statement and answer text, not file position (the derived and the
+        # upstream Hard files may order them differently); verbatim repeats get ~2.
+        keys = number_repeats(content_id(s, a, length=8)
+                              for s, a in zip(group["prompt_option"], group["answer"], strict=True))
         for k, (_, r) in enumerate(group.iterrows()):
             answer = {"true": "True", "false": "False"}.get(r["answer"].strip().lower())
             if answer is None:
@@ -106,7 +113,7 @@ def _hard(raw: Path, cfg: dict) -> list[dict]:
             meta = {"question_idx": q, "judgement": k, "data_idx": _int(r.get("data_idx")),
                     "raw_country": r["country"]}
             rows.append({
-                "item_id": f"{group_id}/{k}", "task": NAME, "subset": "hard", "group_id": group_id,
+                "item_id": f"{group_id}/{keys[k]}", "task": NAME, "subset": "hard", "group_id": group_id,
                 "country": canonical_country(cfg, NAME, r["country"]), "question": r["prompt_question"],
                 "options": ["True", "False"], "answer": answer, "distributions": dumps({}),
                 "context": dumps({"statement": r["prompt_option"]}), "meta": dumps(meta),
@@ -119,7 +126,8 @@ def load_items(raw_root: Path, cfg: dict) -> pd.DataFrame:
     subsets = cfg["tasks"][NAME].get("subsets") or ["easy", "hard"]
     rows = (_easy(raw, cfg) if "easy" in subsets else []) + (_hard(raw, cfg) if "hard" in subsets else [])
     require_countries((r["country"] for r in rows), selected_countries(cfg, NAME), NAME, cfg)
-    return finish(rows, NAME, cfg, limit_by="subset")
+    return finish(rows, NAME, cfg, limit_by="subset",
+                  itemset_applies=lambda key: key.split("/")[1] in subsets)
 
 
 def _word_class(label: str) -> tuple[str, ...] | None:

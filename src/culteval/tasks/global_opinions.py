@@ -7,7 +7,10 @@ the renormalised next-token probability of the option letters and is compared
 with each country's answer shares by 1 - Jensen-Shannon distance.
 
 Items here: one per upstream row that has a distribution for a selected
-country. ``distributions`` holds the target and reference countries under their
+country, ``global_opinions/<key>``: key = the first 10 hex digits of the sha256
+of the question and option texts (``~2``... for verbatim repeats), so a subset
+or reordered copy of the file names each question as upstream does.
+``distributions`` holds the target and reference countries under their
 canonical names (the first alias present wins: India's "Current national
 sample" before "Old" before "Non-national"; ``meta.country_keys`` records the
 key used), renormalised to sum 1, plus ``__all_mean__``: the mean of every
@@ -30,8 +33,10 @@ import pandas as pd
 from culteval.tasks import (
     Task,
     aliases,
+    content_id,
     dumps,
     finish,
+    number_repeats,
     parse_answer,
     require_columns,
     require_countries,
@@ -95,7 +100,7 @@ def _normalise(shares, n_options: int, row: int, country: str) -> list[float]:
     return (v / total).tolist()
 
 
-def _row_item(row: int, r, cfg: dict, wanted: list[str] | None) -> dict | None:
+def _row_item(row: int, r, cfg: dict, wanted: list[str] | None, content_key: str) -> dict | None:
     selections = parse_selections(r["selections"], row)
     options = parse_options(r["options"], row)
     named = [cfg["target"]["country"], cfg["reference"]["country"]]
@@ -121,11 +126,11 @@ def _row_item(row: int, r, cfg: dict, wanted: list[str] | None) -> dict | None:
         dists[ALL_MEAN] = np.mean(np.asarray(pool), axis=0).tolist()
     elif wanted is None:
         return None  # "all" countries asked for, but no usable distribution at all
-    meta = {"row": row, "country_keys": keys, "all_mean_n": len(pool), "all_mean_skipped": skipped,
-            "source": str(r["source"])}
+    meta = {"row": row, "key": content_key, "country_keys": keys, "all_mean_n": len(pool),
+            "all_mean_skipped": skipped, "source": str(r["source"])}
     return {
-        "item_id": f"{NAME}/{row:04d}", "task": NAME, "subset": str(r["source"]).strip().lower(),
-        "group_id": f"{NAME}/{row:04d}", "country": None, "question": str(r["question"]),
+        "item_id": f"{NAME}/{content_key}", "task": NAME, "subset": str(r["source"]).strip().lower(),
+        "group_id": f"{NAME}/{content_key}", "country": None, "question": str(r["question"]),
         "options": options, "answer": None, "distributions": dumps(dists), "context": dumps({}),
         "meta": dumps(meta),
     }
@@ -136,7 +141,11 @@ def load_items(raw_root: Path, cfg: dict) -> pd.DataFrame:
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     require_columns(df, ["question", "selections", "options", "source"], path)
     wanted = selected_countries(cfg, NAME)
-    built = (_row_item(i, r, cfg, wanted) for i, r in df.iterrows())
+    # Ids from the question and option texts, not the row number: the mirror's subset and the full
+    # upstream file number their rows differently but must name the same question alike.
+    keys = number_repeats(content_id(q, *parse_options(o, i))
+                          for i, (q, o) in enumerate(zip(df["question"], df["options"], strict=True)))
+    built = (_row_item(i, r, cfg, wanted, keys[i]) for i, (_, r) in enumerate(df.iterrows()))
     rows = [item for item in built if item is not None]
     require_countries((c for r in rows for c in json.loads(r["distributions"])), wanted, NAME, cfg)
     return finish(rows, NAME, cfg)
