@@ -130,14 +130,20 @@ def _templates(prompts_df) -> dict:
 
 def _score(args, cfg, prompts_df, model_record, spec, *, task, templates, params) -> None:
     """Load the model, record provenance (``params`` on top of sampling/inference/seed) and score."""
-    from culteval import provenance, tasks
+    from culteval import gguf, preflight, provenance, tasks
     from culteval.engine import Engine, score_prompts
 
-    engine = Engine(model_record["path"], **_engine_settings(cfg, spec))
+    name, settings = model_record["name"], _engine_settings(cfg, spec)
+    checked = preflight.enforce(preflight.resource_problems(
+        name, gguf.facts(model_record["path"]), cfg["inference"], n_gpu_layers=settings["n_gpu_layers"],
+        mem_mb=getattr(args, "mem_mb", None)), force=args.force)
+    engine = Engine(model_record["path"], **settings)
+    preflight.check_prompts(name, engine, prompts_df)
     prov = provenance.record(
         inputs=[args.prompts], model=model_record, templates=templates, engine=engine.info(),
         params={"sampling": cfg["sampling"], "inference": cfg["inference"], "seed": cfg["seed"], **params},
     )
+    prov["preflight"] = checked
     s = cfg["sampling"]
     score_prompts(
         engine, prompts_df, args.out, parse=tasks.get(task).parse_answer, trials=s["trials"],
@@ -263,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--prompts", required=True)
     sp.add_argument("--out", required=True)
     sp.add_argument("--no-progress", action="store_true")
+    sp.add_argument("--mem-mb", type=int, help="the job's memory limit (Snakemake resources.mem_mb)")
+    sp.add_argument("--force", action="store_true", help="run although preflight limits are exceeded")
     sp = add("score", cmd_score, "score any prompts file with any GGUF model")
     sp.add_argument("--model", required=True, help="path to a GGUF file")
     sp.add_argument("--prompts", required=True)
@@ -270,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--chat-template", choices=["auto", "none"], default="auto")
     sp.add_argument("--n-gpu-layers", type=int, default=0)
     sp.add_argument("--no-progress", action="store_true")
+    sp.add_argument("--force", action="store_true", help="run although preflight limits are exceeded")
     sp = add("metrics", cmd_metrics, "aggregate raw outputs into summary.csv and metrics.json")
     sp.add_argument("--items", nargs="+", required=True)
     sp.add_argument("--raw", nargs="+", required=True)

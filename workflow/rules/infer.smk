@@ -19,7 +19,7 @@ rule infer:
         ENV
     shell:
         "{params.cli} infer --model-json {input.model} --task {wildcards.task} --prompts {input.prompts} "
-        "--out {output} 2> {log}"
+        "--out {output} --mem-mb {resources.mem_mb} 2> {log}"
 
 
 rule all_raw:
