@@ -132,3 +132,20 @@ def test_longest_prompt_counts_past_n_ctx_and_restores_it(default_model, prompts
                            match=rf"model 'g': inference.n_ctx=64 is shorter than the longest rendered "
                                  rf"prompt \({n} tokens, prompt '{re.escape(pid)}'\)"):
             preflight.check_prompts("g", eng, table)
+
+
+def test_check_preflights_known_models(tmp_path, default_model, capsys, monkeypatch):
+    monkeypatch.setattr(preflight, "usable_cores", lambda: 64)  # the tiny params' threads fit anywhere
+    params = overlay(tmp_path, {"inference": {"n_ctx": 1_000_000_000},
+                                "models": {"local": {"path": str(default_model)}}})
+    rc = cli.main(["--params", params, "check", "--models-dir", str(tmp_path / "none")])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert ("culteval check: error: model 'local': inference.n_ctx=1000000000 exceeds the 32768 tokens "
+            "it was trained on (gemma3.context_length)") in err, err
+    assert "model 'gemma-3-270m'" not in err  # not acquired yet: checked when its record exists
+    io.write_json({"name": "gemma-3-270m", "path": str(default_model), "sha256": "0"},
+                  tmp_path / "models" / "gemma-3-270m.json")
+    rc = cli.main(["--params", params, "check", "--models-dir", str(tmp_path / "models")])
+    assert rc == 1 and "model 'gemma-3-270m': inference.n_ctx=1000000000" in capsys.readouterr().err
+    assert cli.main(["--params", TINY, "check", "--models-dir", str(tmp_path / "models")]) == 0
