@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from culteval.gguf import facts as gguf_facts
 from culteval.io import atomic_path, sha256_file, sha256_text, write_json
 
 GGUF_MAGIC = b"GGUF"
@@ -370,8 +371,8 @@ def describe_model(name: str, spec: dict) -> dict:
             "name": meta.get("general.name"),
             "architecture": meta.get("general.architecture"),
             "quantization": FILE_TYPES.get(int(file_type), file_type) if file_type else None,
-            "n_vocab": int(meta["n_vocab"]),
-            "n_ctx_train": int(meta["n_ctx_train"]),
+            # trained context, shapes and size from the file's own keys (llama.cpp's n_ctx_train() is 0 here)
+            **{k: v for k, v in gguf_facts(path, meta).items() if k != "architecture"},
         },
         "chat_template": "none" if template is None else "gguf",
         "chat_template_sha256": sha256_text(template) if template else None,

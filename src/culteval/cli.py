@@ -9,6 +9,13 @@ from pathlib import Path
 from culteval import config as cfgmod
 from culteval.io import read_json, read_parquet, sha256_file, write_json, write_parquet
 
+MODEL_KEYS = ("name", "path", "sha256")  # what a data/models/<name>.json must hold
+
+
+def _items_params(cfg: dict, task: str) -> dict:
+    """The params an item table depends on: recorded by prepare, checked by render."""
+    return {"tasks": {task: cfg["tasks"][task]}, "target": cfg["target"], "reference": cfg["reference"]}
+
 
 def _params(args) -> dict:
     return cfgmod.load_params(args.params)
@@ -62,19 +69,17 @@ def cmd_prepare(args) -> None:
     if items.empty:
         raise ValueError(f"task {args.task!r}: no items after filtering (check params.tasks.{args.task})")
     inputs = [p for d in task.datasets for p in sorted((raw_root / d).iterdir()) if p.is_file()]
-    prov = provenance.record(inputs=inputs, params={"tasks": {args.task: cfg["tasks"][args.task]},
-                                                    "target": cfg["target"], "reference": cfg["reference"]})
+    prov = provenance.record(inputs=inputs, params=_items_params(cfg, args.task))
     write_parquet(items, args.out, prov)
 
 
 def cmd_translate(args) -> None:
     import pandas as pd
 
-    from culteval import provenance, translate
+    from culteval import provenance, tasks, translate
 
     cfg = _params(args)
-
-    items = pd.concat([read_parquet(p) for p in args.items], ignore_index=True)
+    items = pd.concat([read_parquet(p, columns=tasks.COLUMNS) for p in args.items], ignore_index=True)
     strings = translate.strings_to_translate(items, cfg)
     table_path = _translation_table_path(cfg)
     translator, model_record = None, None
@@ -82,7 +87,7 @@ def cmd_translate(args) -> None:
     if name is not None:
         from culteval.engine import Engine
 
-        model_record = read_json(Path(args.models_dir) / f"{name}.json")
+        model_record = read_json(Path(args.models_dir) / f"{name}.json", keys=MODEL_KEYS)
         engine = Engine(model_record["path"], **_engine_settings(cfg, cfg["models"][name], args.threads))
         translator = translate.make_model_translator(
             engine, cfg["target"]["language_name"], model_record["sha256"])
@@ -101,11 +106,12 @@ def cmd_render(args) -> None:
     from culteval import prompts, provenance, tasks, translate
 
     cfg = _params(args)
-    items = read_parquet(args.items)
+    items = read_parquet(args.items, columns=tasks.COLUMNS, params=_items_params(cfg, args.task))
     translations = None
     inputs = [args.items]
     if args.strategy in cfgmod.TRANSLATED_STRATEGIES:
-        translations = translate.translations_to_dict(read_parquet(args.translations))
+        table = read_parquet(args.translations, columns=translate.COLUMNS)
+        translations = translate.translations_to_dict(table)
         inputs.append(args.translations)
     mode = tasks.get(args.task).mode
     df = prompts.render(items, args.strategy, cfg, translations=translations, mode=mode, root=cfgmod.ROOT)
@@ -132,21 +138,28 @@ def _templates(prompts_df) -> dict:
 
 
 def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates, params) -> None:
-    """Load the model, record provenance (``params`` on top of sampling/inference/seed), run the prompts."""
-    from culteval import provenance, tasks
+    """Preflight, load the model, record provenance (``params`` on top of sampling/inference/seed),
+    run the prompts."""
+    from culteval import gguf, preflight, provenance, tasks
     from culteval.engine import Engine, score_prompts, show_tokens, split_info
 
-    engine = Engine(model_record["path"], **_engine_settings(cfg, spec, getattr(args, "threads", None)))
+    name, settings = model_record["name"], _engine_settings(cfg, spec, getattr(args, "threads", None))
+    checked = preflight.enforce(preflight.resource_problems(
+        name, gguf.facts(model_record["path"]), cfg["inference"], n_gpu_layers=settings["n_gpu_layers"],
+        mem_mb=getattr(args, "mem_mb", None)), force=args.force)
+    engine = Engine(model_record["path"], **settings)
     if args.show:
         print(show_tokens(engine, prompts_df, args.show))
         return
     if not args.out:
         raise SystemExit("--out is required unless --show is given")
+    preflight.check_prompts(name, engine, prompts_df)
     prov = provenance.record(
         inputs=[args.prompts], model=model_record, templates=templates,
         engine={**engine.info(), "prompt_split": split_info(engine, prompts_df)},
         params={"sampling": cfg["sampling"], "inference": cfg["inference"], "seed": cfg["seed"], **params},
     )
+    prov["preflight"] = checked
     s, declared = cfg["sampling"], tasks.get(task)
     score_prompts(
         engine, prompts_df, args.out, parse=declared.parse_answer, trials=s["trials"],
@@ -157,10 +170,13 @@ def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates
 
 def cmd_infer(args) -> None:
     """Run one params.yaml model over one (task, strategy) prompts table."""
+    from culteval import prompts
+
     cfg = _params(args)
-    model_record = read_json(args.model_json)
+    model_record = read_json(args.model_json, keys=MODEL_KEYS)
     spec = cfg["models"][model_record["name"]]
-    prompts_df = read_parquet(args.prompts)
+    prompts_df = read_parquet(args.prompts, columns=prompts.COLUMNS,
+                              params={k: cfg[k] for k in ("permutations", "seed", "target")})
     _run_inference(args, cfg, prompts_df, model_record, spec, task=args.task,
                    templates=_templates(prompts_df), params={"model": {model_record["name"]: spec}})
 
@@ -185,7 +201,7 @@ def cmd_metrics(args) -> None:
 
     cfg = _params(args)
     items = load_items(args.items)
-    raw = load_raw(args.raw)
+    raw = load_raw(args.raw, params={k: cfg[k] for k in ("sampling", "seed")})
     df = summ.summarize(items, raw, cfg, raw_root=Path(args.raw_root))
     out = Path(args.out_dir)
     summ.write_summary(df, out / "summary.csv")
@@ -251,7 +267,18 @@ def cmd_verify(args) -> None:
 
 
 def cmd_check(args) -> None:
+    """Validate params; preflight each model whose file is known (a path, or an acquired record)."""
+    from culteval import gguf, preflight
+
     cfg = _params(args)
+    problems = []
+    for name, spec in sorted(cfg["models"].items()):
+        record = Path(args.models_dir) / f"{name}.json"
+        path = spec.get("path") or (read_json(record, keys=MODEL_KEYS)["path"] if record.is_file() else None)
+        if path and Path(path).is_file():
+            problems += preflight.resource_problems(name, gguf.facts(path), cfg["inference"],
+                                                    n_gpu_layers=spec.get("n_gpu_layers", 0))
+    preflight.enforce(problems, force=args.force)
     print(f"{args.params}: valid ({len(cfg['models'])} models, tasks {cfgmod.enabled_tasks(cfg)}, "
           f"strategies {cfg['strategies']})")
 
@@ -268,7 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=func)
         return sp
 
-    sp = add("check", cmd_check, "validate params")
+    sp = add("check", cmd_check, "validate params and preflight the models already acquired")
+    sp.add_argument("--models-dir", default="data/models")
+    sp.add_argument("--force", action="store_true", help="report preflight limits as warnings only")
     sp = add("acquire-data", cmd_acquire_data, "fetch one dataset (URL or mirror) with checksums")
     sp.add_argument("--dataset", required=True)
     sp.add_argument("--out", required=True)
@@ -299,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-progress", action="store_true")
     sp.add_argument("--show", metavar="PROMPT_ID",
                     help="print the token sequence the model sees for this prompt, then stop")
+    sp.add_argument("--mem-mb", type=int, help="the job's memory limit (Snakemake resources.mem_mb)")
+    sp.add_argument("--force", action="store_true", help="run although preflight limits are exceeded")
     sp = add("infer-gguf", cmd_infer_gguf, "run any GGUF model over any prompts file")
     sp.add_argument("--model", required=True, help="path to a GGUF file")
     sp.add_argument("--prompts", required=True)
@@ -308,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-progress", action="store_true")
     sp.add_argument("--show", metavar="PROMPT_ID",
                     help="print the token sequence the model sees for this prompt, then stop")
+    sp.add_argument("--force", action="store_true", help="run although preflight limits are exceeded")
     sp = add("metrics", cmd_metrics, "aggregate raw outputs into summary.csv and metrics.json")
     sp.add_argument("--items", nargs="+", required=True)
     sp.add_argument("--raw", nargs="+", required=True)

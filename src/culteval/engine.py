@@ -491,6 +491,28 @@ def show_tokens(engine: Engine, prompts: pd.DataFrame, prompt_id: str) -> str:
     return "\n".join(lines)
 
 
+def _read_fingerprint(path: Path) -> dict | None:
+    try:
+        return io.read_json(path)
+    except io.DamagedFileError as exc:
+        print(f"culteval: checkpoint {exc.path}: {exc.reason}; discarding the checkpoints", file=sys.stderr)
+        return None  # a damaged fingerprint vouches for nothing: the checkpoints are discarded
+
+
+def _checkpoint_ok(path: Path, prompt_ids: list[str]) -> bool:
+    """Whether a chunk file is a complete checkpoint of exactly ``prompt_ids``; a damaged one is set aside."""
+    if not path.exists():
+        return False
+    try:
+        got = io.read_parquet(path, columns=RAW_COLUMNS)["prompt_id"]
+        if sorted(set(got)) != sorted(prompt_ids):
+            raise io.reject(path, "holds other prompts than its chunk")
+    except io.DamagedFileError as exc:
+        print(f"culteval: checkpoint {exc.path}: {exc.reason}; recomputing it", file=sys.stderr)
+        return False
+    return True
+
+
 def _score_one(engine: Engine, p, *, parse, trials, temperature, max_tokens, seed) -> list[dict]:
     order = [int(i) for i in p.option_order]
     labels = list(p.labels)
@@ -576,7 +598,7 @@ def score_prompts(
     chunk_dir = Path(f"{out_path}.chunks")
     fp = _fingerprint(engine, ordered, settings)
     fp_path = chunk_dir / "fingerprint.json"
-    stale = not fp_path.exists() or io.read_json(fp_path) != json.loads(io.dumps_json(fp))
+    stale = not fp_path.exists() or _read_fingerprint(fp_path) != json.loads(io.dumps_json(fp))
     if chunk_dir.exists() and stale:
         shutil.rmtree(chunk_dir)  # stale checkpoints from other prompts or settings
     chunk_dir.mkdir(parents=True, exist_ok=True)
@@ -584,12 +606,14 @@ def score_prompts(
 
     n_chunks = (len(ordered) + chunk_size - 1) // chunk_size
     paths = [chunk_dir / f"{c:05d}.parquet" for c in range(n_chunks)]
-    done = sum(min(chunk_size, len(ordered) - c * chunk_size) for c in range(n_chunks) if paths[c].exists())
+    ids = [ordered["prompt_id"].iloc[c * chunk_size:(c + 1) * chunk_size].tolist() for c in range(n_chunks)]
+    ok = [_checkpoint_ok(paths[c], ids[c]) for c in range(n_chunks)]
+    done = sum(len(ids[c]) for c in range(n_chunks) if ok[c])
     bar = tqdm(total=len(ordered), initial=done, unit="prompt", file=sys.stderr, disable=not progress,
                desc=out_path.name)
     try:
         for c in range(n_chunks):
-            if paths[c].exists():
+            if ok[c]:
                 continue
             engine.reset()  # chunk results must not depend on what ran before (resume = same bytes)
             rows: list[dict] = []

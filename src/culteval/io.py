@@ -8,6 +8,7 @@ name, so no later stage can read half an artifact as complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -21,7 +22,31 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 PROVENANCE_KEY = b"culteval.provenance"
+ROWS_KEY = b"culteval.rows"
 FLOAT_FORMAT = "%.10g"
+#: errors of the device being written to, as opposed to a bug in the writer
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
+class DamagedFileError(ValueError):
+    """An input is not what culteval wrote (truncated, edited, foreign, or made with other params)."""
+
+    def __init__(self, message: str, path: Path | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.path, self.reason = path, reason
+
+
+class WriteError(RuntimeError):
+    """The device refused a write (full disk, quota, read-only); the previous file is unchanged."""
+
+
+def reject(path: str | os.PathLike, reason: str) -> DamagedFileError:
+    """Move a damaged input aside to ``<path>.damaged`` (kept for inspection; its producer reruns)."""
+    path = Path(path)
+    aside = path.with_name(path.name + ".damaged")
+    with contextlib.suppress(OSError):
+        os.replace(path, aside)
+    return DamagedFileError(f"{path}: {reason}; moved to {aside.name}, rerun to recompute it", path, reason)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -51,6 +76,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        raise WriteError(f"{path}: could not be written ({exc.strerror}); "
+                         "the previous version, if any, is unchanged") from exc
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -66,9 +96,17 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
         tmp.write_text(dumps_json(obj), encoding="utf-8")
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+def read_json(path: str | os.PathLike, keys: tuple[str, ...] = ()) -> Any:
+    """Parsed JSON; a file that does not parse, or lacks one of ``keys``, is rejected by path."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise reject(path, f"not valid JSON ({exc})") from None
+    missing = [k for k in keys if not isinstance(obj, dict) or k not in obj]
+    if missing:
+        raise reject(path, f"lacks keys {missing}")
+    return obj
 
 
 def write_text(text: str, path: str | os.PathLike) -> None:
@@ -131,15 +169,42 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike, provenance: dict | 
     if provenance is not None:
         content, local = split_provenance(provenance)
         meta[PROVENANCE_KEY] = json.dumps(content, sort_keys=True, ensure_ascii=False).encode()
+    meta[ROWS_KEY] = str(table.num_rows).encode()  # what a reader checks a hand-cut file against
     table = table.replace_schema_metadata(meta)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        # page checksums: a flipped byte in the data is caught on reading, not read as a number
+        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
     if local is not None:  # the artifact's hash tells a stale sidecar (killed in between) from its own
         write_json({**local, "artifact_sha256": sha256_file(path)}, sidecar_path(path))
 
 
-def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas()
+def read_parquet(path: str | os.PathLike, columns: list[str] | tuple[str, ...] = (),
+                 params: dict | None = None) -> pd.DataFrame:
+    """Read a Parquet file, rejecting it (by path, moved aside) unless it is what its writer wrote.
+
+    Checked: it parses with valid page checksums, has ``columns``, holds the row count its
+    writer recorded, and (for ``params``) was made with the same values of those params.
+    """
+    try:
+        table = pq.read_table(path, page_checksum_verification=True)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        raise reject(path, f"damaged or not a Parquet file ({exc})") from None
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise reject(path, f"missing columns {missing}")
+    meta = table.schema.metadata or {}
+    recorded = meta.get(ROWS_KEY)
+    if recorded is not None and int(recorded) != table.num_rows:
+        raise reject(path, f"{table.num_rows} rows, its writer recorded {int(recorded)}")
+    if params:
+        made = json.loads(meta[PROVENANCE_KEY]).get("params", {}) if PROVENANCE_KEY in meta else None
+        for key, value in sorted(params.items()):
+            now = json.loads(json.dumps(value))
+            if made is not None and key in made and made[key] != now:
+                raise reject(path, f"made with params.{key}={made[key]!r}, params now say {now!r}")
+    return table.to_pandas()
 
 
 def read_provenance(path: str | os.PathLike) -> dict | None:

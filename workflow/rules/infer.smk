@@ -20,7 +20,7 @@ rule infer:
         settings=settings("infer"),
     shell:
         "{params.cli} infer --model-json {input.model} --task {wildcards.task} --prompts {input.prompts} "
-        "--threads {threads} --out {output} 2> {log}"
+        "--threads {threads} --out {output} --mem-mb {resources.mem_mb} 2> {log}"
 
 
 rule all_raw:
