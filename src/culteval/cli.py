@@ -128,7 +128,7 @@ def _engine_settings(cfg: dict, model_spec: dict, threads: int | None = None) ->
         "n_ctx": inf["n_ctx"], "n_threads": threads or inf["n_threads"], "n_batch": inf["n_batch"],
         "n_gpu_layers": model_spec.get("n_gpu_layers", 0),
         "chat_template": model_spec.get("chat_template", "auto"), "seed": cfg["seed"],
-        "prefix_reuse": inf.get("prefix_reuse", False),
+        "prefix_reuse": inf.get("prefix_reuse", True), "segment": inf.get("segment_tokens", 32),
     }
 
 

@@ -5,14 +5,15 @@ model's next-token probabilities on the answer labels, renormalised over the lab
 Sampled answers follow "Fluent but Foreign" (temperature 0.3, several trials per
 prompt), with one seed per (run seed, prompt, trial) so every trial is reproducible.
 
-Speed comes from evaluating each prompt once (no per-option continuation scoring) and
-from reusing that evaluation for every sampled trial. Why the KV cache is not shared
-between *different* prompts by default: on the CPU build measured here, evaluating a
-prompt in two pieces (cached prefix + tail) changes its logits by up to ~0.7 (option
-probabilities by ~2e-3) against one piece, because llama.cpp picks matmul kernels by
-batch size. A prompt's numbers would then depend on which prompts ran before it (the
-task ``limit``, the strategies enabled, a resume). ``prefix_reuse=True`` trades that
-exactness for speed; it is recorded in :meth:`Engine.info`.
+Speed comes from evaluating each prompt once (no per-option continuation scoring), from
+reusing that evaluation for every sampled trial, and from reusing the KV cache of the
+previous prompt's shared prefix. Reuse is exact by construction: llama.cpp's logits
+depend on how a prompt is split into batches (it picks matmul kernels by batch size;
+up to ~2e-3 in option probabilities between splits, measured), so every prompt is
+always evaluated in the same pieces, ``segment`` tokens each counted from its first
+token, and only whole cached segments are reused. A cached segment then holds exactly
+what a fresh evaluation computes, and a prompt's numbers do not depend on which
+prompts ran before it (the task ``limit``, the strategies enabled, a resume).
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class Engine:
         n_gpu_layers: int = 0,
         chat_template: str = "auto",
         seed: int = 0,
-        prefix_reuse: bool = False,
+        prefix_reuse: bool = True,
+        segment: int = 32,
     ) -> None:
         import llama_cpp  # imported here so the rest of the package works without it
 
@@ -84,7 +86,9 @@ class Engine:
             logits_all=False,  # True allocates n_ctx x n_vocab floats and is slow
             verbose=False,
         )
-        self.prefix_reuse = prefix_reuse
+        if not 1 <= segment <= n_batch:
+            raise ValueError(f"segment must be between 1 and n_batch={n_batch}, got {segment} for {model_path}")
+        self.prefix_reuse, self.segment = prefix_reuse, segment
         self.n_vocab = self.llm.n_vocab()
         #: (prompt tokens, their next-token logits) while the KV cache starts with that prompt
         self._cached: tuple[tuple[int, ...], np.ndarray] | None = None
@@ -277,9 +281,9 @@ class Engine:
 
         The same prompt again (its sampled trials) costs nothing: the generated tail is
         dropped and the stored logits reused, so the numbers are those of one evaluation.
-        Otherwise the prompt is evaluated from an empty cache, or, with ``prefix_reuse``,
-        only its part after the longest cached common prefix (as ``Llama.generate`` does
-        in llama-cpp-python 0.3.36; at least one token is evaluated for fresh logits).
+        Otherwise the prompt is evaluated in canonical segments (``segment`` tokens from its
+        start), from an empty cache or, with ``prefix_reuse``, from the first segment that
+        is not wholly shared with the cached tokens (at least one token is evaluated).
         """
         key = tuple(tokens)
         if self._cached is not None and self._cached[0] == key and self._truncate(len(key)) == len(key):
@@ -288,11 +292,13 @@ class Engine:
         if self.prefix_reuse and self.llm.n_tokens:
             m = min(self.llm.n_tokens, len(key) - 1)
             diff = np.flatnonzero(self.llm.input_ids[:m] != np.asarray(key[:m], dtype=np.intc))
-            keep = self._truncate(int(diff[0]) if diff.size else m)
+            common = int(diff[0]) if diff.size else m
+            keep = self._truncate(common - common % self.segment)
         else:
             self.reset()
         self._cached = None
-        self.llm.eval(list(key[keep:]))
+        for start in range(keep, len(key), self.segment):
+            self.llm.eval(list(key[start:start + self.segment]))
         self.n_evaluated += len(key) - keep
         self._cached = (key, self._last_logits())
         return self._cached[1]
@@ -381,6 +387,7 @@ class Engine:
             "llama_cpp_python": llama_cpp.__version__,
             "system_info": (sysinfo.decode() if isinstance(sysinfo, bytes) else str(sysinfo)).strip(),
             "prefix_reuse": self.prefix_reuse,
+            "segment": self.segment,
             "sampler": SAMPLER,
             **self.template_info,
         }
