@@ -38,6 +38,7 @@ COMMON_CODE = (
 )
 # inference.chunk_size only sets how often the engine checkpoints: results do not depend on it.
 ENGINE_KEYS = ("inference.n_ctx", "inference.n_threads", "inference.n_batch", "inference.prefix_reuse",
+               "inference.segment_tokens",
                "seed")
 
 
