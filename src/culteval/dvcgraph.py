@@ -79,7 +79,7 @@ PHASES: dict[str, Phase] = {
         target="all_prompts",
         rules={"render": ("permutations", "seed", "target", "reference")},
         code=("workflow/rules/render.smk", "culteval.prompts"),
-        deps=("data/items", "data/translations", "workflow/templates/{task}"),
+        deps=("data/items", "data/translations", "workflow/templates"),
         outs=("data/prompts",),
     ),
     "infer": Phase(
@@ -209,11 +209,20 @@ def _expand(path: str, cfg: dict, root: Path) -> list[str]:
     return [path] if "glossary" not in path or (root / path).is_file() else []
 
 
+def _package_dir(rel: Path) -> str:
+    parts = rel.parts
+    if len(parts) > 3 and parts[:2] == ("src", "culteval"):
+        return "/".join(parts[:3])
+    return rel.as_posix()
+
+
 def stage(name: str, cfg: dict, root: Path = ROOT) -> dict:
     """The ``dvc.yaml`` stage of one phase."""
     phase = PHASES[name]
     keys = tuple(k for rule in phase.rules for k in rule_keys(rule, cfg))
-    code = [Path(f).relative_to(root).as_posix() for f in code_files(name, root)]
+    # a subpackage (tasks, metrics, report) is one folder dependency: adding a task module to it
+    # changes what DVC hashes, not the text of dvc.yaml
+    code = list(dict.fromkeys(_package_dir(Path(f).relative_to(root)) for f in code_files(name, root)))
     deps = [*code, *(p for d in phase.deps for p in _expand(d, cfg, root))]
     translator = cfg["translation"]["translator_model"]
     if name == "translate" and translator:

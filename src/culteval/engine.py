@@ -87,7 +87,8 @@ class Engine:
             verbose=False,
         )
         if not 1 <= segment <= n_batch:
-            raise ValueError(f"segment must be between 1 and n_batch={n_batch}, got {segment} for {model_path}")
+            raise ValueError(f"segment must be between 1 and n_batch={n_batch}, got {segment} "
+                             f"for {model_path}")
         self.prefix_reuse, self.segment = prefix_reuse, segment
         self.n_vocab = self.llm.n_vocab()
         #: (prompt tokens, their next-token logits) while the KV cache starts with that prompt
