@@ -26,6 +26,9 @@ from pathlib import Path
 
 import pandas as pd
 
+# Row builders for metric functions a task module defines itself (culteval.stats, below the stages).
+from culteval.stats import mean_row, plain_row  # noqa: F401
+
 COLUMNS = ("item_id", "task", "subset", "group_id", "country", "question", "options", "answer",
            "distributions", "context", "meta")
 
