@@ -65,14 +65,16 @@ def test_fresh_clone_acquires_over_http_and_prepares_the_pinned_set(served, mirr
     repo = clone(tmp_path / "clone")
     assert yaml.safe_load((repo / "sources.lock.yaml").read_text())["sources"] == {}
     snakemake(repo, served, "all_items", "data/translations/hi.parquet")
-    # every dataset file came over HTTP, and the three unpinned ones are now pinned on first use
+    # every dataset file came over HTTP, and the unpinned ones are now pinned on first use
     fetched = {path for path, _ in served.requests}
     assert fetched <= set(served.files)  # no 404s
     assert {p.rsplit("/", 1)[1] for p in fetched} == {  # the files of the tasks' datasets
         "global_opinions.csv", "CulturalBench-Easy.csv", "CulturalBench-Hard.csv",
-        "normad_etiquette_final_data.csv", "codebook.json", "question_metadata.json"}
+        "normad_etiquette_final_data.csv", "codebook.json", "question_metadata.json",
+        "Assam_data.json", "US_data.json"}
     locked = yaml.safe_load((repo / "sources.lock.yaml").read_text())["sources"]
     assert sorted(v["file"] for v in locked.values()) == [
+        "blend/Assam_data.json", "blend/US_data.json",
         "culturalbench/CulturalBench-Hard.csv", "global_opinions/global_opinions.csv",
         "normad/normad_etiquette_final_data.csv"]
     # the same item ids as the mirror gives for the same params
