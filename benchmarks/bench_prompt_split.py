@@ -27,7 +27,7 @@ TASKS = ["global_opinions", "cultural_map", "culturalbench", "normad"]
 
 def cell_prompts(cfg: dict, mirror: Path, n_items: int, task_names: list[str], strategies: list[str],
                  ) -> dict[tuple[str, str], pd.DataFrame]:
-    table = translate.load_table(mirror / cfg["translation"]["table"], cfg["target"]["language"])
+    table = translate.load_table(config.ROOT / cfg["translation"]["table"], cfg["target"]["language"])
     out = {}
     for task in task_names:
         items = tasks.get(task).load_items(mirror, cfg)
@@ -42,12 +42,12 @@ def cell_prompts(cfg: dict, mirror: Path, n_items: int, task_names: list[str], s
         tr.update({s: s for s in strings if s not in tr and not translate.has_letters(s)})
         for strategy in strategies:
             try:
+                translated = strategy in config.TRANSLATED_STRATEGIES
                 out[task, strategy] = prompts.render(
-                    items, strategy, cfg, translations=tr if strategy in prompts.TRANSLATED else None,
-                    mode="distribution")
+                    items, strategy, cfg, translations=tr if translated else None, mode="distribution")
             except translate.MissingTranslation as exc:  # keep only items the table covers
                 keep = [i for i, row in items.iterrows()
-                        if not set(prompts._item_strings(row_tuple(row))) & set(exc.missing)]
+                        if not set(translate.item_strings(row_tuple(row))) & set(exc.missing)]
                 out[task, strategy] = prompts.render(
                     items.loc[keep], strategy, cfg, translations=tr, mode="distribution")
     return out

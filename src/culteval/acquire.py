@@ -34,7 +34,6 @@ from tqdm import tqdm
 from culteval.gguf import facts as gguf_facts
 from culteval.io import atomic_path, sha256_file, sha256_text, write_json
 
-GGUF_MAGIC = b"GGUF"
 # llama.cpp's LLAMA_FTYPE values (general.file_type) for the common quantizations.
 FILE_TYPES = {
     0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
@@ -330,22 +329,13 @@ def resolve_model_file(name: str, spec: dict) -> Path:
 
 
 def gguf_metadata(path: Path, name: str) -> dict[str, str]:
-    """GGUF key-value metadata as llama.cpp reads it (vocabulary only, no weights)."""
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic != GGUF_MAGIC:
-        raise ModelError(f"model {name!r}: {path} is not a GGUF file (magic {magic!r})")
-    import llama_cpp
+    """GGUF key-value metadata (:func:`culteval.gguf.read_metadata`), errors naming the model."""
+    from culteval.gguf import GGUFError, read_metadata
 
     try:
-        llm = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
-    except Exception as exc:  # llama.cpp reports a corrupt file as a bare ValueError
-        raise ModelError(f"model {name!r}: llama.cpp cannot read {path}: {exc}") from None
-    meta = dict(llm.metadata)
-    meta["n_vocab"] = str(llm.n_vocab())
-    meta["n_ctx_train"] = str(llm._model.n_ctx_train())
-    llm.close()
-    return meta
+        return read_metadata(path)
+    except GGUFError as exc:
+        raise ModelError(f"model {name!r}: {exc}") from None
 
 
 def describe_model(name: str, spec: dict) -> dict:
