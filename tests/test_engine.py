@@ -84,7 +84,7 @@ def test_prefix_reuse_reuses_whole_segments_only(default_model):
 
 @pytest.mark.slow
 def test_prefix_reuse_is_byte_identical_in_any_order(default_model, mirror, tmp_path):
-    # A few hundred real prompts: reuse on or off, sorted or shuffled, gives the same bytes.
+    # Real NormAd prompts (a sample that keeps CI short): reuse on or off, sorted or shuffled, same bytes.
     import yaml
 
     from culteval import prompts as prompts_mod
@@ -94,7 +94,7 @@ def test_prefix_reuse_is_byte_identical_in_any_order(default_model, mirror, tmp_
     cfg = yaml.safe_load((ROOT / "params.yaml").read_text())
     items = normad.load_items(mirror, cfg)
     table = prompts_mod.render(items, "default", cfg, translations=None, mode="distribution")
-    table = table.sample(n=min(160, len(table)), random_state=3).reset_index(drop=True)
+    table = table.sample(n=min(48, len(table)), random_state=3).reset_index(drop=True)
     kw = dict(parse=first_letter, chunk_size=80, progress=False)
     with Engine(default_model, prefix_reuse=False) as off, Engine(default_model) as on:
         a = score_prompts(off, table, tmp_path / "off.parquet", **kw)
