@@ -22,6 +22,21 @@ def mirror() -> Path:
     return path
 
 
+def culturalbench_prompts(mirror: Path, cfg: dict, folder: Path, limit: int) -> Path:
+    """A prompts file of ``limit`` real CulturalBench-Easy items x 2 orders (default strategy)."""
+    import json
+
+    from culteval import io, prompts, tasks
+
+    c = json.loads(json.dumps(cfg))
+    c["tasks"]["culturalbench"].update(subsets=["easy"], limit=limit)
+    items = tasks.get("culturalbench").load_items(mirror, c)
+    table = prompts.render(items, "default", c, translations=None, mode="distribution", root=ROOT)
+    path = folder / "prompts.parquet"
+    io.write_parquet(table, path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def default_model(tmp_path_factory) -> Path:
     """The Gemma 3 270M GGUF assembled from its pip package (no network)."""

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import culturalbench_prompts
 
 from culteval import cli, io, prompts, tasks
 from culteval.config import ROOT, load_params
@@ -262,13 +263,8 @@ def test_source_has_no_eval_exec_or_shell():
 @pytest.fixture(scope="module")
 def prompts_file(tmp_path_factory, mirror, cfg) -> Path:
     """16 real CulturalBench prompts (8 items x 2 orders), distribution mode, scored in chunks of 4."""
-    c = json.loads(json.dumps(cfg))
-    c["tasks"]["culturalbench"].update(subsets=["easy"], limit=8)
-    items = tasks.get("culturalbench").load_items(mirror, c)
-    table = prompts.render(items, "default", c, translations=None, mode="distribution", root=ROOT)
-    assert len(table) == 16
-    path = tmp_path_factory.mktemp("prompts") / "prompts.parquet"
-    io.write_parquet(table, path)
+    path = culturalbench_prompts(mirror, cfg, tmp_path_factory.mktemp("prompts"), limit=8)
+    assert len(io.read_parquet(path)) == 16
     return path
 
 

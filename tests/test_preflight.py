@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import culturalbench_prompts
 
-from culteval import cli, gguf, io, preflight, prompts, tasks
+from culteval import cli, gguf, io, preflight
 from culteval.config import ROOT, load_params
 from culteval.engine import Engine
 
@@ -23,13 +23,7 @@ def cfg() -> dict:
 
 @pytest.fixture(scope="module")
 def prompts_file(tmp_path_factory, mirror, cfg) -> Path:
-    c = json.loads(json.dumps(cfg))
-    c["tasks"]["culturalbench"].update(subsets=["easy"], limit=1)
-    items = tasks.get("culturalbench").load_items(mirror, c)
-    table = prompts.render(items, "default", c, translations=None, mode="distribution", root=ROOT)
-    path = tmp_path_factory.mktemp("prompts") / "prompts.parquet"
-    io.write_parquet(table, path)
-    return path
+    return culturalbench_prompts(mirror, cfg, tmp_path_factory.mktemp("prompts"), limit=1)
 
 
 def overlay(tmp_path: Path, data: dict) -> str:
