@@ -219,7 +219,8 @@ class Engine:
         Each spelling is tokenized together with its context (generation prompt + prefix)
         and the tail that differs is taken, so a label reads as the model would emit it
         after "(" or after "Answer:". Where the spelling merges with the prefix's last
-        token, the spelling alone is used. Whitespace-only first tokens are skipped.
+        token, the spelling alone is used. Whitespace-only first tokens are skipped, and so
+        are first tokens two labels share when every label keeps one of its own.
         """
         key = (answer_prefix, tuple(tuple(s) for s in spellings))
         if key in self._label_cache:
@@ -242,6 +243,16 @@ class Engine:
             if not firsts:
                 raise ValueError(f"answer label {list(forms)!r} has no token in model {self.model_path.name}")
             ids.append(sorted(firsts))
+        # A first token that spellings of two labels share (Hindi words an English tokenizer starts
+        # with the same byte token) is evidence for neither: dropped, as long as every label keeps
+        # a token of its own (NormAd's numbers); otherwise the labels cannot be told apart.
+        counts: dict[int, int] = {}
+        for label_ids in ids:
+            for t in label_ids:
+                counts[t] = counts.get(t, 0) + 1
+        unique = [[t for t in label_ids if counts[t] == 1] for label_ids in ids]
+        if all(unique):
+            ids = unique
         self._check_distinct([f[0] for f in spellings], ids)
         self._label_cache[key] = ids
         return ids
