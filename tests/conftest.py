@@ -22,6 +22,14 @@ def mirror() -> Path:
     return path
 
 
+def default_params(**changes) -> dict:
+    """params.yaml as plain YAML (no validation), with top-level ``changes``."""
+    import yaml
+
+    with open(ROOT / "params.yaml", encoding="utf-8") as f:
+        return {**yaml.safe_load(f), **changes}
+
+
 def culturalbench_prompts(mirror: Path, cfg: dict, folder: Path, limit: int) -> Path:
     """A prompts file of ``limit`` real CulturalBench-Easy items x 2 orders (default strategy)."""
     import json

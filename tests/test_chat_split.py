@@ -5,11 +5,10 @@ from __future__ import annotations
 import importlib.metadata
 
 import pytest
-import yaml
+from conftest import default_params
 from test_prompts import fake_hindi, make_items
 
 from culteval.acquire import describe_model
-from culteval.config import ROOT
 from culteval.engine import Engine, show_tokens, split_info
 from culteval.prompts import render
 from culteval.translate import strings_to_translate
@@ -28,10 +27,7 @@ GOQA_IDS = [
 
 @pytest.fixture(scope="module")
 def cfg() -> dict:
-    with open(ROOT / "params.yaml", encoding="utf-8") as f:
-        out = yaml.safe_load(f)
-    out["permutations"] = 2
-    return out
+    return default_params(permutations=2)
 
 
 @pytest.fixture(scope="module")

@@ -54,27 +54,28 @@ def test_committed_itemsets_are_the_mirrors_default_items(mirror, cfg):
     assert len(groups["global_opinions"]) == 228 and len(groups["normad"]) == 71
 
 
-def test_global_opinions_ids_survive_subsetting_and_reordering(mirror, cfg, tmp_path):
+def _reload_rewritten(mirror, cfg, tmp_path, task: str, file: str, rows: slice):
+    """Items before and after keeping ``rows`` of an upstream file (in a copy of the raw data)."""
     cfg = _no_itemset(cfg)
-    full = tasks.get("global_opinions").load_items(mirror, cfg)
-    raw = _copy_raw(mirror, tmp_path, "global_opinions")
-    path = raw / "global_opinions" / "global_opinions.csv"
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    df.iloc[::-2].to_csv(path, index=False)  # every other row, in reverse: other row numbers
-    part = tasks.get("global_opinions").load_items(raw, cfg)
+    full = tasks.get(task).load_items(mirror, cfg)
+    raw = _copy_raw(mirror, tmp_path, task)
+    df = pd.read_csv(raw / task / file, dtype=str, keep_default_na=False)
+    df.iloc[rows].to_csv(raw / task / file, index=False)
+    return full, tasks.get(task).load_items(raw, cfg)
+
+
+def test_global_opinions_ids_survive_subsetting_and_reordering(mirror, cfg, tmp_path):
+    # every other row, in reverse: other row numbers
+    full, part = _reload_rewritten(mirror, cfg, tmp_path, "global_opinions", "global_opinions.csv",
+                                   slice(None, None, -2))
     assert 0 < len(part) < len(full)
     by_question = dict(zip(full["question"], full["item_id"], strict=True))
     assert all(by_question[q] == i for q, i in zip(part["question"], part["item_id"], strict=True))
 
 
 def test_culturalbench_hard_ids_survive_reordering(mirror, cfg, tmp_path):
-    cfg = _no_itemset(cfg)
-    full = tasks.get("culturalbench").load_items(mirror, cfg)
-    raw = _copy_raw(mirror, tmp_path, "culturalbench")
-    path = raw / "culturalbench" / "CulturalBench-Hard.csv"
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    df.iloc[::-1].to_csv(path, index=False)
-    shuffled = tasks.get("culturalbench").load_items(raw, cfg)
+    full, shuffled = _reload_rewritten(mirror, cfg, tmp_path, "culturalbench", "CulturalBench-Hard.csv",
+                                       slice(None, None, -1))
     def key(d):
         return dict(zip(d["item_id"], zip(d["context"], d["answer"], strict=True), strict=True))
     assert key(shuffled) == key(full)

@@ -9,7 +9,7 @@ import re
 
 import pandas as pd
 import pytest
-import yaml
+from conftest import default_params
 
 from culteval.prompts import (
     COLUMNS,
@@ -28,10 +28,7 @@ STRATEGIES = ["default", "demographic", "cross_lingual", "native"]
 
 @pytest.fixture(scope="module")
 def cfg() -> dict:
-    with open(ROOT / "params.yaml", encoding="utf-8") as f:
-        out = yaml.safe_load(f)
-    out["permutations"] = 3
-    return out
+    return default_params(permutations=3)
 
 
 def item(item_id, task, subset, question, options, *, group_id=None, answer=None, country="India",

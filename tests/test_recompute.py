@@ -9,6 +9,7 @@ from ``culteval.metrics``) and compared to the CSV to 1e-9.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -213,13 +214,18 @@ def test_alignment_spearman(run):
         assert n == 9 and got == pytest.approx(spearmanr(xs, ys).statistic, abs=TOL)
 
 
+def run_outputs(run: Path, model: str, task: str, strategy: str) -> tuple[dict, pd.DataFrame]:
+    """A run file's per-item distributions and its sampled-trial rows."""
+    path = run / "results" / "raw" / model / task / f"{strategy}.parquet"
+    raw = pd.read_parquet(path)
+    return dists_from_file(path), raw[raw["trial"] >= 0]
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_culturalbench_accuracy(run, model):
     all_items = read_items(run, "culturalbench").set_index("item_id")
     for strategy in STRATEGIES:
-        path = run / "results" / "raw" / model / "culturalbench" / f"{strategy}.parquet"
-        d = dists_from_file(path)
-        trials = pd.read_parquet(path).query("trial >= 0")
+        d, trials = run_outputs(run, model, "culturalbench", strategy)
         for suffix, country in (("", None), ("_target", T), ("_reference", R)):
             items = all_items if country is None else all_items[all_items["country"] == country]
             g = {iid: gold(items.loc[iid, "options"], items.loc[iid, "answer"]) for iid in items.index}
@@ -244,10 +250,7 @@ def test_culturalbench_accuracy(run, model):
 def test_normad_accuracy_per_context_and_country(run, model):
     all_items = read_items(run, "normad").set_index("item_id")
     for strategy in STRATEGIES:
-        path = run / "results" / "raw" / model / "normad" / f"{strategy}.parquet"
-        d = dists_from_file(path)
-        raw = pd.read_parquet(path)
-        trials = raw[raw["trial"] >= 0]
+        d, trials = run_outputs(run, model, "normad", strategy)
         for suffix, country, n in (("", None, 5), ("_target", T, 3), ("_reference", R, 2)):
             items = all_items if country is None else all_items[all_items["country"] == country]
             for ctx in ("none", "country", "value", "rot"):

@@ -61,7 +61,7 @@ def scratch(tmp_path_factory, mirror):
     cfg["strategies"], cfg["sampling"]["trials"] = ["default", "native"], 1
     table = work / "tables" / "hi.jsonl"
     table.parent.mkdir()
-    shutil.copy2(mirror / cfg["translation"]["table"], table)
+    shutil.copy2(ROOT / cfg["translation"]["table"], table)
     shutil.copy2(table, table.with_name("copy.jsonl"))
     cfg["translation"]["table"] = str(table)
     (work / "params.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
