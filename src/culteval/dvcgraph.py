@@ -85,7 +85,7 @@ PHASES: dict[str, Phase] = {
     "infer": Phase(
         target="all_raw",
         rules={"infer": ("sampling", *ENGINE_KEYS, MODEL)},
-        code=("workflow/rules/infer.smk", "culteval.engine", "culteval.tasks"),
+        code=("workflow/rules/infer.smk", "culteval.engine", "culteval.preflight", "culteval.tasks"),
         deps=("data/prompts", "data/models"),
         outs=("results/raw",),
     ),
@@ -165,7 +165,12 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def _closure(modules: list[str], root: Path) -> list[Path]:
-    """The files of ``modules`` and of everything they import, transitively (computed, never kept by hand)."""
+    """The files of ``modules`` and of everything they import, transitively (computed, never kept by hand).
+
+    The common code (CLI, config, io, provenance) is a leaf: every job reads it anyway, and
+    following the config's lazy import of the task registry would make every phase read every task.
+    """
+    common = {root / rel for rel in COMMON_CODE}
     seen: set[Path] = set()
     todo = [f for m in modules for f in _module_files(m, root)]
     while todo:
@@ -173,6 +178,8 @@ def _closure(modules: list[str], root: Path) -> list[Path]:
         if f in seen:
             continue
         seen.add(f)
+        if f in common:
+            continue
         todo += [p for p in [f.parent / "__init__.py"] if p.is_file()]  # a package's __init__ runs first
         for m in imported_modules(f):
             todo += _module_files(m, root)

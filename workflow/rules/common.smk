@@ -4,6 +4,7 @@ from pathlib import Path
 
 # Input functions and target lists shared by the rules.
 from culteval import dvcgraph
+from culteval.config import ROOT as PROJECT_ROOT
 from culteval.config import TRANSLATED_STRATEGIES
 from culteval.tasks import get as get_task
 
@@ -32,7 +33,8 @@ def task_datasets(wildcards):
 def task_itemset(wildcards):
     """The pinned evaluation set a task's params name (its contents decide the items), if any."""
     spec = config["tasks"][wildcards.task].get("itemset")
-    return [str(Path(workflow.basedir) / spec)] if spec and not Path(spec).is_absolute() else ([spec] if spec else [])
+    # relative paths name files of the project, as culteval.tasks.read_itemset reads them
+    return [str(PROJECT_ROOT / spec)] if spec else []
 
 
 def translation_table(wildcards):
