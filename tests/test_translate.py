@@ -82,7 +82,7 @@ def test_load_table_rejects_bad_tables(tmp_path, lines, message):
 
 def test_build_from_table_glossary_and_identity(cfg, table):
     df = build_translations(["Yes", "Hands", "India", "42", "7", "Yes"], cfg,
-                            table_path=table, table_sha256=sha(table))
+                            table_path=table)
     assert list(df.columns) == COLUMNS
     assert list(df["source"]) == sorted(["Yes", "Hands", "India", "42", "7"])
     got = df.set_index("source")
@@ -97,19 +97,14 @@ def test_build_from_table_glossary_and_identity(cfg, table):
 
 def test_missing_without_translator_raises_count(cfg, table):
     with pytest.raises(MissingTranslation) as err:
-        build_translations(["Yes", "Spoon", "Fork", "12"], cfg, table_path=table, table_sha256=None)
+        build_translations(["Yes", "Spoon", "Fork", "12"], cfg, table_path=table)
     assert err.value.count == 2 and err.value.missing == ["Fork", "Spoon"]
     assert "2 string(s) lack a Hindi translation" in str(err.value)
 
 
-def test_table_hash_is_checked(cfg, table):
-    with pytest.raises(ValueError, match="differs from the expected"):
-        build_translations(["Yes"], cfg, table_path=table, table_sha256="0" * 64)
-
-
 def test_translator_fills_gaps_with_model_origin(cfg, table):
     fake = FakeTranslator()
-    df = build_translations(["Yes", "Spoon"], cfg, table_path=table, table_sha256=None, translator=fake)
+    df = build_translations(["Yes", "Spoon"], cfg, table_path=table, translator=fake)
     assert fake.calls == ["Spoon"]
     row = df.set_index("source").loc["Spoon"]
     assert row["target"] == "अनुवाद Spoon"
@@ -119,13 +114,8 @@ def test_translator_fills_gaps_with_model_origin(cfg, table):
 @pytest.mark.parametrize("answer", ["", "   ", "Spoon"])
 def test_translator_empty_or_echo_is_error(cfg, answer):
     with pytest.raises(ValueError, match="'Spoon'"):
-        build_translations(["Spoon"], cfg, table_path=None, table_sha256=None,
+        build_translations(["Spoon"], cfg, table_path=None,
                            translator=FakeTranslator(answer))
-
-
-def test_plain_callable_translator_is_rejected(cfg):
-    with pytest.raises(TypeError, match="model_sha256"):
-        build_translations(["Spoon"], cfg, table_path=None, table_sha256=None, translator=lambda s: "x")
 
 
 def test_make_model_translator_prompt_and_output():
@@ -178,8 +168,7 @@ def test_project_table_and_glossary_cover_real_india_items(mirror, cfg):
     items = pd.DataFrame(rows)
     assert len(items) == 25 * 4 + 1
     table = ROOT / cfg["translation"]["table"]  # the table ships with the project
-    df = build_translations(strings_to_translate(items, cfg), cfg, table_path=table,
-                            table_sha256="b9dafc1591e596cffd0b2a6f5427477bb90fb52ab45c0b0553b0231e30056827")
+    df = build_translations(strings_to_translate(items, cfg), cfg, table_path=table)
     assert set(df["origin"].str.split(":").str[0]) == {"table"}
     prompts = render(items, "native", cfg, translations=translations_to_dict(df), mode="both")
     normad = prompts[prompts["task"] == "normad"]

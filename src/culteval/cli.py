@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from culteval import config as cfgmod
-from culteval.io import read_json, read_parquet, sha256_file, write_json, write_parquet
+from culteval.io import read_json, read_parquet, write_json, write_parquet
 
 MODEL_KEYS = ("name", "path", "sha256")  # what a data/models/<name>.json must hold
 
@@ -93,7 +93,7 @@ def cmd_translate(args) -> None:
             engine, cfg["target"]["language_name"], model_record["sha256"])
     df = translate.build_translations(
         strings, cfg, table_path=table_path,
-        table_sha256=sha256_file(table_path) if table_path else None, translator=translator,
+        translator=translator,
     )
     glossary = translate.glossary_path(cfg, cfgmod.ROOT)
     inputs = [*args.items, *([table_path] if table_path else []), *([glossary] if glossary.is_file() else [])]

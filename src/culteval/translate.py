@@ -163,13 +163,12 @@ def build_translations(
     cfg: dict,
     *,
     table_path: str | Path | None,
-    table_sha256: str | None,
     translator: Callable[[str], str] | None = None,
     root: Path = ROOT,
 ) -> pd.DataFrame:
     """Translate ``strings`` (docs/contracts.md "Translations"), sorted by source.
 
-    ``table_sha256`` is checked against the file when given. ``translator`` is a callable
+    The table's sha256 is recorded in each string's origin. ``translator`` is a callable
     with attributes ``model_sha256`` and ``prompt_sha256`` (see :func:`make_model_translator`).
     Translator output that is empty, or identical to a source containing letters, is an error.
     """
@@ -177,8 +176,6 @@ def build_translations(
     sources: list[tuple[dict[str, str], str]] = []
     if table_path is not None:
         actual = sha256_file(table_path)
-        if table_sha256 is not None and actual != table_sha256:
-            raise ValueError(f"{table_path}: sha256 {actual} differs from the expected {table_sha256}")
         sources.append((load_table(table_path, lang), f"table:{actual}"))
     glossary = glossary_path(cfg, root)
     if glossary.is_file():
