@@ -52,7 +52,7 @@ def tiny_run(tmp_path_factory, mirror):
 
 def test_summary_has_every_task_and_strategy(tiny_run):
     summary = pd.read_csv(tiny_run / "results" / "metrics" / "summary.csv")
-    columns = ["model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items"]
+    columns = ["model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items", "flags"]
     assert list(summary.columns) == columns
     model_rows = summary[summary["model"] == "gemma-3-270m"]
     cfg = yaml.safe_load((ROOT / "params.yaml").read_text())
