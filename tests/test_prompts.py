@@ -317,7 +317,7 @@ def test_mirror_table_covers_culturalbench_india(mirror, cfg):
     rows = [item(f"culturalbench/easy/{int(r['question_idx']):04d}", "culturalbench", "easy",
                  r["prompt_question"], [r[f"prompt_option_{c}"] for c in "abcd"]) for r in india]
     items = pd.DataFrame(rows).drop_duplicates("item_id")
-    glossary = load_table(ROOT / "workflow" / "templates" / "glossary.hi.jsonl", "hi")
+    glossary = load_table(ROOT / "workflow" / "translations" / "glossary.hi.jsonl", "hi")
     df = render(items, "native", cfg, translations={**glossary, **table}, mode="both")
     assert len(df) == len(items) * cfg["permutations"]
     assert df["text"].map(lambda t: bool(DEVANAGARI.search(t))).all()

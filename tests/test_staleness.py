@@ -124,7 +124,8 @@ CASES = {
     # inputs: (edit, jobs snakemake plans, stages dvc flags)
     "template": (edit_file("workflow/templates/normad/default.j2", _append("{# edited #}")),
                  FROM_RENDER, {"render"}),
-    "glossary": (edit_file("workflow/templates/glossary.hi.jsonl", _append('{"en": "edited", "hi": "x"}\n')),
+    "glossary": (edit_file("workflow/translations/glossary.hi.jsonl",
+                           _append('{"en": "edited", "hi": "x"}\n')),
                  FROM_TRANSLATE, {"translate"}),
     "translation table": (edit_file("tables/hi.jsonl", _append('{"en": "edited", "hi": "x"}\n')),
                           FROM_TRANSLATE, {"translate"}),

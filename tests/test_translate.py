@@ -133,7 +133,7 @@ def test_make_model_translator_prompt_and_output():
     prompt, max_tokens = engine.prompts[0]
     assert prompt.endswith("English: Spoon\nHindi:") and "into Hindi" in prompt
     assert max_tokens > 8
-    assert tr.prompt_sha256 == sha(ROOT / "workflow" / "templates" / "translator.j2")
+    assert tr.prompt_sha256 == sha(ROOT / "workflow" / "translations" / "translator.j2")
     assert tr.model_sha256 == "ef" * 32
 
 

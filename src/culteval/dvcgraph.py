@@ -72,7 +72,8 @@ PHASES: dict[str, Phase] = {
         target="data/translations/${target.language}.parquet",
         rules={"translate": ("translation", "target.language", "target.language_name")},  # + a translator's
         code=("workflow/rules/translate.smk", "culteval.translate", "culteval.engine"),
-        deps=("data/items", "workflow/templates/translator.j2", "workflow/templates/glossary.{lang}.jsonl"),
+        deps=("data/items", "workflow/translations/translator.j2",
+              "workflow/translations/glossary.{lang}.jsonl"),
         outs=("data/translations",),
     ),
     "render": Phase(

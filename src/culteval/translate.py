@@ -2,7 +2,7 @@
 
 Sources, in order: the translation table (``translation.table``; the offline
 mirror ships an LLM-made Hindi table), the project glossary
-``workflow/templates/glossary.<lang>.jsonl`` (short strings the project words itself
+``workflow/translations/glossary.<lang>.jsonl`` (short strings the project words itself
 or the table lacks, e.g. country names and answer words), then an optional
 translator model (``translation.translator_model``). Strings without letters
 (numbers, markers) pass through unchanged with origin ``identity``. Nothing is
@@ -25,11 +25,13 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from culteval import tasks
-from culteval.config import ROOT, TEMPLATE_DIR, TRANSLATED_STRATEGIES
+from culteval.config import ROOT, TRANSLATED_STRATEGIES
 from culteval.io import sha256_file
 
 COLUMNS = ["source", "target", "origin", "translator_prompt_sha256"]
-TRANSLATOR_TEMPLATE = TEMPLATE_DIR / "translator.j2"
+# What the translate stage reads beside the table, kept apart from the task templates render reads.
+TRANSLATION_DIR = Path("workflow") / "translations"
+TRANSLATOR_TEMPLATE = TRANSLATION_DIR / "translator.j2"
 _LETTER = re.compile(r"[^\W\d_]")  # any alphabetic character, any script
 
 
@@ -75,7 +77,7 @@ def has_letters(text: str) -> bool:
 
 def glossary_path(cfg: dict, root: Path = ROOT) -> Path:
     """The project's own glossary for the target language (may not exist)."""
-    return Path(root) / TEMPLATE_DIR / f"glossary.{cfg['target']['language']}.jsonl"
+    return Path(root) / TRANSLATION_DIR / f"glossary.{cfg['target']['language']}.jsonl"
 
 
 def load_table(path: str | Path, language: str | None = None) -> dict[str, str]:
@@ -151,7 +153,8 @@ class ModelTranslator:
 def make_model_translator(
     engine: TextGenerator, language_name: str, model_sha256: str, *, root: Path = ROOT
 ) -> ModelTranslator:
-    """A translator calling ``engine.generate_text`` with the prompt in workflow/templates/translator.j2."""
+    """A translator calling ``engine.generate_text`` with the prompt in translator.j2
+    (``TRANSLATOR_TEMPLATE``)."""
     path = Path(root) / TRANSLATOR_TEMPLATE
     raw = path.read_bytes()
     prompt_sha256 = hashlib.sha256(raw).hexdigest()

@@ -4,7 +4,7 @@ rule translate:
         translator=translator_models,
         table=translation_table,
         code=phase_code("translate"),
-        glossary=lambda wc: [str(p) for p in [Path(workflow.basedir, "workflow/templates", f"glossary.{wc.lang}.jsonl")] if p.is_file()],
+        glossary=lambda wc: [str(p) for p in [Path(workflow.basedir, "workflow/translations", f"glossary.{wc.lang}.jsonl")] if p.is_file()],
     output:
         "data/translations/{lang}.parquet",
     log:
