@@ -136,7 +136,8 @@ def test_culturalbench_duplicate_options_kept_with_note(tmp_path, mirror, cfg):
     row["answer"] = "B"
     row.to_csv(tmp_path / "culturalbench" / "CulturalBench-Easy.csv", index=False)
     c = json.loads(json.dumps(cfg))
-    c["tasks"]["culturalbench"].update(subsets=["easy"], limit=None, itemset=None)  # a hand-made file
+    c["tasks"]["culturalbench"].update(subsets=["easy"], limit=None, itemset=None,  # a hand-made file
+                                    countries=["target"])
     items = tasks.get("culturalbench").load_items(tmp_path, c)
     assert len(items) == 1
     it = items.iloc[0]

@@ -52,7 +52,7 @@ def scratch(tmp_path_factory, mirror):
     work = tmp_path_factory.mktemp("staleness")
     for rel in ("Snakefile", ".dvcignore"):
         shutil.copy2(ROOT / rel, work / rel)
-    for rel in ("workflow", "src/culteval"):
+    for rel in ("workflow", "src/culteval", "tests/data/itemsets"):
         shutil.copytree(ROOT / rel, work / rel, ignore=shutil.ignore_patterns("__pycache__"))
     # one params file (DVC reads params.yaml only): the default run shrunk by the tiny overlay,
     # with the translation table copied in so that editing it is possible
