@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import spearmanr
 
 from culteval.metrics import bootstrap_ci, gold_index, model_distributions
 from culteval.metrics.accuracy import culturalbench_metrics, normad_metrics
@@ -233,6 +234,26 @@ def test_self_consistency_corr():
     m = rows_by_metric(robustness_metrics(raw, CFG, ordered_scale=True))
     assert m["self_consistency_corr"]["value"] == pytest.approx(1.0)
     assert m["self_consistency"]["value"] == pytest.approx(1.0)
+    assert m["self_consistency_corr_corrected"]["value"] == pytest.approx(1.0)
+
+
+def test_self_consistency_corr_chance_null():
+    """Questions with more options have larger indices in every answer set: independent random
+    answers correlate. The null measures that on the run's own questions; the corrected value of
+    independent random answers is near 0, while the uncorrected one is well above 0."""
+    rng = np.random.default_rng(3)
+    k = [2] * 60 + [5] * 60 + [10] * 60  # mixed scales, as GlobalOpinionQA's
+    trials = {f"global_opinions/{i:04d}": [int(rng.integers(n)), int(rng.integers(n))]
+              for i, n in enumerate(k)}
+    raw = raw_table({q: [[1 / n] * n] for q, n in zip(trials, k, strict=True)}, trials)
+    m = rows_by_metric(robustness_metrics(raw, CFG, ordered_scale=True))
+    null = m["self_consistency_corr_null"]
+    assert 0.3 < null["value"] < 0.6 and null["ci_low"] < null["value"] < null["ci_high"]
+    assert m["self_consistency_corr"]["value"] > 0.2  # chance alone
+    assert abs(m["self_consistency_corr_corrected"]["value"]) < 0.2
+    assert null["n_items"] == len(k)
+    again = rows_by_metric(robustness_metrics(raw, CFG, ordered_scale=True))
+    assert again["self_consistency_corr_null"] == null  # seeded: same run, same null
 
 
 def test_summary_long_format_and_independent_recompute(go_items, go_raw, tmp_path):
@@ -367,8 +388,11 @@ def test_comparisons():
     assert g.to_dict() == {"global": 0.5, "regional": 0.7}
     d = finetune_deltas(s, CFG)
     assert d["delta"].tolist() == pytest.approx([0.2]) and d["base"].tolist() == ["m1"]
-    res = mixed_effects(pd.DataFrame({"model": ["m1", "m2"], "alignment": [0.1, 0.2]}))
-    msg = "not enough models for the mixed-effects model (need >= 4, have 2)"
+    data = pd.DataFrame({"model": ["m1", "m2"], "language": "en", "alignment": [0.1, 0.2],
+                         "consistency": [0.3, 0.5], "multilingual": [0.0, 1.0], "family": "f"})
+    res = mixed_effects(data)
+    msg = ("mixed-effects model not fitted: random intercept per model: need >= 4 models, have 2; "
+           "2 model x strategy rows for 2 fixed-effect columns")
     assert res == {"ok": False, "message": msg}
 
 
@@ -466,7 +490,8 @@ def test_mixed_effects_rows_and_note():
     rng = np.random.default_rng(5)
     rows, cfg = [], {**CFG, "target": {"country": "India", "language": "hi"}, "models": {}}
     for i in range(5):
-        cfg["models"][f"m{i}"] = {"group": "global" if i % 2 else "regional", "base": None}
+        cfg["models"][f"m{i}"] = {"group": "global" if i % 2 else "regional", "base": None,
+                                  "multilingual": [0.2, 0.9, 0.5, 0.7, 0.4][i]}
         for s in ("default", "demographic", "cross_lingual", "native"):
             cons = rng.uniform(0, 1)
             align = 0.6 * cons + 0.05 * rng.normal()
@@ -488,4 +513,84 @@ def test_mixed_effects_rows_and_note():
     full = pd.concat([summary, out], ignore_index=True)
     assert mixed_effects_note(full, cfg) is None
     few = summary[summary["model"].isin(["m0", "m1", "m2"])]
-    assert mixed_effects_note(few, cfg) == "not enough models for the mixed-effects model (need >= 4, have 3)"
+    note = mixed_effects_note(few, cfg)
+    assert note.startswith("mixed-effects model not fitted: random intercept per model: need >= 4 models, "
+                           "have 3")
+    assert note.endswith("the per-language consistency-alignment correlations "
+                         "(correlation:consistency-alignment rows) stand in")
+    fallback = pd.DataFrame(comparison_rows(few, cfg)).set_index("metric")
+    assert fallback.loc["spearman:hi", "model"] == "correlation:consistency-alignment"
+    assert fallback.loc["spearman:hi", "n_items"] == 3  # models
+    wide = few[few["strategy"].isin(["cross_lingual", "native"])].pivot_table(
+        index="model", columns="metric", values="value")  # per model: mean over its Hindi strategies
+    rho = spearmanr(wide["self_consistency_corr"], wide["alignment"]).statistic
+    assert fallback.loc["spearman:hi", "value"] == pytest.approx(rho)
+
+
+def test_mixed_effects_names_each_unidentified_term():
+    """Too few models, one language's consistency constant, multilingual the same everywhere:
+    each is named, nothing is fitted; a run without sampled opinions says so, not 'too few models'."""
+    from culteval.metrics.comparisons import mixed_effects, mixed_effects_note, unidentified
+
+    rows = []
+    for i in range(3):
+        for lang, cons in (("en", 0.1 * i), ("hi", 0.5)):
+            rows.append({"model": f"m{i}", "language": lang, "alignment": 0.2 * i, "consistency": cons,
+                         "multilingual": 1.0, "family": "f"})
+    reasons = unidentified(pd.DataFrame(rows))
+    assert reasons[0] == "random intercept per model: need >= 4 models, have 3"
+    assert "consistency:language[hi]: consistency does not vary within this language" in reasons
+    assert reasons[-1].startswith("multilingual is the same for every model")
+    assert not mixed_effects(pd.DataFrame(rows))["ok"]
+    go = pd.DataFrame([{"model": "m", "task": "global_opinions", "strategy": "default", "metric": "alignment",
+                        "value": 0.3, "ci_low": np.nan, "ci_high": np.nan, "n_items": 67}])
+    assert mixed_effects_note(go, {**CFG, "models": {"m": {}}}) == (
+        "mixed-effects model not fitted: no model x strategy has both GlobalOpinionQA alignment and a "
+        "self-consistency value (consistency needs sampled opinion answers, which this run does not have)")
+
+
+def test_mixed_effects_recovers_known_consistency_coefficients():
+    """Synthetic models in four languages with known consistency:language slopes (of both signs)
+    and multilingual:family:language effects: the fit recovers each slope's sign and size."""
+    from culteval.metrics.comparisons import mixed_effects
+
+    rng = np.random.default_rng(11)
+    slopes = {"en": 0.6, "da": 0.3, "nl": -0.4, "pt": 0.0}
+    family_effect = {"a": 0.2, "b": -0.1, "c": 0.05}
+    rows = []
+    for i in range(24):
+        family, multilingual, intercept = "abc"[i % 3], rng.uniform(0, 1), rng.normal(0, 0.05)
+        for lang, slope in slopes.items():
+            cons = rng.uniform(0, 1)
+            align = slope * cons + family_effect[family] * multilingual + intercept + rng.normal(0, 0.03)
+            rows.append({"model": f"m{i:02d}", "language": lang, "alignment": align, "consistency": cons,
+                         "multilingual": multilingual, "family": family})
+    res = mixed_effects(pd.DataFrame(rows))
+    assert res["ok"], res["message"]
+    for lang, slope in slopes.items():
+        est, se = res["params"][f"consistency:language[{lang}]"], res["bse"][f"consistency:language[{lang}]"]
+        assert est == pytest.approx(slope, abs=0.08), (lang, est)
+        assert abs(est - slope) < 3 * se  # the interval covers the truth
+        if slope:
+            assert np.sign(est) == np.sign(slope) and res["pvalues"][f"consistency:language[{lang}]"] < 0.01
+
+
+def test_consistency_null_on_the_default_opinion_questions(mirror):
+    """The chance level docs/metrics.md quotes: two random answer sets on the default run's
+    GlobalOpinionQA questions (mixed scales) correlate at about 0.25."""
+    from culteval import tasks
+    from culteval.config import ROOT, load_params
+    from culteval.metrics.robustness import consistency_corr_null
+
+    cfg = load_params(ROOT / "params.yaml")
+    items = tasks.get("global_opinions").load_items(mirror, cfg)
+    rows = []
+    for r in items.itertuples(index=False):
+        k, pid = len(r.options), f"{r.item_id}#default#p0"
+        rows.append({"prompt_id": pid, "item_id": r.item_id, "permutation": 0, "trial": -1,
+                     "probs": [1 / k] * k, "parsed": None})
+        rows += [{"prompt_id": pid, "item_id": r.item_id, "permutation": 0, "trial": t, "probs": None,
+                  "parsed": 0} for t in range(2)]
+    null, lo, hi = consistency_corr_null(pd.DataFrame(rows), cfg["seed"])
+    assert len(items) == 228
+    assert 0.2 < null < 0.3 and lo < null < hi

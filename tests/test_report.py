@@ -191,3 +191,57 @@ def test_report_refuses_a_figure_it_cannot_embed(tmp_path):
     with pytest.raises(ValueError, match=r"cad\.png: not a PNG file"):
         build_report(s, [bad], {}, [], tmp_path / "r.html")
     assert not (tmp_path / "r.html").exists()
+
+
+def test_paper_tables_place_each_number_with_its_items_and_flags(tmp_path):
+    """Practices by model x strategy x country, opinions with baselines, comparisons with p-values:
+    each number in its column, with n and its flag letters, the letters spelled out in the caption."""
+    from culteval.report.tables import paper_tables
+
+    cols = ["model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items", "flags"]
+    rows = [("m", "culturalbench", "default", "acc_prob_target", 0.61, 0.5, 0.7, 46, "subset"),
+            ("m", "culturalbench", "default", "acc_prob_reference", 0.72, 0.6, 0.8, 20, "subset"),
+            ("m", "culturalbench", "default", "acc_prob", 0.64, 0.55, 0.73, 66, "subset"),
+            ("m", "culturalbench", "native", "acc_prob_target", 0.41, 0.3, 0.5, 46, "subset;translated"),
+            ("m", "culturalbench", "default", "acc_question_reference", 0.25, 0.1, 0.4, 20, "subset"),
+            ("m", "culturalbench", "default", "invalid_rate", 0.0, 0.0, 0.0, 66, "subset"),
+            ("m", "global_opinions", "default", "sim_target", 0.8, 0.7, 0.9, 67, ""),
+            ("m", "global_opinions", "default", "ncad", 0.3, 0.1, 0.5, 7, "ncad-assumption"),
+            ("baseline:United States", "global_opinions", "none", "sim_target", 0.9, 0.8, 1.0, 7, ""),
+            ("delta:m-vs-b", "culturalbench", "default", "acc_prob", 0.05, -0.01, 0.11, 66, "subset"),
+            ("delta:m-vs-b", "culturalbench", "default", "acc_prob:p_permutation", 0.031, np.nan, np.nan, 66,
+             "subset"),
+            ("delta:m-vs-b", "culturalbench", "default", "acc_prob:p_sign", 0.2, np.nan, np.nan, 66,
+             "subset"),
+            ("group:global", "culturalbench", "default", "acc_prob", 0.64, np.nan, np.nan, 1, "subset")]
+    s = pd.DataFrame(rows, columns=cols)
+    t = paper_tables(s, {"target": "India", "reference": "United States"})
+    (cb,) = t["practices"]
+    assert [h["metric"] for h in cb["header"][0]] == ["acc_prob", "acc_question"]  # Easy before Hard
+    assert [h["label"] for h in cb["header"][1]] == ["India", "United States", "both countries",
+                                                     "United States"]
+    by_key = {tuple(r["key"]): r["cells"] for r in cb["rows"]}
+    assert [c["value"] for c in by_key[("m", "default")]] == ["0.61", "0.72", "0.64", "0.25"]
+    assert [c["n"] for c in by_key[("m", "default")]] == [46, 20, 66, 20]
+    native = by_key[("m", "native")][0]
+    assert (native["value"], native["marks"], native["flags"]) == ("0.41", "S T", "subset; translated")
+    assert [e["flag"] for e in cb["legend"]] == ["subset", "translated"]
+    op = {tuple(r["key"]): r["cells"] for r in t["opinions"]["rows"]}
+    assert op[("baseline:United States", "none")][0]["n"] == 7
+    assert op[("m", "default")][1]["marks"] == "A"  # nCAD rests on the documented assumption
+    (comp,) = t["comparisons"]["rows"]  # differences only: the plain group mean is not a comparison
+    assert comp["key"] == ["delta:m-vs-b", "culturalbench", "default", "acc_prob"]
+    assert comp["cell"]["ci"] == "[-0.01, 0.11]" and comp["p"] == ["0.031", "0.2"]
+    figs = render_all(s, None, CFG, tmp_path / "figures")
+    prov = {"params": {"target": {"country": "India"}, "reference": {"country": "United States"}}}
+    html = build_report(s, figs, prov, [], tmp_path / "r.html").read_text()
+    tables = html.split('<h2 id="tables">')[1].split('<h2 id="cultural_map">')[0]
+    flagged = '0.41<sup class="flag" title="subset; translated">S T</sup><span class="items"> n=46</span>'
+    assert flagged in tables
+    assert "<b>T</b> translated: prompt shown in the target language" in tables
+    assert "<th colspan=\"1\">United States</th>" in tables  # the run's countries head the columns
+    assert "<td>delta:m-vs-b</td>" in tables and '<td class="n">0.031</td>' in tables
+    # the figures' captions and the long tables carry the flags too
+    assert "<figcaption>Accuracy (CulturalBench, NormAd): the numbers in the table beside it. Flags: " \
+           "<b>S</b> subset" in html
+    assert "<td>subset; translated</td>" in html.split('<h2 id="all-metrics">')[1]

@@ -18,7 +18,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # a quiet, offline browser: no GPU, no sandbox (tests may run as root), no background fetches
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-HEADINGS = ["Warnings", *(title for title, _ in SECTIONS.values()), "Comparisons", "Inputs",
+HEADINGS = ["Warnings", "Tables (the paper's layout)", *(title for title, _ in SECTIONS.values()),
+            "Comparisons", "Inputs",
             "All metrics", "Provenance"]
 
 # Per <img>: its natural size and, drawn onto a canvas, how many pixels are transparent (rows a

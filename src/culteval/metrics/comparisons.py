@@ -3,7 +3,7 @@
 
 ``comparison_rows`` turns a summary's model rows into extra summary rows:
 ``group:<group>`` (mean over the group's models), ``delta:<model>-vs-<base>`` and,
-with >= 4 models, ``mixed_effects`` coefficients. Baselines are never included.
+when every term is identified, ``mixed_effects`` coefficients. Baselines are never included.
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ FORMULA = "alignment ~ 0 + consistency:language + multilingual:family:language"
 # the strategies that show the question in English (the others use the target language)
 ENGLISH_STRATEGIES = tuple(s for s in STRATEGIES if s not in TRANSLATED_STRATEGIES)
 MIXED_MODEL = "mixed_effects"
-COMPARISON_PREFIXES = ("group:", "delta:", MIXED_MODEL, "reference:")
+CORRELATION = "correlation:consistency-alignment"
+COMPARISON_PREFIXES = ("group:", "delta:", MIXED_MODEL, "reference:", "correlation:")
+# preferred first: the chance-corrected value where the run has it
+CONSISTENCY_METRICS = ("self_consistency_corr_corrected", "self_consistency_corr")
 
 
 def is_model(name: str) -> bool:
@@ -95,43 +98,101 @@ def finetune_deltas(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
 def mixed_effects_data(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     """One row per model x strategy with GlobalOpinionQA ``alignment`` and a consistency value.
 
-    consistency = ``self_consistency_corr`` (Rystrom et al.'s correlation between repeated
-    responses). language = ``en`` for default/demographic prompts, else ``cfg.target.language``.
-    family = ``cfg.models.<name>.group``; multilingual = 1 for every model (the config does not
-    record it), so the last term reduces to family x language.
+    consistency = ``self_consistency_corr_corrected`` (Rystrom et al.'s correlation between
+    repeated responses, corrected for chance; culteval.metrics.robustness) where the run has
+    it, else the uncorrected ``self_consistency_corr``. language = ``en`` for default/demographic
+    prompts, else ``cfg.target.language``. family = ``cfg.models.<name>.family`` (default: its
+    ``group``); multilingual = ``cfg.models.<name>.multilingual`` (a 0/1 flag or a score;
+    default 1, which makes the last term a family x language intercept).
     """
     go = _real_models(summary)
     go = go[go["task"] == "global_opinions"]
     wide = go.pivot_table(index=["model", "strategy"], columns="metric", values="value", aggfunc="first")
     cols = ["model", "strategy", "language", "alignment", "consistency", "multilingual", "family"]
-    if not {"alignment", "self_consistency_corr"} <= set(wide.columns):
+    consistency = next((c for c in CONSISTENCY_METRICS if c in wide.columns), None)
+    if "alignment" not in wide.columns or consistency is None:
         return pd.DataFrame(columns=cols)
-    wide = wide[["alignment", "self_consistency_corr"]].dropna().reset_index()
+    wide = wide[["alignment", consistency]].dropna().reset_index()
     models = cfg.get("models", {})
     lang = str((cfg.get("target") or {}).get("language") or "target")
+
+    def spec(m: str, key: str, default):
+        value = (models.get(m) or {}).get(key)
+        return default if value is None else value
+
     out = pd.DataFrame({
         "model": wide["model"], "strategy": wide["strategy"],
         "language": ["en" if s in ENGLISH_STRATEGIES else lang for s in wide["strategy"]],
         "alignment": wide["alignment"].astype(float),
-        "consistency": wide["self_consistency_corr"].astype(float),
-        "multilingual": 1.0,
-        "family": [(models.get(m) or {}).get("group") or "ungrouped" for m in wide["model"]]})
+        "consistency": wide[consistency].astype(float),
+        "multilingual": [float(spec(m, "multilingual", 1.0)) for m in wide["model"]],
+        "family": [str(spec(m, "family", spec(m, "group", "ungrouped"))) for m in wide["model"]]})
     return out[cols].sort_values(["model", "strategy"]).reset_index(drop=True)
+
+
+def unidentified(data: pd.DataFrame) -> list[str]:
+    """Why the mixed model cannot be fitted on ``data``, one reason a term; [] when it can.
+
+    The random intercept needs >= ``MIN_MODELS`` models; each fixed-effect column of the
+    formula's design must vary and not be a linear combination of the others (patsy design,
+    numerical rank), and there must be more rows than columns.
+    """
+    if data.empty:
+        return ["no model x strategy has both GlobalOpinionQA alignment and a self-consistency value "
+                "(consistency needs sampled opinion answers, which this run does not have)"]
+    reasons = []
+    n = int(data["model"].nunique())
+    if n < MIN_MODELS:
+        reasons.append(f"random intercept per model: need >= {MIN_MODELS} models, have {n}")
+    from patsy import dmatrix
+
+    design = dmatrix(FORMULA.split("~", 1)[1], data.sort_values(["model", "language"]),
+                     return_type="dataframe")
+    x = design.to_numpy()
+    rank = np.linalg.matrix_rank(x)
+    for j, name in enumerate(design.columns):
+        col = x[:, j]
+        if not np.any(col):
+            reasons.append(f"{name}: no rows (the column is all zero)")
+        elif name.startswith("consistency") and np.ptp(col[col != 0]) == 0:
+            reasons.append(f"{name}: consistency does not vary within this language")
+        elif np.linalg.matrix_rank(np.delete(x, j, axis=1)) == rank:
+            reasons.append(f"{name}: collinear with the other terms")
+    if len(x) <= x.shape[1]:
+        reasons.append(f"{len(x)} model x strategy rows for {x.shape[1]} fixed-effect columns")
+    if data.groupby("family")["multilingual"].nunique().le(1).all() and data["multilingual"].nunique() == 1:
+        reasons.append("multilingual is the same for every model: the multilingual:family:language term "
+                       "cannot separate multilingual ability from family x language")
+    return reasons
+
+
+def consistency_alignment_correlations(data: pd.DataFrame) -> list[dict]:
+    """Per language: Spearman correlation across models of consistency and alignment (each model's
+    mean over its strategies in that language); the fallback when the mixed model is not fitted."""
+    rows = []
+    for language, grp in data.groupby("language", sort=True):
+        per_model = grp.groupby("model")[["consistency", "alignment"]].mean()
+        n = len(per_model)
+        ok = n >= MIN_QUESTIONS and per_model.nunique().min() > 1
+        rho = float(spearmanr(per_model["consistency"], per_model["alignment"]).statistic) if ok else math.nan
+        rows.append(_row(CORRELATION, "global_opinions", "all", f"spearman:{language}", rho, n))
+    return rows
 
 
 def mixed_effects(data: pd.DataFrame) -> dict:
     """``alignment ~ 0 + consistency:language + multilingual:family:language``, random intercept per model.
 
     ``data``: one row per (model, language[, question set]) with columns model, alignment,
-    consistency, language, multilingual (0/1), family. REML (statsmodels ``mixedlm``).
-    Needs >= 4 models; otherwise returns ``{"ok": False, "message": ...}``.
+    consistency, language, multilingual (flag or score), family. REML (statsmodels ``mixedlm``).
+    Fitted only when every term is identified (:func:`unidentified`); otherwise returns
+    ``{"ok": False, "message": <the reasons>}``.
     """
-    n = int(data["model"].nunique()) if "model" in data else 0
-    if n < MIN_MODELS:
-        return {"ok": False, "message": f"not enough models for the mixed-effects model "
-                                        f"(need >= {MIN_MODELS}, have {n})"}
+    reasons = unidentified(data)
+    if reasons:
+        return {"ok": False, "message": "mixed-effects model not fitted: " + "; ".join(reasons)}
     import statsmodels.formula.api as smf
 
+    n = int(data["model"].nunique())
     fit = smf.mixedlm(FORMULA, data.sort_values(["model", "language"]), groups="model").fit(reml=True)
     return {"ok": True, "formula": FORMULA, "n_models": n, "params": fit.params.to_dict(),
             "bse": fit.bse.to_dict(), "pvalues": fit.pvalues.to_dict(), "message": ""}
@@ -146,10 +207,11 @@ def mixed_effects_note(summary: pd.DataFrame, cfg: dict) -> str | None:
     if not msg:
         return None
     evaluated = int(_real_models(summary)["model"].nunique())
-    if evaluated != data["model"].nunique():  # say why models were left out
+    if len(data) and evaluated != data["model"].nunique():  # say why models were left out
         msg += (f"; {evaluated} model(s) evaluated, {data['model'].nunique()} with both GlobalOpinionQA "
-                f"alignment (>= {MIN_QUESTIONS} questions with a target distribution) and "
-                "self_consistency_corr")
+                f"alignment (>= {MIN_QUESTIONS} questions with a target distribution) and self-consistency")
+    if len(data):
+        msg += f"; the per-language consistency-alignment correlations ({CORRELATION} rows) stand in"
     return msg
 
 
@@ -159,7 +221,9 @@ def _row(model, task, strategy, metric, value, n, lo=math.nan, hi=math.nan) -> d
 
 
 def comparison_rows(summary: pd.DataFrame, cfg: dict) -> list[dict]:
-    """Summary rows for group means, fine-tune deltas and (>= 4 models) the mixed-effects fit.
+    """Summary rows for group means, fine-tune deltas and the mixed-effects fit (when identified;
+    otherwise the per-language consistency-alignment correlations, model
+    ``correlation:consistency-alignment``, metric ``spearman:<language>``, n = models).
 
     Group means: n_items = models in the group, no CI. Deltas: no CI. Mixed effects: model
     ``mixed_effects``, task global_opinions, strategy ``all``, metric ``coef:<term>``, CI =
@@ -173,6 +237,8 @@ def comparison_rows(summary: pd.DataFrame, cfg: dict) -> list[dict]:
         rows.append(_row(f"delta:{r.model}-vs-{r.base}", r.task, r.strategy, r.metric, r.delta, r.n_items))
     data = mixed_effects_data(summary, cfg)
     res = mixed_effects(data)
+    if not res["ok"] and len(data):
+        rows += consistency_alignment_correlations(data)
     if res["ok"]:
         for term in sorted(res["params"]):
             est, se = res["params"][term], res["bse"].get(term, math.nan)

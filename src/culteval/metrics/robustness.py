@@ -8,7 +8,12 @@ same parsed answer (an invalid answer is its own category), averaged over prompt
 ``self_consistency_corr`` (Rystrom et al. 2025: correlation between repeated
 responses): for opinion tasks with ordered answer scales, the mean over trial
 pairs (a, b) of the Spearman correlation across prompts of the parsed option
-indices (both valid). ``low_mass_share``: share of distribution rows whose
+indices (both valid). Indices of questions with more options are larger in every answer
+set, so two independent random answer sets already correlate: ``self_consistency_corr_null``
+is the mean of that correlation for uniformly random answers on the same prompts (each
+prompt's own number of options, ``NULL_DRAWS`` seeded draws; CI: their 2.5-97.5th
+percentiles), and ``self_consistency_corr_corrected`` = (observed - null) / (1 - null): 0 at
+chance, 1 for identical trials. ``low_mass_share``: share of distribution rows whose
 option_mass is below ``cfg.metrics.low_mass``; ``mean_option_mass`` their mean.
 """
 
@@ -47,20 +52,67 @@ def consistency_per_prompt(raw: pd.DataFrame) -> pd.Series:
     return pd.Series(out, dtype=float)
 
 
-def consistency_corr(raw: pd.DataFrame) -> tuple[float, int]:
-    """Mean Spearman correlation across prompts between trial pairs; (nan, 0) if undefined."""
+NULL_DRAWS = 200
+
+
+def _trial_pairs(raw: pd.DataFrame):
+    """(prompt ids, answers of trial a, answers of trial b) per trial pair with >= 3 prompts both valid."""
     s = sampled_rows(raw)
     if s.empty:
-        return float("nan"), 0
+        return
     wide = s.pivot_table(index="prompt_id", columns="trial", values="parsed", aggfunc="first")
-    corrs, n = [], 0
     for a, b in combinations(sorted(wide.columns), 2):
         pair = wide[[a, b]].dropna()
         pair = pair[(pair[a] >= 0) & (pair[b] >= 0)]
-        if len(pair) >= 3 and pair[a].nunique() > 1 and pair[b].nunique() > 1:
-            corrs.append(float(spearmanr(pair[a], pair[b]).statistic))
-            n = max(n, len(pair))
+        if len(pair) >= 3:
+            yield pair.index.tolist(), pair[a].to_numpy(), pair[b].to_numpy()
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    if len(set(x.tolist())) < 2 or len(set(y.tolist())) < 2:
+        return None  # a constant side: the correlation is undefined
+    return float(spearmanr(x, y).statistic)
+
+
+def consistency_corr(raw: pd.DataFrame) -> tuple[float, int]:
+    """Mean Spearman correlation across prompts between trial pairs; (nan, 0) if undefined."""
+    corrs, n = [], 0
+    for ids, a, b in _trial_pairs(raw):
+        r = _spearman(a, b)
+        if r is not None:
+            corrs.append(r)
+            n = max(n, len(ids))
     return (float(np.mean(corrs)), n) if corrs else (float("nan"), 0)
+
+
+def consistency_corr_null(raw: pd.DataFrame, seed: int,
+                          draws: int = NULL_DRAWS) -> tuple[float, float, float]:
+    """``consistency_corr`` of uniformly random answers on the same prompts and trial pairs:
+    (mean, 2.5th, 97.5th percentile over ``draws`` seeded draws); nans if undefined."""
+    n_opts = {pid: len(p) for pid, p in zip(distribution_rows(raw)["prompt_id"],
+                                            distribution_rows(raw)["probs"], strict=True)}
+    pairs = [ids for ids, _, _ in _trial_pairs(raw)]
+    if not pairs or any(pid not in n_opts for ids in pairs for pid in ids):
+        return float("nan"), float("nan"), float("nan")  # option counts unknown (no distribution rows)
+    rng = np.random.default_rng(seed)
+    means = []
+    for _ in range(draws):
+        corrs = []
+        for ids in pairs:
+            k = np.array([n_opts[pid] for pid in ids])
+            r = _spearman(rng.integers(0, k), rng.integers(0, k))
+            if r is not None:
+                corrs.append(r)
+        if corrs:
+            means.append(float(np.mean(corrs)))
+    if not means:
+        return float("nan"), float("nan"), float("nan")
+    return float(np.mean(means)), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def chance_corrected(observed: float, null: float) -> float:
+    """(observed - null) / (1 - null): 0 at chance, 1 at perfect agreement."""
+    return (observed - null) / (1.0 - null) if null < 1 else float("nan")
 
 
 def robustness_metrics(raw: pd.DataFrame, cfg: dict, *, ordered_scale: bool = False) -> list[dict]:
@@ -77,6 +129,10 @@ def robustness_metrics(raw: pd.DataFrame, cfg: dict, *, ordered_scale: bool = Fa
         corr, n = consistency_corr(raw)
         if n:
             rows.append(plain_row("self_consistency_corr", corr, n))
+            null, lo, hi = consistency_corr_null(raw, int(cfg.get("seed", 0)))
+            if not np.isnan(null):
+                rows.append({**plain_row("self_consistency_corr_null", null, n), "ci_low": lo, "ci_high": hi})
+                rows.append(plain_row("self_consistency_corr_corrected", chance_corrected(corr, null), n))
     mass = distribution_rows(raw)["option_mass"].dropna().astype(float).to_numpy()
     if mass.size:
         thr = float(cfg["metrics"]["low_mass"])

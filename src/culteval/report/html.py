@@ -1,5 +1,6 @@
 """A self-contained HTML report, one file a reviewer can be mailed: notes, a warnings table
-(low option mass, invalid answers), each figure (embedded as a PNG data URI) beside its table
+(low option mass, invalid answers), the paper-layout tables (``culteval.report.tables``), each
+figure (embedded as a PNG data URI) beside its table
 (with n_items), the comparisons, the inputs' sha256 and which of them are subsets, and the
 provenance record. The page is the Jinja2 template ``templates/report.html.j2`` (autoescape on);
 this module only prepares its rows."""
@@ -18,6 +19,7 @@ import pandas as pd
 from culteval.io import write_text
 from culteval.metrics.comparisons import COMPARISON_PREFIXES
 from culteval.metrics.cultural_map import NO_MICRODATA
+from culteval.report.tables import flag_list, legend, paper_tables
 
 SUBSET_WARNING = ("Some inputs are subsets or derived files (see Inputs): the numbers below are not "
                   "full-benchmark results.")
@@ -49,13 +51,18 @@ def _fmt(v) -> str:
 
 
 def table_rows(df: pd.DataFrame) -> list[dict]:
-    """Summary rows for a table, sorted: formatted value, n_items and the 95% CI."""
+    """Summary rows for a table, sorted: formatted value, n_items, the 95% CI and the flags."""
     rows = []
     for r in df.sort_values(["model", "task", "strategy", "metric"]).itertuples(index=False):
         ci = f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]" if _fmt(r.ci_low) else ""
         rows.append({"model": str(r.model), "task": str(r.task), "strategy": str(r.strategy),
-                     "metric": str(r.metric), "value": _fmt(r.value), "n_items": int(r.n_items), "ci": ci})
+                     "metric": str(r.metric), "value": _fmt(r.value), "n_items": int(r.n_items), "ci": ci,
+                     "flags": "; ".join(flag_list(getattr(r, "flags", "")))})
     return rows
+
+
+def _flags_of(df: pd.DataFrame) -> set[str]:
+    return {f for text in df.get("flags", pd.Series(dtype=object)) for f in flag_list(text)}
 
 
 def embed_png(path: Path) -> dict:
@@ -98,7 +105,7 @@ def warnings_rows(summary: pd.DataFrame) -> list[dict]:
 
 
 def render_report(summary: pd.DataFrame, figures: list[Path], provenance: dict, inputs: list[dict],
-                  notes: list[str] = ()) -> str:
+                  notes: list[str] = (), countries: dict[str, str] | None = None) -> str:
     """The report page as one string, every figure embedded (see ``build_report``)."""
     plain = ~COMPARISONS[1](summary)  # comparison rows get their own section
     sections = []
@@ -106,12 +113,13 @@ def render_report(summary: pd.DataFrame, figures: list[Path], provenance: dict, 
         fig = Path(fig)
         title, select = SECTIONS.get(fig.stem, (fig.stem, lambda d: d["metric"].isna()))
         no_map = fig.stem == "cultural_map" and not summary["metric"].eq("map_x").any()
+        shown = summary[select(summary) & plain]
         sections.append({"id": fig.stem, "title": title, "note": NO_MICRODATA if no_map else "",
-                         "rows": table_rows(summary[select(summary) & plain]), **embed_png(fig)})
+                         "rows": table_rows(shown), "legend": legend(_flags_of(shown)), **embed_png(fig)})
     return _ENV.get_template(TEMPLATE).render(
         subset_warning=SUBSET_WARNING if any(i.get("subset") for i in inputs) else "",
         notes=list(notes), warning_text=WARNING_TEXT, warnings=warnings_rows(summary),
-        figures=sections, comparisons_title=COMPARISONS[0],
+        figures=sections, comparisons_title=COMPARISONS[0], tables=paper_tables(summary, countries),
         comparisons=table_rows(summary[COMPARISONS[1](summary)]),
         inputs=[{"path": str(i["path"]), "sha256": str(i["sha256"]),
                  "completeness": "SUBSET: " + i["subset"] if i.get("subset") else "complete"}
@@ -121,8 +129,17 @@ def render_report(summary: pd.DataFrame, figures: list[Path], provenance: dict, 
 
 
 def build_report(summary: pd.DataFrame, figures: list[Path], provenance: dict, inputs: list[dict],
-                 out_path: str | Path, notes: list[str] = ()) -> Path:
-    """Write the report to ``out_path`` (atomically): one file, figures embedded as data URIs."""
+                 out_path: str | Path, notes: list[str] = (),
+                 countries: dict[str, str] | None = None) -> Path:
+    """Write the report to ``out_path`` (atomically): one file, figures embedded as data URIs.
+
+    ``countries`` maps ``target``/``reference`` to the names the practice tables' headers show
+    (default: ``provenance["params"]``'s target and reference countries).
+    """
     out_path = Path(out_path)
-    write_text(render_report(summary, figures, provenance, inputs, notes), out_path)
+    if countries is None:  # the run's own params, as its provenance records them
+        params = provenance.get("params") or {}
+        countries = {role: params[role]["country"] for role in ("target", "reference")
+                     if isinstance(params.get(role), dict) and params[role].get("country")}
+    write_text(render_report(summary, figures, provenance, inputs, notes, countries), out_path)
     return out_path

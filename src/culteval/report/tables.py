@@ -1,0 +1,218 @@
+"""The report's tables in the paper's layout, built from the long ``summary.csv``.
+
+* opinions: GlobalOpinionQA similarity to each country, CAD and nCAD, one row per
+  model (and the reference-country respondent baseline) x strategy;
+* practices: one table per practice task, accuracy by model x strategy, columns
+  grouped by measure and split by country (target, reference, both);
+* the map: each model's placement and distances and the target-reference distance;
+  the projection's fit to the published country points when microdata are supplied;
+* comparisons: group differences and fine-tuned-vs-base deltas with their 95% CI and
+  paired p-values on one row.
+
+Every cell carries its value, the number of items it rests on and its flags (the
+``flags`` column of the summary), shown as letters beside the number and spelled out
+in the table's caption.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pandas as pd
+
+# One letter per flag (culteval.metrics.flags), with the caption's explanation.
+FLAGS = {
+    "subset": ("S", "the task's data are a subset of the benchmark (a limit, or a subset file)"),
+    "translated": ("T", "prompt shown in the target language, machine-translated and unreviewed "
+                        "unless the translation table says otherwise"),
+    "non-national": ("N", "rests on a target distribution from a non-national sample"),
+    "ncad-assumption": ("A", "nCAD's normalisation is this project's documented choice"),
+    "y002-independence": ("Y", "Y002 derived from two choice distributions treated as independent"),
+}
+COUNTRY_SUFFIXES = (("_target", "target"), ("_reference", "reference"))
+OPINION_METRICS = {"sim_target": "Sim (target)", "sim_reference": "Sim (reference)",
+                   "sim_target_shared": "Sim (target, shared questions)", "cad": "CAD", "ncad": "nCAD"}
+PRACTICE_TASKS = ("culturalbench", "normad", "blend")
+MAP_METRICS = ("map_x", "map_y", "map_dist_target", "map_dist_reference", "map_x_sampled", "map_y_sampled",
+               "map_dist_target_sampled", "map_dist_reference_sampled", "map_dist_target_reference")
+P_VALUES = ("p_permutation", "p_sign")
+# practice measures (docs/metrics.md) in the paper's order; "logits": argmax of the answer distribution
+PRACTICE_MEASURES = {
+    "acc_prob": "Easy (logits)", "acc_sampled": "Easy / answers (sampled)",
+    "acc_question": "Hard, per question (logits)", "acc_question_sampled": "Hard, per question (sampled)",
+    "acc_judgement": "Hard, per judgement (logits)", "acc_judgement_sampled": "Hard, per judgement (sampled)",
+}
+NORMAD_CONTEXTS = {"none": "no context", "country": "country context", "value": "value context",
+                   "rot": "rule-of-thumb context"}
+
+
+def fmt(v) -> str:
+    """Four significant digits; empty for a missing value."""
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v):.4g}"
+
+
+def flag_list(text) -> list[str]:
+    """The flags of a summary row (``;``-joined, possibly empty or missing)."""
+    if not isinstance(text, str) or not text:
+        return []
+    return sorted(f for f in text.split(";") if f)
+
+
+def cell(row) -> dict:
+    """A table cell: value, n_items, 95% CI and flag letters of one summary row (None: empty cell)."""
+    if row is None:
+        return {"value": "", "n": "", "ci": "", "marks": "", "flags": ""}
+    flags = flag_list(getattr(row, "flags", ""))
+    lo, hi = fmt(row.ci_low), fmt(row.ci_high)
+    return {"value": fmt(row.value), "n": int(row.n_items), "ci": f"[{lo}, {hi}]" if lo and hi else "",
+            "marks": " ".join(FLAGS[f][0] if f in FLAGS else f for f in flags), "flags": "; ".join(flags)}
+
+
+def legend(flags: set[str]) -> list[dict]:
+    """Caption entries for the flags that appear, in the order of ``FLAGS``."""
+    known = [f for f in FLAGS if f in flags]
+    return ([{"mark": FLAGS[f][0], "flag": f, "text": FLAGS[f][1]} for f in known]
+            + [{"mark": f, "flag": f, "text": "see docs/metrics.md"} for f in sorted(flags - set(FLAGS))])
+
+
+def split_country(metric: str) -> tuple[str, str]:
+    """``acc_prob_rot_target`` -> (``acc_prob_rot``, ``target``); no suffix -> (metric, ``all``)."""
+    for suffix, country in COUNTRY_SUFFIXES:
+        if metric.endswith(suffix):
+            return metric[: -len(suffix)], country
+    return metric, "all"
+
+
+def _head(label: str, span: int = 1, metric: str = "") -> dict:
+    """A header cell; ``metric`` (the summary's name) is shown under a reader's label."""
+    return {"label": label, "span": span, "metric": metric}
+
+
+def _table(title: str, df: pd.DataFrame, columns: list[tuple], header: list[list[dict]], note: str = "",
+           key=("model", "strategy")) -> dict:
+    """Rows keyed by ``key`` (sorted), one cell per column; a column is (metric, country) or a metric."""
+    index = {}
+    for r in df.itertuples(index=False):
+        index[(*(getattr(r, k) for k in key), r.metric)] = r
+    rows, seen = [], set()
+    for k in sorted({tuple(getattr(r, c) for c in key) for r in df.itertuples(index=False)}):
+        cells = []
+        for col in columns:
+            r = index.get((*k, col["metric"]))
+            cells.append(cell(r))
+            if r is not None:
+                seen.update(flag_list(getattr(r, "flags", "")))
+        if any(c["value"] for c in cells):
+            rows.append({"key": [str(x) for x in k], "cells": cells})
+    return {"title": title, "key": list(key), "header": header, "rows": rows, "legend": legend(seen),
+            "note": note}
+
+
+def opinions_table(summary: pd.DataFrame) -> dict:
+    """GlobalOpinionQA: Sim, CAD, nCAD per model x strategy, baselines included."""
+    df = summary[summary["task"].eq("global_opinions") & summary["metric"].isin(OPINION_METRICS)]
+    present = set(df["metric"])
+    cols = [{"metric": m} for m in OPINION_METRICS if m in present]
+    return _table("Opinions (GlobalOpinionQA)", df, cols,
+                  [[_head(OPINION_METRICS[c["metric"]], metric=c["metric"]) for c in cols]],
+                  note="Sim: 1 - Jensen-Shannon distance to the country's answer distribution; CAD and "
+                       "nCAD: cultural alignment difference (target minus reference); baseline rows are "
+                       "the reference country's respondents answering for the target.")
+
+
+def practice_label(measure: str) -> tuple[int, str]:
+    """(rank, heading) of a practice measure: the paper's order, named for a reader of the paper."""
+    if measure in PRACTICE_MEASURES:
+        return list(PRACTICE_MEASURES).index(measure), PRACTICE_MEASURES[measure]
+    m = re.fullmatch(r"acc_(prob|sampled)_(none|country|value|rot)", measure)
+    if m:  # NormAd: context, then logits before sampled answers
+        context = list(NORMAD_CONTEXTS).index(m.group(2))
+        rank = len(PRACTICE_MEASURES) + 2 * context + (m.group(1) == "sampled")
+        return rank, f"{NORMAD_CONTEXTS[m.group(2)]} ({'logits' if m.group(1) == 'prob' else 'sampled'})"
+    return 1000, measure
+
+
+def _practice_columns(metrics: list[str]) -> tuple[list[dict], list[list[dict]]]:
+    order = {"target": 0, "reference": 1, "all": 2}
+    parts = sorted({split_country(m) for m in metrics},
+                   key=lambda bc: (practice_label(bc[0])[0], bc[0], order[bc[1]]))
+    cols = [{"metric": m if c == "all" else f"{m}_{c}", "country": c} for m, c in parts]
+    groups: list[dict] = []
+    for m, _ in parts:
+        if groups and groups[-1]["metric"] == m:
+            groups[-1]["span"] += 1
+        else:
+            groups.append(_head(practice_label(m)[1], metric=m))
+    return cols, [groups, [_head(c["country"]) for c in cols]]
+
+
+def practice_tables(summary: pd.DataFrame, countries: dict[str, str]) -> list[dict]:
+    """Accuracy by model x strategy x country, one table per practice task present."""
+    out = []
+    for task in PRACTICE_TASKS:
+        df = summary[summary["task"].eq(task) & summary["metric"].str.startswith("acc_")
+                     & ~summary["metric"].str.contains(":", regex=False)]
+        if df.empty:
+            continue
+        cols, header = _practice_columns(sorted(set(df["metric"])))
+        header[1] = [_head(countries.get(c["country"], "both countries" if c["country"] == "all"
+                                         else c["country"])) for c in cols]
+        out.append(_table(f"Practices: {task}", df, cols, header,
+                          note="Accuracy; columns: the measure (docs/metrics.md), then the country the "
+                               "items are about."))
+    return out
+
+
+def map_tables(summary: pd.DataFrame) -> list[dict]:
+    """Placements and distances on the Inglehart-Welzel map; the projection's fit, when fitted."""
+    maps = summary[summary["task"].eq("cultural_map")]
+    df = maps[maps["metric"].str.startswith("map_")]
+    metrics = sorted(set(df["metric"]), key=lambda m: (MAP_METRICS.index(m) if m in MAP_METRICS
+                                                       else len(MAP_METRICS), m))
+    out = [_table("Cultural map (Inglehart-Welzel)", df, [{"metric": m} for m in metrics],
+                  [[_head(m) for m in metrics]],
+                  note="x: survival (-) to self-expression (+); y: traditional (-) to secular-rational "
+                       "(+); _sampled: placed from sampled answers, otherwise from expected values. "
+                       "map_dist_target_reference is the distance between the two countries' published "
+                       "points, the yardstick for the models' distances.")]
+    fit = maps[maps["metric"].str.startswith("fit_")]
+    if not fit.empty:
+        metrics = sorted(set(fit["metric"]))
+        out.append(_table("Map projection vs the published country points", fit,
+                          [{"metric": m} for m in metrics], [[_head(m) for m in metrics]],
+                          note="The projection fitted on the supplied microdata, applied to each "
+                               "country's respondents: distance to its published point, overall RMSE "
+                               "and correlations (n = respondents or countries)."))
+    return out
+
+
+def comparisons_table(summary: pd.DataFrame) -> dict:
+    """Group differences and fine-tuned-vs-base deltas: value with CI, and paired p-values."""
+    # differences only: delta:<m>-vs-<base> and group:<a>-vs-<b> (plain group means sit in the tables above)
+    comp = summary[summary["model"].str.startswith("delta:")
+                   | (summary["model"].str.startswith("group:") & summary["model"].str.contains("-vs-"))]
+    base = comp[~comp["metric"].str.contains(":", regex=False)]
+    pv = comp[comp["metric"].str.contains(":", regex=False)]
+    pvals = {(r.model, r.task, r.strategy, *r.metric.split(":", 1)): r for r in pv.itertuples(index=False)}
+    rows, seen = [], set()
+    for r in base.sort_values(["model", "task", "strategy", "metric"]).itertuples(index=False):
+        c = cell(r)
+        seen.update(flag_list(getattr(r, "flags", "")))
+        ps = [fmt(pvals[(r.model, r.task, r.strategy, r.metric, p)].value)
+              if (r.model, r.task, r.strategy, r.metric, p) in pvals else "" for p in P_VALUES]
+        rows.append({"key": [str(r.model), str(r.task), str(r.strategy), str(r.metric)], "cell": c,
+                     "p": ps})
+    return {"title": "Comparisons", "rows": rows, "legend": legend(seen),
+            "note": "group:<a>-vs-<b> and delta:<model>-vs-<base> rows are paired on shared items (one "
+                    "bootstrap resample of items for both sides; n = shared items). The group:<group> "
+                    "rows of the tables above are plain means over the group's models (n = models)."}
+
+
+def paper_tables(summary: pd.DataFrame, countries: dict[str, str] | None = None) -> dict:
+    """All the paper-layout tables: ``opinions``, ``practices`` (list), ``map``, ``comparisons``."""
+    countries = countries or {}
+    if "flags" not in summary.columns:
+        summary = summary.assign(flags="")
+    return {"opinions": opinions_table(summary), "practices": practice_tables(summary, countries),
+            "map": map_tables(summary), "comparisons": comparisons_table(summary)}
