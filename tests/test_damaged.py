@@ -115,7 +115,7 @@ def test_cli_refuses_items_made_with_other_params(tmp_path, mirror, capsys):
     err = capsys.readouterr().err
     assert rc == 1
     assert f"culteval render: error: {tmp_path / 'items.parquet'}: made with params.tasks=" in err, err
-    assert "'limit': 2" in err and "'limit': 1" in err
+    assert "'limit': None" in err and "'limit': 1" in err
 
 
 def test_full_disk_leaves_the_previous_version_and_names_the_file(tmp_path, monkeypatch):

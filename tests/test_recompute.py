@@ -2,20 +2,33 @@
 
 A seeded synthetic run (contract-conforming items and raw outputs for three models) is
 written to parquet, summarised by ``culteval.metrics.summary`` into summary.csv, and the
-numbers are recomputed here from the parquet files with numpy/scipy/pandas only (nothing
-from ``culteval.metrics``) and compared to the CSV to 1e-9.
+numbers are recomputed from the parquet files with numpy/scipy/pandas only (nothing from
+``culteval.metrics``; ``tests/recompute_lib.py``, which also checks the real end-to-end run
+in ``test_workflow.py``) and compared to the CSV to 1e-9.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.spatial.distance import jensenshannon
-from scipy.stats import binomtest, spearmanr
+from recompute_lib import (
+    TOL,
+    cad_per_question,
+    check,
+    check_culturalbench,
+    check_normad,
+    check_opinions,
+    check_paired,
+    dists_from_file,
+    easy_correct_per_item,
+    opinion_numbers,
+    read_items,
+    summary_value,
+)
+from scipy.stats import spearmanr
 
 from culteval.io import write_parquet
 from culteval.metrics.summary import summarize, write_summary
@@ -34,7 +47,6 @@ CFG = {
 MODELS = sorted(CFG["models"])
 STRATEGIES = ("default", "native")
 N_PERM, N_TRIALS = 2, 3
-TOL = 1e-9
 
 
 def _item(task, item_id, options, answer=None, dists=None, subset="all", group_id=None, meta=None,
@@ -120,73 +132,13 @@ def run(tmp_path_factory):
     return root
 
 
-# ---- independent recomputation (numpy/scipy/pandas on the files) ----
-
-def read_items(root, task) -> pd.DataFrame:
-    return pd.read_parquet(root / "data" / "items" / f"{task}.parquet")
-
-
-def dists_from_file(path) -> dict[str, np.ndarray]:
-    raw = pd.read_parquet(path)
-    out = {}
-    for iid, grp in raw[raw["trial"] == -1].groupby("item_id"):
-        p = np.mean(np.vstack([np.asarray(x, float) for x in grp["probs"]]), axis=0)
-        out[iid] = p / p.sum()
-    return out
-
-
-def summary_value(root, model, task, strategy, metric) -> tuple[float, int]:
-    s = pd.read_csv(root / "results" / "metrics" / "summary.csv")
-    key = (s["model"] == model) & (s["task"] == task) & (s["strategy"] == strategy)
-    hit = s[key & (s["metric"] == metric)]
-    assert len(hit) == 1, (model, task, strategy, metric, len(hit))
-    return float(hit["value"].iloc[0]), int(hit["n_items"].iloc[0])
-
-
-def sim(p, q) -> float:
-    return 1.0 - float(jensenshannon(np.asarray(p, float), np.asarray(q, float), base=2))
-
-
-def opinion_numbers(items: pd.DataFrame, dists: dict) -> dict[str, list[float]]:
-    out = {"sim_target": [], "sim_reference": [], "cad": [], "ncad": []}
-    for iid, text in zip(items["item_id"], items["distributions"], strict=True):
-        d = json.loads(text)
-        if iid not in dists:
-            continue
-        p = dists[iid]
-        if T in d:
-            out["sim_target"].append(sim(p, d[T]))
-        if R in d:
-            out["sim_reference"].append(sim(p, d[R]))
-        if T in d and R in d:
-            cad = sim(p, d[T]) - sim(p, d[R])
-            out["cad"].append(cad)
-            denom = float(jensenshannon(d[T], d[R], base=2))
-            if denom >= 1e-9:
-                out["ncad"].append(cad / denom)
-    return out
-
-
-def check(root, model, task, strategy, metric, values) -> None:
-    got, n = summary_value(root, model, task, strategy, metric)
-    assert n == len(values), (model, task, strategy, metric)
-    assert got == pytest.approx(float(np.mean(values)), abs=TOL), (model, task, strategy, metric)
-
-
-def gold(options, answer) -> int:
-    norm = [o.lower() for o in options]
-    return norm.index(answer.lower())
-
+# ---- independent recomputation (tests/recompute_lib.py: numpy/scipy/pandas on the files) ----
 
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_sim_cad_ncad(run, model, strategy):
-    items = read_items(run, "global_opinions")
-    d = dists_from_file(run / "results" / "raw" / model / "global_opinions" / f"{strategy}.parquet")
-    nums = opinion_numbers(items, d)
-    assert len(nums["cad"]) == 6 and len(nums["ncad"]) == 5  # q0 has JSD(T, R) = 0
-    for metric, values in nums.items():
-        check(run, model, "global_opinions", strategy, metric, values)
+    counts = check_opinions(run, CFG, model, strategy)
+    assert counts["cad"] == 6 and counts["ncad"] == 5  # q0 has JSD(T, R) = 0
 
 
 def test_baselines(run):
@@ -195,7 +147,7 @@ def test_baselines(run):
                                                             strict=True) if R in json.loads(t)}
     uni = {i: np.full(len(o), 1 / len(o)) for i, o in zip(items["item_id"], items["options"], strict=True)}
     for name, d in ((f"baseline:{R}", ref), ("baseline:uniform", uni)):
-        for metric, values in opinion_numbers(items, d).items():
+        for metric, values in opinion_numbers(items, d, T, R).items():
             check(run, name, "global_opinions", "none", metric, values)
 
 
@@ -214,55 +166,22 @@ def test_alignment_spearman(run):
         assert n == 9 and got == pytest.approx(spearmanr(xs, ys).statistic, abs=TOL)
 
 
-def run_outputs(run: Path, model: str, task: str, strategy: str) -> tuple[dict, pd.DataFrame]:
-    """A run file's per-item distributions and its sampled-trial rows."""
-    path = run / "results" / "raw" / model / task / f"{strategy}.parquet"
-    raw = pd.read_parquet(path)
-    return dists_from_file(path), raw[raw["trial"] >= 0]
-
-
 @pytest.mark.parametrize("model", MODELS)
 def test_culturalbench_accuracy(run, model):
-    all_items = read_items(run, "culturalbench").set_index("item_id")
     for strategy in STRATEGIES:
-        d, trials = run_outputs(run, model, "culturalbench", strategy)
-        for suffix, country in (("", None), ("_target", T), ("_reference", R)):
-            items = all_items if country is None else all_items[all_items["country"] == country]
-            g = {iid: gold(items.loc[iid, "options"], items.loc[iid, "answer"]) for iid in items.index}
-            correct = {iid: float(np.argmax(d[iid]) == g[iid]) for iid in items.index}
-            share = {iid: float((trials.loc[trials["item_id"] == iid, "parsed"] == g[iid]).mean())
-                     for iid in items.index}
-            easy = [correct[i] for i in items.index if items.loc[i, "subset"] == "easy"]
-            hard = items[items["subset"] == "hard"]
-            judgements = [correct[i] for i in hard.index]
-            groups = [grp.index for _, grp in hard.groupby("group_id")]
-            questions = [float(all(correct[i] == 1.0 for i in ids)) for ids in groups]
-            q_sampled = [float(np.prod([share[i] for i in ids])) for ids in groups]
-            check(run, model, "culturalbench", strategy, "acc_prob" + suffix, easy)
-            check(run, model, "culturalbench", strategy, "acc_judgement" + suffix, judgements)
-            check(run, model, "culturalbench", strategy, "acc_question" + suffix, questions)
-            check(run, model, "culturalbench", strategy, "acc_question_sampled" + suffix, q_sampled)
-            n = {"": 6, "_target": 3, "_reference": 3}[suffix]
-            assert len(easy) == n and len(judgements) == 4 * n and len(questions) == n
+        counts = check_culturalbench(run, CFG, model, strategy)
+        for suffix, n in (("", 6), ("_target", 3), ("_reference", 3)):
+            assert counts["acc_prob" + suffix] == counts["acc_question_sampled" + suffix] == n
+            assert counts["acc_judgement" + suffix] == 4 * n
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_normad_accuracy_per_context_and_country(run, model):
-    all_items = read_items(run, "normad").set_index("item_id")
     for strategy in STRATEGIES:
-        d, trials = run_outputs(run, model, "normad", strategy)
-        for suffix, country, n in (("", None, 5), ("_target", T, 3), ("_reference", R, 2)):
-            items = all_items if country is None else all_items[all_items["country"] == country]
+        counts = check_normad(run, CFG, model, strategy)
+        for suffix, n in (("", 5), ("_target", 3), ("_reference", 2)):
             for ctx in ("none", "country", "value", "rot"):
-                ids = [i for i in items.index if items.loc[i, "subset"] == ctx]
-                assert len(ids) == n
-                g = {i: gold(items.loc[i, "options"], items.loc[i, "answer"]) for i in ids}
-                by_prob = [float(np.argmax(d[i]) == g[i]) for i in ids]
-                check(run, model, "normad", strategy, f"acc_prob_{ctx}{suffix}", by_prob)
-                sampled = [float((trials.loc[trials["item_id"] == i, "parsed"] == g[i]).mean()) for i in ids]
-                invalid = [float((trials.loc[trials["item_id"] == i, "parsed"] == -1).mean()) for i in ids]
-                check(run, model, "normad", strategy, f"acc_sampled_{ctx}{suffix}", sampled)
-                check(run, model, "normad", strategy, f"invalid_rate_{ctx}{suffix}", invalid)
+                assert counts[f"acc_prob_{ctx}{suffix}"] == counts[f"invalid_rate_{ctx}{suffix}"] == n
 
 
 def test_group_means_and_deltas(run):
@@ -277,40 +196,13 @@ def test_group_means_and_deltas(run):
     assert not s.index.get_level_values("model").str.startswith("group:baseline").any()
 
 
-def _cad_per_question(run, model, strategy="default") -> dict[str, float]:
-    items = read_items(run, "global_opinions")
-    d = dists_from_file(run / "results" / "raw" / model / "global_opinions" / f"{strategy}.parquet")
-    out = {}
-    for iid, text in zip(items["item_id"], items["distributions"], strict=True):
-        dd = json.loads(text)
-        if T in dd and R in dd:
-            out[iid] = sim(d[iid], dd[T]) - sim(d[iid], dd[R])
-    return out
-
-
-def _paired_ci(d):
-    idx = np.random.default_rng(CFG["seed"]).integers(0, d.size, size=(CFG["metrics"]["bootstrap"], d.size))
-    return np.percentile(d[idx].mean(axis=1), [2.5, 97.5])
-
-
 def test_paired_delta_and_group_cis(run):
-    s = pd.read_csv(run / "results" / "metrics" / "summary.csv").set_index(["model", "task", "strategy",
-                                                                          "metric"])
-    cad = {m: _cad_per_question(run, m) for m in MODELS}
-    ids = sorted(cad["alpha"])
-    sides = {"delta:beta-vs-alpha": (np.array([cad["beta"][i] for i in ids]),
-                                     np.array([cad["alpha"][i] for i in ids])),
-             "group:global-vs-regional": (np.array([cad["alpha"][i] for i in ids]),
-                                          np.array([(cad["beta"][i] + cad["gamma"][i]) / 2 for i in ids]))}
-    for name, (x, y) in sides.items():
-        d = x - y
-        row = s.loc[(name, "global_opinions", "default", "cad")]
-        lo, hi = _paired_ci(d)
-        assert row["n_items"] == len(ids) == 6
-        assert (row["value"], row["ci_low"], row["ci_high"]) == pytest.approx((d.mean(), lo, hi), abs=TOL)
-        signs = 1 - 2 * ((np.arange(2 ** d.size)[:, None] >> np.arange(d.size)) & 1)  # exact for 6 items
-        p_perm = float((np.abs(signs @ d) >= abs(d.sum()) - 1e-12).mean())
-        p_sign = binomtest(int((d > 0).sum()), int((d != 0).sum()), 0.5).pvalue
-        key = (name, "global_opinions", "default")
-        assert s.loc[(*key, "cad:p_permutation"), "value"] == pytest.approx(p_perm)
-        assert s.loc[(*key, "cad:p_sign"), "value"] == pytest.approx(p_sign)
+    cad = {m: cad_per_question(run, CFG, m, "default") for m in MODELS}
+    regional = {i: (cad["beta"][i] + cad["gamma"][i]) / 2 for i in cad["alpha"]}
+    assert check_paired(run, CFG, "delta:beta-vs-alpha", "global_opinions", "default", "cad",
+                        cad["beta"], cad["alpha"]) == 6
+    assert check_paired(run, CFG, "group:global-vs-regional", "global_opinions", "default", "cad",
+                        cad["alpha"], regional) == 6
+    easy = {m: easy_correct_per_item(run, m, "default", T) for m in MODELS}
+    assert check_paired(run, CFG, "delta:beta-vs-alpha", "culturalbench", "default", "acc_prob_target",
+                        easy["beta"], easy["alpha"]) == 3

@@ -132,7 +132,7 @@ CASES = {
     # one params key per stage
     "datasets": (edit_params(_set("datasets.normad.license", "edited")), ALL_RULES - {"acquire_model"},
                  {"acquire"}),
-    "tasks": (edit_params(_set("tasks.normad.limit", 2)), DOWN_ITEMS, {"prepare"}),
+    "tasks": (edit_params(_set("tasks.normad.limit", 1)), DOWN_ITEMS, {"prepare"}),
     "translation": (_other_table,
                     FROM_TRANSLATE, {"translate"}),
     "target.language_name": (edit_params(_set("target.language_name", "Hindi (edited)")),

@@ -192,3 +192,25 @@ def test_translation_table_ships_with_the_project(cfg, monkeypatch):
     assert "not reviewed by a native speaker" in readme
     monkeypatch.setenv("CULTEVAL_DATA_MIRROR", "/nonexistent/mirror")
     assert _translation_table_path(cfg) == path
+
+
+@pytest.mark.parametrize(("language", "country", "questions"),
+                         [("da", "Denmark", 23), ("nl", "Netherlands", 58), ("pt", "Brazil", 76)])
+def test_shipped_tables_cover_their_countries_questions(mirror, cfg, language, country, questions):
+    """Each shipped Rystrom et al. table translates every string of the GlobalOpinionQA questions
+    with a national distribution for its country, and is the file its README pins by sha256."""
+    from culteval import tasks
+
+    path = ROOT / "workflow" / "translations" / f"{language}.jsonl"
+    table = load_table(path, language)
+    c = json.loads(json.dumps(cfg))
+    c["target"]["country"] = country
+    c["country_aliases"].setdefault(country, {})["global_opinions"] = [country]
+    c["tasks"]["global_opinions"].update(itemset=None, limit=None)
+    items = tasks.get("global_opinions").load_items(mirror, c)
+    items = items[items["distributions"].map(lambda t: country in json.loads(t))]
+    assert len(items) == questions
+    needed = strings_to_translate(items, c)
+    assert not set(needed) - set(table), sorted(set(needed) - set(table))[:5]
+    readme = (ROOT / "workflow" / "translations" / "README.md").read_text(encoding="utf-8")
+    assert f"{sha(path)}  {language}.jsonl" in readme

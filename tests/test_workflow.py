@@ -116,3 +116,38 @@ def test_lineage_of_a_figure_reaches_data_model_and_templates(tiny_run):
     prompts = pd.read_parquet(tiny_run / "data" / "prompts" / "normad" / "native.parquet")
     assert prompts["template_sha256"].iloc[0] in out
     assert "commit" in out and "llama.cpp build" in out
+
+
+def test_new_metrics_recompute_from_the_real_run_files(tiny_run):
+    """The summary of the real run, recomputed independently from its items and raw outputs
+    (tests/recompute_lib.py): per-country accuracy on CulturalBench (Easy, Hard per judgement and
+    per question, argmax and sampled) and NormAd (per context), Sim/CAD/nCAD, and the paired
+    group comparison's CI and p-values (the tiny overlay puts the two models in two groups)."""
+    from recompute_lib import (
+        cad_per_question,
+        check_culturalbench,
+        check_normad,
+        check_opinions,
+        check_paired,
+        easy_correct_per_item,
+    )
+
+    from culteval.config import load_params
+
+    cfg = load_params(TINY)
+    models = sorted(cfg["models"])
+    for model in models:
+        for strategy in cfg["strategies"]:
+            cb = check_culturalbench(tiny_run, cfg, model, strategy)
+            assert cb["acc_prob_target"] == cb["acc_prob_reference"] == 1  # one question per country
+            assert cb["acc_question_sampled_target"] == cb["acc_judgement_reference"] // 4 == 1
+            nm = check_normad(tiny_run, cfg, model, strategy)
+            assert nm["acc_sampled_rot_target"] == nm["acc_prob_none_reference"] == 1
+            assert check_opinions(tiny_run, cfg, model, strategy)["cad"] == 2
+    assert [cfg["models"][m]["group"] for m in models] == ["global", "instruct"]
+    cad = {m: cad_per_question(tiny_run, cfg, m, "default") for m in models}
+    assert check_paired(tiny_run, cfg, "group:global-vs-instruct", "global_opinions", "default", "cad",
+                        cad[models[0]], cad[models[1]]) == 2
+    easy = {m: easy_correct_per_item(tiny_run, m, "demographic") for m in models}
+    assert check_paired(tiny_run, cfg, "group:global-vs-instruct", "culturalbench", "demographic",
+                        "acc_prob", easy[models[0]], easy[models[1]]) == 2
