@@ -45,7 +45,8 @@ def main(run: Path) -> None:
     print()
     print(per_model.round(1).to_string())
     total = jobs[cols].sum()
-    print(f"\n{len(jobs)} inference jobs: {total['wall_s'] / 60:.1f} min wall, {total['cpu_s'] / 60:.1f} min CPU, "
+    print(f"\n{len(jobs)} inference jobs: {total['wall_s'] / 60:.1f} min wall, "
+          f"{total['cpu_s'] / 60:.1f} min CPU, "
           f"{total['prompts']:,.0f} prompts, {total['prompt_tokens']:,.0f} prompt tokens, "
           f"{total['sampled']:,.0f} sampled answers")
 
