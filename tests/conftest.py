@@ -37,7 +37,7 @@ def culturalbench_prompts(mirror: Path, cfg: dict, folder: Path, limit: int) -> 
     from culteval import io, prompts, tasks
 
     c = json.loads(json.dumps(cfg))
-    c["tasks"]["culturalbench"].update(subsets=["easy"], limit=limit)
+    c["tasks"]["culturalbench"].update(subsets=["easy"], limit=limit, itemset=None)  # any params overlay
     items = tasks.get("culturalbench").load_items(mirror, c)
     table = prompts.render(items, "default", c, translations=None, mode="distribution", root=ROOT)
     path = folder / "prompts.parquet"

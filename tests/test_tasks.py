@@ -221,16 +221,21 @@ def _csv_rows(path: Path, **where) -> list[dict]:
         return [r for r in csv.DictReader(f) if all(r[k] in v for k, v in where.items())]
 
 
-def test_culturalbench_india_counts_and_shapes(mirror, cfg):
+def test_culturalbench_both_countries_counts_and_shapes(mirror, cfg):
+    """By default CulturalBench asks the target's and the reference's questions, and only those."""
     df = culturalbench.load_items(mirror, cfg)
     easy, hard = df[df["subset"] == "easy"], df[df["subset"] == "hard"]
-    raw_easy = _csv_rows(mirror / "culturalbench" / "CulturalBench-Easy.csv", country={"India"})
-    raw_hard = _csv_rows(mirror / "culturalbench" / "CulturalBench-Hard.csv", country={"India"})
+    both = {"India", "United States"}
+    raw_easy = _csv_rows(mirror / "culturalbench" / "CulturalBench-Easy.csv", country=both)
+    raw_hard = _csv_rows(mirror / "culturalbench" / "CulturalBench-Hard.csv", country=both)
     assert len(easy) == len(raw_easy) > 0 and (easy["group_id"] == easy["item_id"]).all()
     assert len(hard) == len(raw_hard)
     assert hard["group_id"].nunique() == len({r["question_idx"] for r in raw_hard})
     assert (hard.groupby("group_id").size() == 4).all()
-    assert set(df["country"]) == {"India"}
+    assert set(df["country"]) == both
+    for country in both:
+        want = len([r for r in raw_easy if r["country"] == country])
+        assert (easy["country"] == country).sum() == want > 0, country
     assert (hard.groupby("group_id")["answer"].apply(lambda s: (s == "True").sum()) == 1).all()
     statements = hard["context"].map(lambda c: json.loads(c)["statement"])
     first = hard[(hard["group_id"] == "culturalbench/hard/0013")
