@@ -68,11 +68,22 @@ def gold(options, answer) -> int:
     return [str(o).lower() for o in options].index(str(answer).lower())
 
 
+def national(text: str, meta: str, target: str) -> dict:
+    """A question's distributions without the target's when its upstream key names a non-national
+    sample (e.g. "India (Non-national sample)"), as the default run scores them."""
+    d = json.loads(text or "{}")
+    key = str((json.loads(meta or "{}").get("country_keys") or {}).get(target, ""))
+    if "non-national" in key.lower():
+        d.pop(target, None)
+    return d
+
+
 def opinion_numbers(items: pd.DataFrame, dists: dict, target: str, reference: str) -> dict[str, list]:
-    """Per question: Sim to each country, CAD and nCAD (skipped where the countries agree)."""
+    """Per question: Sim to each country, CAD and nCAD (skipped where the countries agree), national
+    target samples only."""
     out = {"sim_target": [], "sim_reference": [], "cad": [], "ncad": []}
-    for iid, text in zip(items["item_id"], items["distributions"], strict=True):
-        d = json.loads(text)
+    for iid, text, meta in zip(items["item_id"], items["distributions"], items["meta"], strict=True):
+        d = national(text, meta, target)
         if iid not in dists:
             continue
         p = dists[iid]
@@ -166,8 +177,8 @@ def cad_per_question(root: Path, cfg: dict, model: str, strategy: str) -> dict[s
     items = read_items(root, "global_opinions")
     d = dists_from_file(root / "results" / "raw" / model / "global_opinions" / f"{strategy}.parquet")
     out = {}
-    for iid, text in zip(items["item_id"], items["distributions"], strict=True):
-        dd = json.loads(text)
+    for iid, text, meta in zip(items["item_id"], items["distributions"], items["meta"], strict=True):
+        dd = national(text, meta, target)
         if target in dd and reference in dd and iid in d:
             out[iid] = sim(d[iid], dd[target]) - sim(d[iid], dd[reference])
     return out
