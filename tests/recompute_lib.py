@@ -78,26 +78,31 @@ def national(text: str, meta: str, target: str) -> dict:
     return d
 
 
-def opinion_numbers(items: pd.DataFrame, dists: dict, target: str, reference: str) -> dict[str, list]:
+def opinion_per_question(items: pd.DataFrame, dists: dict, target: str, reference: str) -> dict[str, dict]:
     """Per question: Sim to each country, CAD and nCAD (skipped where the countries agree), national
     target samples only."""
-    out = {"sim_target": [], "sim_reference": [], "cad": [], "ncad": []}
+    out = {"sim_target": {}, "sim_reference": {}, "cad": {}, "ncad": {}}
     for iid, text, meta in zip(items["item_id"], items["distributions"], items["meta"], strict=True):
         d = national(text, meta, target)
         if iid not in dists:
             continue
         p = dists[iid]
         if target in d:
-            out["sim_target"].append(sim(p, d[target]))
+            out["sim_target"][iid] = sim(p, d[target])
         if reference in d:
-            out["sim_reference"].append(sim(p, d[reference]))
+            out["sim_reference"][iid] = sim(p, d[reference])
         if target in d and reference in d:
             cad = sim(p, d[target]) - sim(p, d[reference])
-            out["cad"].append(cad)
+            out["cad"][iid] = cad
             denom = float(jensenshannon(d[target], d[reference], base=2))
             if denom >= 1e-9:
-                out["ncad"].append(cad / denom)
+                out["ncad"][iid] = cad / denom
     return out
+
+
+def opinion_numbers(items: pd.DataFrame, dists: dict, target: str, reference: str) -> dict[str, list]:
+    """:func:`opinion_per_question` as lists of values, in the items' order."""
+    return {m: list(v.values()) for m, v in opinion_per_question(items, dists, target, reference).items()}
 
 
 def country_parts(items: pd.DataFrame, target: str, reference: str):
@@ -160,28 +165,23 @@ def check_normad(root: Path, cfg: dict, model: str, strategy: str) -> dict[str, 
     return counts
 
 
-def check_opinions(root: Path, cfg: dict, model: str, strategy: str) -> dict[str, int]:
-    target, reference = cfg["target"]["country"], cfg["reference"]["country"]
+def _opinions(root: Path, cfg: dict, model: str, strategy: str) -> dict[str, dict]:
     items = read_items(root, "global_opinions")
-    d = dists_from_file(root / "results" / "raw" / model / "global_opinions" / f"{strategy}.parquet")
+    d, _ = run_outputs(root, model, "global_opinions", strategy)
+    return opinion_per_question(items, d, cfg["target"]["country"], cfg["reference"]["country"])
+
+
+def check_opinions(root: Path, cfg: dict, model: str, strategy: str) -> dict[str, int]:
     counts = {}
-    for metric, values in opinion_numbers(items, d, target, reference).items():
-        if values:
-            check(root, model, "global_opinions", strategy, metric, values)
-            counts[metric] = len(values)
+    for metric, per_question in _opinions(root, cfg, model, strategy).items():
+        if per_question:
+            check(root, model, "global_opinions", strategy, metric, list(per_question.values()))
+            counts[metric] = len(per_question)
     return counts
 
 
 def cad_per_question(root: Path, cfg: dict, model: str, strategy: str) -> dict[str, float]:
-    target, reference = cfg["target"]["country"], cfg["reference"]["country"]
-    items = read_items(root, "global_opinions")
-    d = dists_from_file(root / "results" / "raw" / model / "global_opinions" / f"{strategy}.parquet")
-    out = {}
-    for iid, text, meta in zip(items["item_id"], items["distributions"], items["meta"], strict=True):
-        dd = national(text, meta, target)
-        if target in dd and reference in dd and iid in d:
-            out[iid] = sim(d[iid], dd[target]) - sim(d[iid], dd[reference])
-    return out
+    return _opinions(root, cfg, model, strategy)["cad"]
 
 
 def easy_correct_per_item(root: Path, model: str, strategy: str, country: str | None = None) -> dict:
