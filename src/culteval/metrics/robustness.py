@@ -89,8 +89,8 @@ def consistency_corr_null(raw: pd.DataFrame, seed: int,
                           draws: int = NULL_DRAWS) -> tuple[float, float, float]:
     """``consistency_corr`` of uniformly random answers on the same prompts and trial pairs:
     (mean, 2.5th, 97.5th percentile over ``draws`` seeded draws); nans if undefined."""
-    n_opts = {pid: len(p) for pid, p in zip(distribution_rows(raw)["prompt_id"],
-                                            distribution_rows(raw)["probs"], strict=True)}
+    dist = distribution_rows(raw)
+    n_opts = {pid: len(p) for pid, p in zip(dist["prompt_id"], dist["probs"], strict=True)}
     pairs = [ids for ids, _, _ in _trial_pairs(raw)]
     if not pairs or any(pid not in n_opts for ids in pairs for pid in ids):
         return float("nan"), float("nan"), float("nan")  # option counts unknown (no distribution rows)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import struct
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pandas as pd
 from culteval.io import write_text
 from culteval.metrics.comparisons import COMPARISON_PREFIXES
 from culteval.metrics.cultural_map import NO_MICRODATA
-from culteval.report.tables import flag_list, legend, paper_tables
+from culteval.report.tables import flag_list, fmt, legend, paper_tables
 
 SUBSET_WARNING = ("Some inputs are subsets or derived files (see Inputs): the numbers below are not "
                   "full-benchmark results.")
@@ -46,17 +45,13 @@ _ENV = jinja2.Environment(loader=jinja2.PackageLoader("culteval.report"), autoes
                           undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
-def _fmt(v) -> str:
-    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v):.4g}"
-
-
 def table_rows(df: pd.DataFrame) -> list[dict]:
     """Summary rows for a table, sorted: formatted value, n_items, the 95% CI and the flags."""
     rows = []
     for r in df.sort_values(["model", "task", "strategy", "metric"]).itertuples(index=False):
-        ci = f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]" if _fmt(r.ci_low) else ""
+        ci = f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]" if fmt(r.ci_low) else ""
         rows.append({"model": str(r.model), "task": str(r.task), "strategy": str(r.strategy),
-                     "metric": str(r.metric), "value": _fmt(r.value), "n_items": int(r.n_items), "ci": ci,
+                     "metric": str(r.metric), "value": fmt(r.value), "n_items": int(r.n_items), "ci": ci,
                      "flags": "; ".join(flag_list(getattr(r, "flags", "")))})
     return rows
 
@@ -98,8 +93,8 @@ def warnings_frame(summary: pd.DataFrame) -> pd.DataFrame:
 def warnings_rows(summary: pd.DataFrame) -> list[dict]:
     """The warnings table's rows, formatted; flags mark the cells to highlight."""
     return [{"model": str(r.model), "task": str(r.task), "strategy": str(r.strategy),
-             "low_mass_share": _fmt(r.low_mass_share), "low_flag": bool(r.low_mass_share > 0),
-             "invalid_rate": _fmt(r.invalid_rate), "invalid_flag": bool(r.invalid_rate > 0),
+             "low_mass_share": fmt(r.low_mass_share), "low_flag": bool(r.low_mass_share > 0),
+             "invalid_rate": fmt(r.invalid_rate), "invalid_flag": bool(r.invalid_rate > 0),
              "invalid_metric": str(r.invalid_metric) if r.invalid_rate > 0 else ""}
             for r in warnings_frame(summary).itertuples(index=False)]
 
