@@ -66,12 +66,44 @@ def load_baseline():
     return module
 
 
+def reuse_view(engine, cfg: dict, mirror: Path, task_names: list[str], strategies: list[str]) -> None:
+    """Whole jobs, tokens only: the share of prompt tokens evaluated with exact reuse, by segment."""
+    table = translate.load_table(ROOT / cfg["translation"]["table"], cfg["target"]["language"])
+    segments = (1, 8, 16, 32, 64)
+    print("whole jobs, prompt tokens evaluated / prompt tokens (token order; segment 1 = any prefix)")
+    print(f"{'task/strategy':<30}{'prompts':>8}{'tokens':>8}" + "".join(f"{f'seg {g}':>8}" for g in segments))
+    for name in task_names:
+        task = tasks.get(name)
+        items = task.load_items(mirror, cfg)
+        for strategy in strategies:
+            try:
+                df = prompts_mod.render(items, strategy, cfg, translations=table, mode=task.mode, root=ROOT)
+            except prompts_mod.MissingTranslation as exc:
+                print(f"{name + '/' + strategy:<30}  skipped: {exc}"[:110])
+                continue
+            seqs = sorted(engine.encode(t) for t in df["text"])
+            total = sum(map(len, seqs))
+            shares = []
+            for g in segments:
+                evaluated, prev = 0, []
+                for seq in seqs:
+                    m = min(len(prev), len(seq) - 1)
+                    common = next((i for i in range(m) if prev[i] != seq[i]), m)
+                    evaluated += len(seq) - (common - common % g)
+                    prev = seq
+                shares.append(evaluated / total)
+            cells = "".join(f"{x:>8.2f}" for x in shares)
+            print(f"{name + '/' + strategy:<30}{len(seqs):>8}{total:>8}{cells}")
+
+
 def job_slices(cfg: dict, mirror: Path, task_names: list[str], strategies: list[str], n: int):
     """(task, strategy, prompts of the first items of that job, up to about ``n`` prompts)."""
     table = translate.load_table(ROOT / cfg["translation"]["table"], cfg["target"]["language"])
     for name in task_names:
         task = tasks.get(name)
-        items = task.load_items(mirror, cfg).sort_values("item_id", kind="stable")
+        # whole groups (an item with its variants: Hard's judgements of one question, NormAd's
+        # contexts of one story) in id order, as they share prefixes in the full job
+        items = task.load_items(mirror, cfg).sort_values(["group_id", "item_id"], kind="stable")
         for strategy in strategies:
             df, k = None, 1
             while True:  # grow the item slice until it renders about n prompts
@@ -151,6 +183,8 @@ def main() -> None:
     ap.add_argument("--n-gpu-layers", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=1, help="interleaved rounds; the best time counts")
     ap.add_argument("--segment", type=int, default=None, help="segment tokens (default: params.yaml's)")
+    ap.add_argument("--reuse-view", action="store_true",
+                    help="only the tokens view of the whole jobs (no model evaluation, seconds)")
     ap.add_argument("--chat-template", default="none", choices=["none", "auto"],
                     help="none (default): both engines see the same raw text, whatever the GGUF")
     args = ap.parse_args()
@@ -169,6 +203,10 @@ def main() -> None:
     global CLOCK
     if args.threads == 1 and not args.n_gpu_layers:
         CLOCK = time.process_time  # one busy thread: its CPU time is what other load cannot inflate
+    if args.reuse_view:
+        with Engine(model, **common) as eng:
+            reuse_view(eng, cfg, mirror, task_names, strategies)
+        return
     old_mod = load_baseline()
     new_mod = sys.modules["culteval.engine"]
     old = old_mod.Engine(model, **common)  # its default: prefix_reuse=False, the exact mode

@@ -95,8 +95,8 @@ def test_prefix_reuse_and_trials_are_byte_identical_in_any_order(default_model, 
     cfg = yaml.safe_load((ROOT / "params.yaml").read_text())
     items = normad.load_items(mirror, cfg)
     table = prompts_mod.render(items, "default", cfg, translations=None, mode="both")
-    table = table.sample(n=min(40, len(table)), random_state=3).reset_index(drop=True)
-    kw = dict(parse=normad.TASK.parse_answer, trials=3, temperature=0.7, max_tokens=4, seed=9, chunk_size=16,
+    table = table.sample(n=min(24, len(table)), random_state=3).reset_index(drop=True)
+    kw = dict(parse=normad.TASK.parse_answer, trials=3, temperature=0.7, max_tokens=4, seed=9, chunk_size=10,
               progress=False)
     with Engine(default_model, prefix_reuse=False) as off, Engine(default_model) as on:
         a = score_prompts(off, table, tmp_path / "off.parquet", **kw)
