@@ -1,8 +1,11 @@
 """Benchmark: whole inference jobs, the engine of commit 4efe881 vs today's engine, side by side.
 
 Per (task, strategy) slice of the default run's real prompts (rendered from the data mirror
-with params.yaml, as ``culteval render`` does; a slice is the first items of the job in id
-order, all their permutations and contexts, so prompts share prefixes as in the full job):
+with params.yaml, as ``culteval render`` does). ``--slice windows`` (default): a few runs of
+consecutive prompts of the whole job in the engine's order (token order), spread over the job,
+so every prompt but a window's first shares with its predecessor what it shares in a full run;
+``--slice groups``: the first item groups of the job in id order. Translated strategies need
+every string in the shipped translation table; jobs it does not cover are left out.
 
 * ``4efe881``: that commit's ``engine.py`` loaded as a separate module in this process, in its
   exact mode (every prompt from an empty cache in one batch, trials one token and one trial
@@ -120,6 +123,30 @@ def job_slices(cfg: dict, mirror: Path, task_names: list[str], strategies: list[
                 yield name, strategy, task, df.head(max(n, 1)).reset_index(drop=True)
 
 
+def window_slices(engine, cfg: dict, mirror: Path, task_names: list[str], strategies: list[str], n: int,
+                  windows: int):
+    """(task, strategy, ``windows`` runs of consecutive prompts of the whole job in the engine's
+    order, about ``n`` prompts in all, spread evenly over the job).
+
+    Every prompt of a window but its first shares with its predecessor exactly what it shares
+    in the whole job, so a window costs what those prompts cost in a full run."""
+    table = translate.load_table(ROOT / cfg["translation"]["table"], cfg["target"]["language"])
+    for name in task_names:
+        task = tasks.get(name)
+        items = task.load_items(mirror, cfg)
+        for strategy in strategies:
+            try:
+                df = prompts_mod.render(items, strategy, cfg, translations=table, mode=task.mode, root=ROOT)
+            except prompts_mod.MissingTranslation:
+                continue  # the shipped table does not cover this job
+            keys = [(engine.encode(t), pid) for t, pid in zip(df["text"], df["prompt_id"], strict=True)]
+            ordered = df.iloc[sorted(range(len(df)), key=keys.__getitem__)].reset_index(drop=True)
+            size = max(1, n // windows)
+            starts = sorted({int(i * (len(ordered) - size) / max(windows - 1, 1)) for i in range(windows)})
+            rows = sorted({r for s in starts for r in range(s, min(s + size, len(ordered)))})
+            yield name, strategy, task, ordered.iloc[rows].reset_index(drop=True)
+
+
 class Clock:
     """Exclusive wall time and evaluated tokens per label, by wrapping engine methods."""
 
@@ -183,6 +210,10 @@ def main() -> None:
     ap.add_argument("--n-gpu-layers", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=1, help="interleaved rounds; the best time counts")
     ap.add_argument("--segment", type=int, default=None, help="segment tokens (default: params.yaml's)")
+    ap.add_argument("--slice", choices=["windows", "groups"], default="windows",
+                    help="windows: runs of consecutive prompts of the whole job in the engine's order "
+                         "(each costs what it costs in a full run); groups: the first item groups by id")
+    ap.add_argument("--windows", type=int, default=2, help="windows per slice (--slice windows)")
     ap.add_argument("--reuse-view", action="store_true",
                     help="only the tokens view of the whole jobs (no model evaluation, seconds)")
     ap.add_argument("--chat-template", default="none", choices=["none", "auto"],
@@ -226,7 +257,11 @@ def main() -> None:
     all_same = True
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for name, strategy, task, df in job_slices(cfg, mirror, task_names, strategies, args.prompts):
+        if args.slice == "windows":
+            slices = window_slices(new, cfg, mirror, task_names, strategies, args.prompts, args.windows)
+        else:
+            slices = job_slices(cfg, mirror, task_names, strategies, args.prompts)
+        for name, strategy, task, df in slices:
             best: dict[str, dict] = {}
             for _ in range(args.repeats):
                 for label, eng, mod in (("old", old, old_mod), ("new", new, new_mod), ("off", off, new_mod)):
