@@ -83,8 +83,9 @@ def test_prefix_reuse_reuses_whole_segments_only(default_model):
 
 
 @pytest.mark.slow
-def test_prefix_reuse_is_byte_identical_in_any_order(default_model, mirror, tmp_path):
-    # Real NormAd prompts (a sample that keeps CI short): reuse on or off, sorted or shuffled, same bytes.
+def test_prefix_reuse_and_trials_are_byte_identical_in_any_order(default_model, mirror, tmp_path):
+    # Real NormAd prompts with their sampled trials (a sample that keeps the test within minutes):
+    # reuse on or off, job order or shuffled one prompt at a time, same bytes.
     import yaml
 
     from culteval import prompts as prompts_mod
@@ -93,17 +94,21 @@ def test_prefix_reuse_is_byte_identical_in_any_order(default_model, mirror, tmp_
 
     cfg = yaml.safe_load((ROOT / "params.yaml").read_text())
     items = normad.load_items(mirror, cfg)
-    table = prompts_mod.render(items, "default", cfg, translations=None, mode="distribution")
-    table = table.sample(n=min(48, len(table)), random_state=3).reset_index(drop=True)
-    kw = dict(parse=first_letter, chunk_size=80, progress=False)
+    table = prompts_mod.render(items, "default", cfg, translations=None, mode="both")
+    table = table.sample(n=min(24, len(table)), random_state=3).reset_index(drop=True)
+    kw = dict(parse=normad.TASK.parse_answer, trials=3, temperature=0.7, max_tokens=4, seed=9, chunk_size=10,
+              progress=False)
     with Engine(default_model, prefix_reuse=False) as off, Engine(default_model) as on:
         a = score_prompts(off, table, tmp_path / "off.parquet", **kw)
         b = score_prompts(on, table, tmp_path / "on.parquet", **kw)
         assert on.n_evaluated < 0.8 * off.n_evaluated  # reuse really happened
         assert (tmp_path / "off.parquet").read_bytes() == (tmp_path / "on.parquet").read_bytes()
-        shuffled = {}
+        shuffled, texts = {}, {}
         for row in table.sample(frac=1.0, random_state=11).itertuples(index=False):
-            shuffled[row.prompt_id] = on.option_distribution(row.text, list(row.labels))[0]
+            tokens = on.encode(row.text)
+            shuffled[row.prompt_id] = on.distribution_from_tokens(tokens, list(row.labels))[0]
+            seeds = [trial_seed(9, row.prompt_id, t) for t in range(3)]
+            texts[row.prompt_id] = on.sample_trials(tokens, seeds, temperature=0.7, max_tokens=4)
     want = a[a["trial"] == -1].set_index("prompt_id")
     for pid, shown in shuffled.items():
         order = table.set_index("prompt_id").loc[pid, "option_order"]
@@ -111,7 +116,46 @@ def test_prefix_reuse_is_byte_identical_in_any_order(default_model, mirror, tmp_
         for pos, orig in enumerate(order):
             original[orig] = shown[pos]
         assert list(want.loc[pid, "probs"]) == original, pid
+        assert a[(a["prompt_id"] == pid) & (a["trial"] >= 0)]["generated"].tolist() == texts[pid], pid
+    assert a["generated"].dropna().nunique() > 1
     assert b.equals(a)
+
+
+def test_parallel_trials_do_not_depend_on_what_ran_before(default_model):
+    seeds = [trial_seed(1, "x", t) for t in range(5)]
+    kw = dict(temperature=1.0, max_tokens=6)
+    with Engine(default_model) as on, Engine(default_model, prefix_reuse=False) as off:
+        tokens = on.encode("Once upon a time")
+        fresh = on.sample_trials(tokens, seeds, **kw)
+        on.sample_trials(on.encode("Once upon a time, there"), seeds[:3], **kw)  # shares a prefix
+        on.option_distribution(GOQA, ["A", "B", "C"])
+        again = on.sample_trials(tokens, seeds, **kw)
+        off.option_distribution(STORY, ["A", "B", "C"])
+        other = off.sample_trials(tokens, seeds, **kw)
+        assert fresh == again == other
+        assert len(set(fresh)) > 2  # the trials really went apart (branches split)
+        # agreeing trials share one branch: five greedy trials decode as many tokens as one
+        before = on.n_evaluated
+        greedy = on.sample_trials(tokens, seeds, temperature=0.0, max_tokens=6)
+        five = on.n_evaluated - before
+        one = on.sample_trials(tokens, seeds[:1], temperature=0.0, max_tokens=6)
+        assert len(set(greedy)) == 1 and greedy[:1] == one
+        assert five == on.n_evaluated - before - five > 0
+    with pytest.raises(ValueError, match="n_parallel must be between 1 and n_batch=16"):
+        Engine(default_model, n_batch=16, segment=8, n_parallel=17)
+
+
+def test_prompts_run_in_token_order(engine, tmp_path, monkeypatch):
+    # depth-first order of the prompts' prefix tree: token order, which is not text order
+    words = ["Is", "is", "Are", "Does", "What", "Which", "Apple", "apple", "Zebra", "zebra"]
+    prompts = prompts_table(len(words), mode="distribution")
+    prompts["text"] = [f"{w} {t}" for w, t in zip(words, prompts["text"], strict=True)]
+    seen = []
+    real = engine._prompt_logits
+    monkeypatch.setattr(engine, "_prompt_logits", lambda tokens: seen.append(list(tokens)) or real(tokens))
+    out = score_prompts(engine, prompts, tmp_path / "o.parquet", parse=first_letter, progress=False)
+    assert len(seen) == len(words) and seen == sorted(seen)
+    assert out["prompt_id"].tolist() == sorted(prompts["prompt_id"])
 
 
 def test_answer_token_ids(engine):
@@ -231,9 +275,10 @@ def test_generate_mode_gives_seeded_free_text_only(engine, tmp_path):
     out = score_prompts(engine, prompts, tmp_path / "g.parquet", **kw)
     assert out["trial"].tolist() == [0, 1, 0, 1]
     assert out["probs"].isna().all() and out["parsed"].isna().all() and out["generated"].str.len().gt(0).all()
-    first = out.iloc[0]
-    assert first["generated"] == engine.sample(STORY, temperature=0.3, max_tokens=6,
-                                               seed=trial_seed(5, first["prompt_id"], 0))
+    pid = out["prompt_id"].iloc[0]
+    seeds = [trial_seed(5, pid, t) for t in range(2)]  # the trials of a prompt are decoded together
+    assert out["generated"].iloc[:2].tolist() == engine.sample_trials(engine.encode(STORY), seeds,
+                                                                      temperature=0.3, max_tokens=6)
 
 
 def test_score_prompts_resume_is_byte_identical(engine, tmp_path, monkeypatch):

@@ -5,15 +5,23 @@ model's next-token probabilities on the answer labels, renormalised over the lab
 Sampled answers follow "Fluent but Foreign" (temperature 0.3, several trials per
 prompt), with one seed per (run seed, prompt, trial) so every trial is reproducible.
 
-Speed comes from evaluating each prompt once (no per-option continuation scoring), from
-reusing that evaluation for every sampled trial, and from reusing the KV cache of the
-previous prompt's shared prefix. Reuse is exact by construction: llama.cpp's logits
-depend on how a prompt is split into batches (it picks matmul kernels by batch size;
-up to ~2e-3 in option probabilities between splits, measured), so every prompt is
-always evaluated in the same pieces, ``segment`` tokens each counted from its first
-token, and only whole cached segments are reused. A cached segment then holds exactly
-what a fresh evaluation computes, and a prompt's numbers do not depend on which
-prompts ran before it (the task ``limit``, the strategies enabled, a resume).
+Speed comes from evaluating each prompt once (no per-option continuation scoring), with
+logits computed only after its last token (``llama_decode`` on a batch of our own:
+``Llama.eval`` would also run the output layer, as costly as many tokens, after every
+piece); from reusing the KV cache of the previous prompt's shared prefix, prompts running
+in the order of their token sequences (depth-first in their prefix tree, so the previous
+prompt is always the one sharing the longest prefix); and from decoding a prompt's sampled
+trials together as parallel sequences of one unified KV cache, one batch per step, trials
+that drew the same tokens so far sharing one branch.
+
+Reuse is exact by construction: llama.cpp's logits depend on how a prompt is split into
+batches (it picks matmul kernels by batch size; up to ~2e-3 in option probabilities
+between splits, measured), so every prompt is always evaluated in the same pieces,
+``segment`` tokens each counted from its first token, and only whole cached segments are
+reused. A cached segment then holds exactly what a fresh evaluation computes, and a
+prompt's numbers do not depend on which prompts ran before it (the task ``limit``, the
+strategies enabled, a resume). Trials start from a cache holding the prompt alone and run
+in fixed groups, so their texts do not depend on it either.
 """
 
 from __future__ import annotations
@@ -49,7 +57,11 @@ def trial_seed(global_seed: int, prompt_id: str, trial: int) -> int:
 
 
 class Engine:
-    """One llama.cpp model, loaded once; each prompt evaluated once for its distribution and all trials."""
+    """One llama.cpp model, loaded once; each prompt evaluated once for its distribution and all trials.
+
+    ``llm`` (a ``llama_cpp.Llama``) serves the tokenizer and metadata only: evaluation runs in
+    the engine's own multi-sequence context (``n_parallel`` trial branches besides the prompt).
+    """
 
     def __init__(
         self,
@@ -63,6 +75,7 @@ class Engine:
         seed: int = 0,
         prefix_reuse: bool = True,
         segment: int = 32,
+        n_parallel: int = 8,
     ) -> None:
         import llama_cpp  # imported here so the rest of the package works without it
 
@@ -89,9 +102,15 @@ class Engine:
         if not 1 <= segment <= n_batch:
             raise ValueError(f"segment must be between 1 and n_batch={n_batch}, got {segment} "
                              f"for {model_path}")
-        self.prefix_reuse, self.segment = prefix_reuse, segment
+        if not 1 <= n_parallel <= min(n_batch, llama_cpp.llama_max_parallel_sequences() - 1):
+            raise ValueError(f"n_parallel must be between 1 and n_batch={n_batch} (and the build's "
+                             f"sequence limit), got {n_parallel} for {model_path}")
+        self.prefix_reuse, self.segment, self.n_parallel = prefix_reuse, segment, n_parallel
         self.n_vocab = self.llm.n_vocab()
-        #: (prompt tokens, their next-token logits) while the KV cache starts with that prompt
+        self._ctx = self._batch = None  # our own context, made on first use (see _context)
+        #: tokens of sequence 0 in the KV cache
+        self._tokens: list[int] = []
+        #: (prompt tokens, their next-token logits) while sequence 0 holds exactly that prompt
         self._cached: tuple[tuple[int, ...], np.ndarray] | None = None
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self._label_cache: dict[tuple[str, ...], list[list[int]]] = {}
@@ -269,50 +288,90 @@ class Engine:
                 owner[t] = label
 
     # ------------------------------------------------------------------ evaluation
+    def _context(self) -> None:
+        """Make our own context: sequence 0 holds the current prompt, 1..n_parallel the branches of
+        its sampled trials, all in one unified KV cache (a branch shares the prompt's cells)."""
+        if self._ctx is not None:
+            return
+        from llama_cpp import _internals
+
+        params = self._lib.llama_context_params.from_buffer_copy(self.llm.context_params)
+        params.n_seq_max = 1 + self.n_parallel
+        params.kv_unified = True
+        self._ctx = _internals.LlamaContext(model=self.llm._model, params=params, verbose=False)
+        self.llm._ctx.close()  # the Llama's own single-sequence context is never used: free it
+        self.ctx = self._ctx.ctx
+        self._mem = self._lib.llama_get_memory(self.ctx)
+        self._batch = self._lib.llama_batch_init(self.n_batch, 0, 1)
+
     def reset(self) -> None:
         """Forget the KV cache (the next prompt is evaluated from scratch)."""
-        self.llm.reset()
-        self._lib.llama_memory_clear(self._lib.llama_get_memory(self.llm.ctx), True)
+        self._context()
+        self._lib.llama_memory_clear(self._mem, True)
+        self._tokens = []
         self._cached = None
 
     def _truncate(self, keep: int) -> int:
-        """Drop KV cells from position ``keep`` on; returns the tokens kept (0 if the memory cannot)."""
-        if keep < self.llm.n_tokens:
-            if not self._lib.llama_memory_seq_rm(self._lib.llama_get_memory(self.llm.ctx), 0, keep, -1):
+        """Drop sequence 0's KV cells from ``keep`` on; returns the tokens kept (0 if the memory cannot)."""
+        if keep < len(self._tokens):
+            if not self._lib.llama_memory_seq_rm(self._mem, 0, keep, -1):
                 self.reset()  # recurrent/hybrid memories cannot drop a tail: start over
                 return 0
-            self.llm.n_tokens = keep
+            del self._tokens[keep:]
         return keep
 
-    def _last_logits(self) -> np.ndarray:
-        ptr = self._lib.llama_get_logits_ith(self.llm.ctx, -1)
+    def _decode(self, tokens: Sequence[int], positions: Sequence[int], seqs: Sequence[int],
+                logits: Sequence[bool]) -> None:
+        """One ``llama_decode`` of these tokens; logits are computed only where ``logits`` asks.
+
+        Going below ``Llama.eval`` matters: it requests logits at the end of every call, and
+        the output layer over a large vocabulary (262k for Gemma 3) costs as much as many
+        tokens of the rest of the model.
+        """
+        b = self._batch
+        b.n_tokens = len(tokens)
+        for i, (tok, pos, seq, want) in enumerate(zip(tokens, positions, seqs, logits, strict=True)):
+            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = tok, pos, 1, want
+            b.seq_id[i][0] = seq
+        rc = self._lib.llama_decode(self.ctx, b)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode returned {rc} for {len(tokens)} tokens at position "
+                               f"{positions[0]} (model {self.model_path.name}, n_ctx={self.n_ctx})")
+        self.n_evaluated += len(tokens)
+
+    def _logits(self, i: int) -> np.ndarray:
+        ptr = self._lib.llama_get_logits_ith(self.ctx, i)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
 
     def _prompt_logits(self, tokens: Sequence[int]) -> np.ndarray:
-        """Next-token logits after ``tokens``; leaves exactly ``tokens`` in the KV cache.
+        """Next-token logits after ``tokens``; leaves exactly ``tokens`` in sequence 0.
 
-        The same prompt again (its sampled trials) costs nothing: the generated tail is
-        dropped and the stored logits reused, so the numbers are those of one evaluation.
-        Otherwise the prompt is evaluated in canonical segments (``segment`` tokens from its
-        start), from an empty cache or, with ``prefix_reuse``, from the first segment that
-        is not wholly shared with the cached tokens (at least one token is evaluated).
+        The same prompt again costs nothing: the stored logits are those of its one
+        evaluation. Otherwise the prompt is evaluated in canonical segments (``segment``
+        tokens from its start; logits only after its last token), from an empty cache or,
+        with ``prefix_reuse``, from the first segment not wholly shared with the cached
+        tokens (at least one token is evaluated).
         """
+        self._context()
         key = tuple(tokens)
-        if self._cached is not None and self._cached[0] == key and self._truncate(len(key)) == len(key):
+        if self._cached is not None and self._cached[0] == key:
             return self._cached[1]
         keep = 0
-        if self.prefix_reuse and self.llm.n_tokens:
-            m = min(self.llm.n_tokens, len(key) - 1)
-            diff = np.flatnonzero(self.llm.input_ids[:m] != np.asarray(key[:m], dtype=np.intc))
+        if self.prefix_reuse and self._tokens:
+            m = min(len(self._tokens), len(key) - 1)
+            diff = np.flatnonzero(np.asarray(self._tokens[:m]) != np.asarray(key[:m]))
             common = int(diff[0]) if diff.size else m
             keep = self._truncate(common - common % self.segment)
         else:
             self.reset()
         self._cached = None
         for start in range(keep, len(key), self.segment):
-            self.llm.eval(list(key[start:start + self.segment]))
-        self.n_evaluated += len(key) - keep
-        self._cached = (key, self._last_logits())
+            piece = key[start:start + self.segment]
+            last = start + len(piece) == len(key)
+            self._decode(piece, range(start, start + len(piece)), [0] * len(piece),
+                         [False] * (len(piece) - 1) + [last])
+            self._tokens.extend(piece)
+        self._cached = (key, self._logits(-1))
         return self._cached[1]
 
     def distribution_from_tokens(
@@ -344,34 +403,103 @@ class Engine:
         self, tokens: Sequence[int], *, temperature: float, max_tokens: int, seed: int
     ) -> str:
         """Like :meth:`sample`, for prompt tokens from :meth:`encode`."""
+        return self.sample_trials(tokens, [seed], temperature=temperature, max_tokens=max_tokens)[0]
+
+    def sample_trials(
+        self, tokens: Sequence[int], seeds: Sequence[int], *, temperature: float, max_tokens: int
+    ) -> list[str]:
+        """One sampled continuation per seed (up to ``max_tokens``, cut at the answer's newline).
+
+        The trials are decoded together as parallel sequences that share the prompt's KV
+        cells: each step evaluates the last token of every still-running trial in one batch.
+        Trials go in groups of ``n_parallel`` (fewer where ``n_ctx`` cannot hold them all),
+        always the same groups for the same prompt and seeds, and the KV cache then holds
+        the prompt alone, so a trial's text depends only on its prompt, its seed, its group
+        and the settings, never on what ran before.
+        """
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature} (model {self.model_path.name})")
-        rng = np.random.Generator(np.random.PCG64(seed))
+        logits0 = self._prompt_logits(tokens)
+        n = len(tokens)
         # a context holding n_ctx tokens can still sample one more token without evaluating it
-        budget = min(max_tokens, self.n_ctx - len(tokens) + 1)
-        logits = self._prompt_logits(tokens)
-        out: list[int] = []
-        text = ""
-        while len(out) < budget:
-            if temperature == 0:
-                tok = int(np.argmax(logits))
-            else:
-                z = (logits - logits.max()) / temperature
-                cdf = np.cumsum(np.exp(z))
-                tok = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
-            if self._lib.llama_vocab_is_eog(self._vocab, tok):
-                break
-            out.append(tok)
-            text = self.llm.detokenize(out).decode("utf-8", errors="ignore")
-            head = text.lstrip()
-            if "\n" in head:  # stop at the first newline after the answer (leading blank lines kept)
-                text = text[: len(text) - len(head) + head.index("\n")]
-                break
-            if len(out) < budget:
-                self.llm.eval([tok])  # one token at a time, as a fresh run would
-                self.n_evaluated += 1
-                logits = self._last_logits()
-        return text
+        budget = min(max_tokens, self.n_ctx - n + 1)
+        group = self.n_parallel  # trials evaluate up to budget - 1 tokens each, in the prompt's n_ctx
+        if budget > 1:
+            group = max(1, min(group, (self.n_ctx - n) // (budget - 1)))
+        texts: list[str] = []
+        for g in range(0, len(seeds), group):
+            texts += self._sample_group(n, logits0, seeds[g:g + group], temperature, budget)
+        return texts
+
+    def _draw(self, logits: np.ndarray, rng: np.random.Generator, temperature: float) -> int:
+        if temperature == 0:
+            return int(np.argmax(logits))
+        z = (logits - logits.max()) / temperature
+        cdf = np.cumsum(np.exp(z))
+        return int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+
+    def _sample_group(self, n: int, logits0: np.ndarray, seeds: Sequence[int], temperature: float,
+                      budget: int) -> list[str]:
+        """Decode these trials together; trials that drew the same tokens so far share one branch
+        (one KV sequence, one row of logits), so agreeing trials cost one row per step."""
+        rngs = [np.random.Generator(np.random.PCG64(s)) for s in seeds]
+        outs: list[list[int]] = [[] for _ in seeds]
+        texts = [""] * len(seeds)
+        # branch -> (KV sequence, next-token logits); branch 0 is the prompt itself (sequence 0)
+        branches: list[tuple[int, np.ndarray]] = [(0, logits0)]
+        branch_of = [0] * len(seeds)
+        running = list(range(len(seeds)))
+        free = list(range(1, self.n_parallel + 1))
+        try:
+            while running:
+                children: dict[tuple[int, int], list[int]] = {}  # (parent branch, token) -> trials
+                for k in running:
+                    tok = self._draw(branches[branch_of[k]][1], rngs[k], temperature)
+                    if self._lib.llama_vocab_is_eog(self._vocab, tok):
+                        continue
+                    outs[k].append(tok)
+                    text = self.llm.detokenize(outs[k]).decode("utf-8", errors="ignore")
+                    head = text.lstrip()
+                    if "\n" in head:  # stop at the first newline after the answer (leading blank lines kept)
+                        texts[k] = text[: len(text) - len(head) + head.index("\n")]
+                        continue
+                    texts[k] = text
+                    if len(outs[k]) < budget:
+                        children.setdefault((branch_of[k], tok), []).append(k)
+                # a child inherits its parent's sequence; further children of one parent get copies
+                # (made before the decode, so they hold the parent's cells only)
+                heirs = {}
+                for parent, _ in children:
+                    heirs.setdefault(parent, None)
+                for b, (seq, _) in enumerate(branches):
+                    if seq != 0 and b not in heirs and seq not in free:
+                        self._lib.llama_memory_seq_rm(self._mem, seq, -1, -1)  # no trial goes on here
+                        free.append(seq)
+                free.sort()
+                seqs = []
+                for parent, _ in children:
+                    pseq = branches[parent][0]
+                    if pseq != 0 and heirs[parent] is None:
+                        heirs[parent] = pseq
+                        seqs.append(pseq)
+                    else:
+                        seq = free.pop(0)
+                        self._lib.llama_memory_seq_cp(self._mem, pseq, seq, -1, -1)
+                        seqs.append(seq)
+                running = [k for ks in children.values() for k in ks]
+                if not children:
+                    break
+                pos = n + len(outs[running[0]]) - 1  # trials advance in lockstep
+                self._decode([tok for _, tok in children], [pos] * len(seqs), seqs, [True] * len(seqs))
+                branches = [(seq, self._logits(i)) for i, seq in enumerate(seqs)]
+                for i, ks in enumerate(children.values()):
+                    for k in ks:
+                        branch_of[k] = i
+                running.sort()
+        finally:
+            for seq in range(1, self.n_parallel + 1):
+                self._lib.llama_memory_seq_rm(self._mem, seq, -1, -1)
+        return texts
 
     def sample(
         self, text: str, *, temperature: float, max_tokens: int, seed: int, prompt_id: str | None = None
@@ -400,11 +528,17 @@ class Engine:
             "system_info": (sysinfo.decode() if isinstance(sysinfo, bytes) else str(sysinfo)).strip(),
             "prefix_reuse": self.prefix_reuse,
             "segment": self.segment,
+            "n_parallel": self.n_parallel,
             "sampler": SAMPLER,
             **self.template_info,
         }
 
     def close(self) -> None:
+        if self._batch is not None:
+            self._lib.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx is not None:
+            self._ctx.close()
         self.llm.close()
 
     def __enter__(self) -> Engine:
@@ -532,7 +666,7 @@ def _checkpoint_ok(path: Path, prompt_ids: list[str]) -> bool:
     return True
 
 
-def _score_one(engine: Engine, p, *, parse, trials, temperature, max_tokens, seed) -> list[dict]:
+def _score_one(engine: Engine, p, *, parse, trials, temperature, max_tokens, seed, tokens=None) -> list[dict]:
     order = [int(i) for i in p.option_order]
     labels = list(p.labels)
     if len(order) != len(labels) or sorted(order) != list(range(len(order))):
@@ -540,17 +674,15 @@ def _score_one(engine: Engine, p, *, parse, trials, temperature, max_tokens, see
     if p.mode not in ("distribution", "both", "generate"):
         raise ValueError(f"prompt {p.prompt_id!r}: unknown mode {p.mode!r} (distribution|both|generate)")
     split = _split_of(p)
-    tokens = engine.encode_parts(p.text, split["user"], split["answer_prefix"], split["system"], p.prompt_id)
+    if tokens is None:
+        tokens = _prompt_tokens(engine, p)
+    seeds = [trial_seed(seed, p.prompt_id, t) for t in range(trials)]
     base = {"prompt_id": p.prompt_id, "item_id": p.item_id, "permutation": int(p.permutation),
             "n_prompt_tokens": len(tokens)}
     if p.mode == "generate":  # free-text answers, scored against references at metrics time
-        rows = []
-        for t in range(trials):
-            text = engine.sample_from_tokens(tokens, temperature=temperature, max_tokens=max_tokens,
-                                             seed=trial_seed(seed, p.prompt_id, t))
-            rows.append({**base, "trial": t, "probs": None, "option_mass": None, "generated": text,
-                         "parsed": None})
-        return rows
+        texts = engine.sample_trials(tokens, seeds, temperature=temperature, max_tokens=max_tokens)
+        return [{**base, "trial": t, "probs": None, "option_mass": None, "generated": text, "parsed": None}
+                for t, text in enumerate(texts)]
     shown, mass = engine.distribution_from_tokens(
         tokens, labels, spellings=split["label_spellings"], answer_prefix=split["answer_prefix"])
     original = [0.0] * len(order)
@@ -559,10 +691,8 @@ def _score_one(engine: Engine, p, *, parse, trials, temperature, max_tokens, see
     rows = [{**base, "trial": -1, "probs": original, "option_mass": mass, "generated": None, "parsed": None}]
     if p.mode == "both":
         shown_options = list(p.shown_options)
-        for t in range(trials):
-            text = engine.sample_from_tokens(
-                tokens, temperature=temperature, max_tokens=max_tokens, seed=trial_seed(seed, p.prompt_id, t)
-            )
+        texts = engine.sample_trials(tokens, seeds, temperature=temperature, max_tokens=max_tokens)
+        for t, text in enumerate(texts):
             idx = parse(text, labels, shown_options)
             if idx is not None and not 0 <= idx < len(order):
                 raise ValueError(
@@ -571,6 +701,11 @@ def _score_one(engine: Engine, p, *, parse, trials, temperature, max_tokens, see
             rows.append({**base, "trial": t, "probs": None, "option_mass": None, "generated": text,
                          "parsed": -1 if idx is None else order[idx]})
     return rows
+
+
+def _prompt_tokens(engine: Engine, p) -> list[int]:
+    split = _split_of(p)
+    return engine.encode_parts(p.text, split["user"], split["answer_prefix"], split["system"], p.prompt_id)
 
 
 def score_prompts(
@@ -590,11 +725,10 @@ def score_prompts(
     """Score every prompt (distribution row, plus ``trials`` sampled rows for mode ``both``).
 
     ``parse(generated, labels, shown_options)`` returns the SHOWN index or None; rows store
-    the original option index. Prompts run in ``text`` order (consecutive prompts share
-    prefixes, which ``Engine(prefix_reuse=True)`` exploits) in fixed chunks checkpointed
-    under ``<out_path>.chunks/``; a rerun skips done chunks. The KV cache is cleared at each
-    chunk start, so a resumed run evaluates every chunk as an uninterrupted one and writes
-    the same bytes.
+    the original option index. Prompts run in the order of their token sequences (each
+    shares its longest prefix with the one before, which ``Engine(prefix_reuse=True)``
+    exploits) in fixed chunks checkpointed under ``<out_path>.chunks/``; a rerun skips done
+    chunks. Reuse is exact, so a resumed run writes the same bytes as an uninterrupted one.
     """
     from tqdm import tqdm
 
@@ -608,9 +742,14 @@ def score_prompts(
     dupes = prompts["prompt_id"][prompts["prompt_id"].duplicated()]
     if len(dupes):
         raise ValueError(f"duplicate prompt_id {dupes.iloc[0]!r} in prompts for {out_path}")
-    keys = list(zip(prompts["text"].tolist(), prompts["prompt_id"].tolist(), strict=True))
+    # Lexicographic order of token ids is depth-first order of the prompts' prefix tree: each
+    # prompt then shares its longest prefix with the one just before it, so the one cached
+    # branch is the best there is (multi-branch caching would find nothing longer).
+    tokens = [_prompt_tokens(engine, p) for p in prompts.itertuples(index=False)]
+    keys = list(zip(tokens, prompts["prompt_id"].tolist(), strict=True))
     order = sorted(range(len(prompts)), key=keys.__getitem__)
     ordered = prompts.iloc[order].reset_index(drop=True)
+    tokens = [tokens[i] for i in order]
 
     settings = {"trials": trials, "temperature": temperature, "max_tokens": max_tokens, "seed": seed,
                 "chunk_size": chunk_size, "parse": getattr(parse, "__qualname__", repr(parse))}
@@ -634,11 +773,11 @@ def score_prompts(
         for c in range(n_chunks):
             if ok[c]:
                 continue
-            engine.reset()  # chunk results must not depend on what ran before (resume = same bytes)
+            # no reset: reuse is exact, so a chunk's bytes do not depend on what ran before
             rows: list[dict] = []
-            for p in ordered.iloc[c * chunk_size:(c + 1) * chunk_size].itertuples(index=False):
+            for i, p in enumerate(ordered.iloc[c * chunk_size:(c + 1) * chunk_size].itertuples(index=False)):
                 rows += _score_one(engine, p, parse=parse, trials=trials, temperature=temperature,
-                                   max_tokens=max_tokens, seed=seed)
+                                   max_tokens=max_tokens, seed=seed, tokens=tokens[c * chunk_size + i])
                 bar.update(1)
             io.write_parquet(_frame(rows), paths[c])
     finally:
