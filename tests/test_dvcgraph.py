@@ -50,6 +50,8 @@ def _changed(edit) -> set[str]:
 
 def test_model_group_reruns_only_metrics_and_report():
     assert _changed(lambda c: c["models"][MODEL].update(group="relabelled")) == {"metrics", "report"}
+    assert _changed(lambda c: c["models"][MODEL].update(family="other", multilingual=0.5)) == {
+        "metrics", "report"}
 
 
 def test_chunk_size_reruns_nothing():
@@ -76,7 +78,8 @@ def test_another_task_reruns_nothing_of_this_one():
 def test_dvc_tracks_model_entries_without_labels():
     infer = dvcgraph.stage("infer", CFG)
     assert f"models.{MODEL}.sha256" in infer["params"]
-    assert not any(p.endswith((".group", ".base")) or p == "models" for p in infer["params"])
+    assert not any(p.endswith((".group", ".base", ".family", ".multilingual")) or p == "models"
+                   for p in infer["params"])
     assert "inference.chunk_size" not in infer["params"] and "inference" not in infer["params"]
     assert "models" in dvcgraph.stage("metrics", CFG)["params"]
 

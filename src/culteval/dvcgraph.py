@@ -7,7 +7,8 @@ table, and a test fails when the committed ``dvc.yaml`` differs from the generat
 
 Params keys are dotted paths into params.yaml; ``{task}``/``{model}``/``{dataset}``/
 ``{lang}`` are a job's wildcards. ``MODEL`` stands for one model's entry without its
-labels (``group``, ``base``): relabelling a model reruns only metrics and report.
+labels (``group``, ``base``, ``family``, ``multilingual``): relabelling a model reruns only
+metrics and report.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import yaml
 from culteval.config import ROOT, enabled_tasks, load_params
 
 MODEL = "models.{model}"
-MODEL_LABELS = ("group", "base")  # read by metrics and report only
+MODEL_LABELS = ("group", "base", "family", "multilingual")  # read by metrics and report only
 # Everything a job reads whichever phase it runs: the CLI, params loading and I/O.
 COMMON_CODE = (
     "Snakefile",
