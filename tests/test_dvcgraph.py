@@ -38,8 +38,9 @@ def _settings(rule: str, cfg: dict, **wildcards) -> dict:
     return json.loads(dvcgraph.settings(rule, cfg, wildcards))
 
 
-JOBS = {"acquire_model": {"model": MODEL}, "infer": {"model": MODEL}, "prepare": {"task": "normad"},
-        "render": {}, "translate": {}, "metrics": {}, "report": {}}
+JOBS = {"acquire_model": {"model": MODEL}, "infer": {"model": MODEL, "task": "global_opinions"},
+        "prepare": {"task": "normad"}, "render": {"task": "global_opinions"}, "translate": {}, "metrics": {},
+        "report": {}}
 
 
 def _changed(edit) -> set[str]:
@@ -68,6 +69,23 @@ def test_another_model_reruns_nothing_of_this_one():
     def add(c):
         c["models"]["other"] = {"path": "/x.gguf", "group": "regional"}
     assert _changed(add) == {"metrics", "report"}
+
+
+def test_sampled_opinions_rerun_prompts_and_inference_of_that_task_only():
+    def sample(c):
+        c["tasks"]["global_opinions"]["sampled"] = {"trials": 3, "temperature": 0.7}
+    assert _changed(sample) == {"render", "infer"}
+    assert _settings("render", CFG, task="normad") == _settings("render", _edited(sample), task="normad")
+    assert _settings("infer", CFG, model=MODEL, task="normad") == _settings(
+        "infer", _edited(sample), model=MODEL, task="normad")
+    stages = {name: dvcgraph.stage(name, CFG)["params"] for name in ("render", "infer")}
+    assert all("tasks.global_opinions.sampled" in p and "tasks" not in p for p in stages.values())
+
+
+def _edited(edit) -> dict:
+    cfg = copy.deepcopy(CFG)
+    edit(cfg)
+    return cfg
 
 
 def test_another_task_reruns_nothing_of_this_one():

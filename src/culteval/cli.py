@@ -113,7 +113,8 @@ def cmd_render(args) -> None:
         table = read_parquet(args.translations, columns=translate.COLUMNS)
         translations = translate.translations_to_dict(table)
         inputs.append(args.translations)
-    mode = tasks.get(args.task).mode
+    # mode "both" where the task's params ask for sampled answers (params.tasks.<task>.sampled)
+    mode = tasks.sampling(cfg, args.task)["mode"]
     df = prompts.render(items, args.strategy, cfg, translations=translations, mode=mode, root=cfgmod.ROOT)
     prov = provenance.record(inputs=inputs, templates=_templates(df),
                              params={"permutations": cfg["permutations"], "seed": cfg["seed"],
@@ -157,13 +158,16 @@ def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates
     prov = provenance.record(
         inputs=[args.prompts], model=model_record, templates=templates,
         engine={**engine.info(), "prompt_split": split_info(engine, prompts_df)},
-        params={"sampling": cfg["sampling"], "inference": cfg["inference"], "seed": cfg["seed"], **params},
+        params={"sampling": cfg["sampling"], "inference": cfg["inference"], "seed": cfg["seed"],
+                "task_sampling": tasks.sampling(cfg, task), **params},
     )
     prov["preflight"] = checked
-    s, declared = cfg["sampling"], tasks.get(task)
+    # a task's own sampled section (params.tasks.<task>.sampled) overrides params.sampling for it
+    s, declared = tasks.sampling(cfg, task), tasks.get(task)
     score_prompts(
         engine, prompts_df, args.out, parse=declared.parse_answer, trials=s["trials"],
-        temperature=s["temperature"], max_tokens=declared.max_tokens or s["max_tokens"], seed=cfg["seed"],
+        temperature=s["temperature"], max_tokens=declared.max_tokens or cfg["sampling"]["max_tokens"],
+        seed=cfg["seed"],
         chunk_size=cfg["inference"]["chunk_size"], provenance=prov, progress=not args.no_progress,
     )
 

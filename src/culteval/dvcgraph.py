@@ -79,14 +79,14 @@ PHASES: dict[str, Phase] = {
     ),
     "render": Phase(
         target="all_prompts",
-        rules={"render": ("permutations", "seed", "target", "reference")},
+        rules={"render": ("permutations", "seed", "target", "reference", "tasks.{task}.sampled")},
         code=("workflow/rules/render.smk", "culteval.prompts"),
         deps=("data/items", "data/translations", "workflow/templates"),
         outs=("data/prompts",),
     ),
     "infer": Phase(
         target="all_raw",
-        rules={"infer": ("sampling", *ENGINE_KEYS, MODEL)},
+        rules={"infer": ("sampling", "tasks.{task}.sampled", *ENGINE_KEYS, MODEL)},
         code=("workflow/rules/infer.smk", "culteval.engine", "culteval.preflight", "culteval.tasks"),
         deps=("data/prompts", "data/models"),
         outs=("results/raw",),
@@ -122,9 +122,16 @@ def rule_keys(rule: str, cfg: dict) -> tuple[str, ...]:
     return keys
 
 
+# optional per-task keys: absent means the run-wide default (null in the settings)
+OPTIONAL_TASK_KEYS = ("sampled",)
+
+
 def _lookup(cfg: dict, dotted: str):
     value = cfg
-    for part in dotted.split("."):
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        if parts[0] == "tasks" and i == 2 and part in OPTIONAL_TASK_KEYS and part not in value:
+            return None
         value = value[part]
     return value
 
@@ -203,6 +210,9 @@ def _dvc_params(keys: tuple[str, ...], cfg: dict) -> list[str]:
     for key in keys:
         if key == MODEL:  # DVC tracks each model's entry key by key, labels excepted
             out += [f"models.{m}.{k}" for m in sorted(cfg["models"]) for k in sorted(_model_entry(cfg, m))]
+        elif key.startswith("tasks.{task}."):  # one key of each task: tracked where a task has it
+            sub = key.split(".", 2)[2]
+            out += [f"tasks.{t}.{sub}" for t in enabled_tasks(cfg) if sub in cfg["tasks"][t]]
         elif "{" in key:  # a per-job key: DVC tracks its whole section
             out.append(key.split(".{")[0])
         else:
