@@ -69,6 +69,15 @@ def selected_countries(cfg: dict, task: str) -> list[str] | None:
     return out
 
 
+def _key_of(cfg: dict, role: str) -> str:
+    """Where params name the target or reference: ``cultures.<key>`` for a culture under test."""
+    if role == "target" and "cultures" in cfg:
+        from culteval.config import culture_of
+
+        return f"cultures.{culture_of(cfg)}"
+    return role
+
+
 def require_countries(present: Iterable[str], wanted: list[str] | None, task: str, cfg: dict) -> None:
     """Fail early when the target or reference country has no items in ``task`` (before ``limit``).
 
@@ -83,7 +92,7 @@ def require_countries(present: Iterable[str], wanted: list[str] | None, task: st
         if name in wanted and name not in present:
             tried = aliases(cfg, name, task)
             raise ValueError(
-                f"params.{role}.country {name!r}: no {task} items (spellings tried: {tried}); "
+                f"params.{_key_of(cfg, role)}.country {name!r}: no {task} items (spellings tried: {tried}); "
                 f"add params.country_aliases.{name}.{task}, or disable or refilter params.tasks.{task}")
 
 
