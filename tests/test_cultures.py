@@ -231,3 +231,41 @@ def test_the_rystrom_overlay_plans_every_culture(tmp_path, mirror):
     # 3 cultures; GlobalOpinionQA only; 2 strategies; 2 models
     assert {k: counts[k] for k in ("prepare", "translate", "render", "infer")} == {
         "prepare": 3, "translate": 3, "render": 6, "infer": 12}
+
+
+def test_the_report_has_a_section_per_culture_and_the_languages_table(tmp_path):
+    from culteval.metrics.comparisons import language_table
+    from culteval.report.figures import render_all
+    from culteval.report.html import CultureSection, build_report
+
+    cfg = load_params(RYSTROM)
+    cfg["cultures"].pop("pt")
+    cfg["metrics"]["bootstrap"] = 20
+    df = summarize_cultures(_pipeline_run(tmp_path, {"da": "Denmark", "nl": "Netherlands"}), cfg)
+    sections = []
+    for key, country in (("da", "Denmark"), ("nl", "Netherlands")):
+        rows = df[df["culture"] == key]
+        figures = render_all(rows, None, culture_cfg(cfg, key), tmp_path / "figures" / key)
+        sections.append(CultureSection(key=key, title=f"{country} vs United States", summary=rows,
+                                       figures=figures, countries={"target": country,
+                                                                   "reference": "United States"}))
+    table = language_table(df, cfg)
+    assert set(zip(table["culture"], table["strategy"], table["language"], strict=True)) == {
+        ("da", "default", "en"), ("da", "native", "da"), ("nl", "default", "en"), ("nl", "native", "nl")}
+    shown = ["alignment", "self_consistency_corr_null", "self_consistency_corr_corrected"]
+    assert table[shown].notna().all().all()
+    wide = df[df["task"].eq("global_opinions")].set_index(["culture", "model", "strategy", "metric"])["value"]
+    for r in table.itertuples(index=False):
+        paired = "alignment_reference" if r.language == "en" else "alignment"
+        assert r.alignment == wide[(r.culture, r.model, r.strategy, paired)]
+        assert r.self_consistency_corr_corrected == wide[(r.culture, r.model, r.strategy,
+                                                          "self_consistency_corr_corrected")]
+    html = build_report(df, sections, {}, [], tmp_path / "r.html", languages=table).read_text()
+    for key, country in (("da", "Denmark"), ("nl", "Netherlands")):
+        assert f'<h1 id="{key}-culture">{country} vs United States</h1>' in html
+        assert f'<h2 id="{key}-warnings">' in html and f'id="{key}-table-opinions"' in html
+    assert html.index('id="da-culture"') < html.index('id="nl-culture"') < html.index('id="languages"')
+    across = html.split('<h1 id="all-cultures">')[1].split("<h2")[0]
+    assert "spearman:da" in across and "spearman:en" in across
+    languages = html.split('<h1 id="languages">')[1].split("</table>")[0]
+    assert languages.count("<tr>") == 1 + len(table)  # header + one row per model x culture x strategy

@@ -237,7 +237,7 @@ def _aggregate_provenance(inputs: list[str], cfg: dict) -> dict:
 def cmd_report(args) -> None:
     """One report with a section per culture; each culture's figures in ``figures/<culture>/``."""
     from culteval.lineage import data_inputs
-    from culteval.metrics.comparisons import mixed_effects_note
+    from culteval.metrics.comparisons import language_table, mixed_effects_note
     from culteval.metrics.cultural_map import map_inputs
     from culteval.metrics.summary import read_summary
     from culteval.pipeline import by_culture
@@ -264,7 +264,8 @@ def cmd_report(args) -> None:
                                        countries={"target": country, "reference": reference}))
     inputs = data_inputs([args.summary, *args.raw])
     notes = [n for n in [mixed_effects_note(summary, cfg)] if n]
-    build_report(summary, sections, prov, inputs, out / "report.html", notes=notes)
+    build_report(summary, sections, prov, inputs, out / "report.html", notes=notes,
+                 languages=language_table(summary, cfg))
 
 
 def cmd_lineage(args) -> None:

@@ -155,6 +155,30 @@ def mixed_effects_data(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     return out[cols].sort_values(order).reset_index(drop=True)
 
 
+LANGUAGE_TABLE = ("alignment", "self_consistency_corr", "self_consistency_corr_null",
+                  "self_consistency_corr_corrected")
+
+
+def language_table(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
+    """The report's view of the mixed model's inputs: per model x culture x strategy, its language,
+    the alignment it is paired with (``alignment_reference`` for English prompts, else ``alignment``),
+    and self-consistency beside its chance level and the chance-corrected value (NaN where the run
+    has no sampled opinion answers)."""
+    go = _real_models(summary)
+    go = go[go["task"].eq("global_opinions")]
+    if "culture" not in go.columns:
+        go = go.assign(culture="")
+    go = go[go["culture"].astype(str) != "all"]
+    keys = ["model", "culture", "strategy"]
+    wide = go.pivot_table(index=keys, columns="metric", values="value", aggfunc="first")
+    wide = wide.reindex(columns=["alignment", "alignment_reference", *LANGUAGE_TABLE[1:]]).reset_index()
+    english = wide["strategy"].isin(ENGLISH_STRATEGIES)
+    wide["alignment"] = wide["alignment_reference"].where(english, wide["alignment"])
+    wide.insert(3, "language", ["en" if e else _language(cfg, c or None)
+                                for e, c in zip(english, wide["culture"], strict=True)])
+    return wide[[*keys, "language", *LANGUAGE_TABLE]].sort_values(keys).reset_index(drop=True)
+
+
 def unidentified(data: pd.DataFrame) -> list[str]:
     """Why the mixed model cannot be fitted on ``data``, one reason a term; [] when it can.
 

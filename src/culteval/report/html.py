@@ -18,7 +18,7 @@ import jinja2
 import pandas as pd
 
 from culteval.io import write_text
-from culteval.metrics.comparisons import COMPARISON_PREFIXES
+from culteval.metrics.comparisons import COMPARISON_PREFIXES, LANGUAGE_TABLE
 from culteval.metrics.cultural_map import NO_MICRODATA
 from culteval.report.tables import flag_list, legend, paper_tables
 
@@ -136,12 +136,15 @@ def _culture_context(section: CultureSection, prefix: str, title: str) -> dict:
 
 
 def render_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs: list[dict],
-                  notes: list[str] = (), countries: dict[str, str] | None = None) -> str:
+                  notes: list[str] = (), countries: dict[str, str] | None = None,
+                  languages: pd.DataFrame | None = None) -> str:
     """The report page as one string, every figure embedded (see ``build_report``).
 
     ``figures``: the figure files of a one-culture run, or one :class:`CultureSection` per
     culture; with several, each gets its own titled section (element ids ``<key>-...``) and the
     rows about every culture at once (the mixed model, culture ``all``) a section of their own.
+    ``languages``: ``metrics.comparisons.language_table`` (alignment and chance-corrected
+    self-consistency per model x language), shown when it has rows.
     """
     if figures and all(isinstance(f, CultureSection) for f in figures):
         parts = list(figures)
@@ -152,10 +155,15 @@ def render_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs
     cultures = [_culture_context(p, f"{p.key}-" if several else "", p.title if several else "")
                 for p in parts]
     across = summary[summary["culture"].astype(str).eq("all")] if several and "culture" in summary else None
+    languages = [] if languages is None else [
+        {"model": str(r.model), "culture": str(r.culture), "strategy": str(r.strategy),
+         "language": str(r.language), "values": [_fmt(getattr(r, m)) for m in LANGUAGE_TABLE]}
+        for r in languages.itertuples(index=False)]
     return _ENV.get_template(TEMPLATE).render(
         subset_warning=SUBSET_WARNING if any(i.get("subset") for i in inputs) else "",
         notes=list(notes), warning_text=WARNING_TEXT, cultures=cultures, comparisons_title=COMPARISONS[0],
-        across=table_rows(across) if across is not None else None,
+        across=table_rows(across) if across is not None else None, languages=languages,
+        language_columns=LANGUAGE_TABLE,
         inputs=[{"path": str(i["path"]), "sha256": str(i["sha256"]),
                  "completeness": "SUBSET: " + i["subset"] if i.get("subset") else "complete"}
                 for i in sorted(inputs, key=lambda d: d["path"])],
@@ -165,7 +173,7 @@ def render_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs
 
 def build_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs: list[dict],
                  out_path: str | Path, notes: list[str] = (),
-                 countries: dict[str, str] | None = None) -> Path:
+                 countries: dict[str, str] | None = None, languages: pd.DataFrame | None = None) -> Path:
     """Write the report to ``out_path`` (atomically): one file, figures embedded as data URIs.
 
     ``figures``: a one-culture run's figure files, or one :class:`CultureSection` per culture.
@@ -178,5 +186,5 @@ def build_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs:
         params = provenance.get("params") or {}
         countries = {role: params[role]["country"] for role in ("target", "reference")
                      if isinstance(params.get(role), dict) and params[role].get("country")}
-    write_text(render_report(summary, figures, provenance, inputs, notes, countries), out_path)
+    write_text(render_report(summary, figures, provenance, inputs, notes, countries, languages), out_path)
     return out_path
