@@ -59,7 +59,7 @@ def test_the_old_single_culture_form_is_a_one_entry_cultures_list(tmp_path):
     assert normalise_cultures(new) == new  # normalising twice changes nothing
 
 
-def _pipeline_run(root: Path, cultures: dict[str, str], seed: int = 5) -> dict:
+def _pipeline_run(root: Path, cultures: dict[str, str], seed: int = 5, tasks=None) -> dict:
     """Synthetic items and raw outputs in the pipeline's layout, one culture (key -> country) each:
     data/items/<culture>/<task>.parquet, results/raw/<culture>/<model>/<task>/<strategy>.parquet."""
     rng = np.random.default_rng(seed)
@@ -71,6 +71,7 @@ def _pipeline_run(root: Path, cultures: dict[str, str], seed: int = 5) -> dict:
                    for d in go["distributions"]]
         go["distributions"] = [json.dumps(d, sort_keys=True) for d in renamed]
         items["global_opinions"] = go
+        items = {t: df for t, df in items.items() if tasks is None or t in tasks}
         raw = {}
         for task, df in items.items():
             write_parquet(df, root / "data" / "items" / key / f"{task}.parquet")
@@ -269,3 +270,29 @@ def test_the_report_has_a_section_per_culture_and_the_languages_table(tmp_path):
     assert "spearman:da" in across and "spearman:en" in across
     languages = html.split('<h1 id="languages">')[1].split("</table>")[0]
     assert languages.count("<tr>") == 1 + len(table)  # header + one row per model x culture x strategy
+
+
+def test_metrics_and_report_commands_over_the_rystrom_cultures(tmp_path, mirror):
+    """The overlay's three cultures through the metrics and report commands (synthetic outputs of
+    three models for its one task): rows per culture, the mixed model's exact reason for not
+    being fitted, a report section and a figure folder per culture."""
+    _pipeline_run(tmp_path, {"da": "Denmark", "nl": "Netherlands", "pt": "Brazil"},
+                  tasks={"global_opinions"})
+    small = write_yaml(tmp_path / "small.yaml", {"metrics": {"bootstrap": 20}})
+    params = f"{RYSTROM}:{small}"
+    items = sorted(str(p) for p in (tmp_path / "data" / "items").rglob("*.parquet"))
+    raw = sorted(str(p) for p in (tmp_path / "results" / "raw").rglob("*.parquet"))
+    out = tmp_path / "results"
+    assert cli.main(["--params", params, "metrics", "--items", *items, "--raw", *raw,
+                     "--raw-root", str(mirror), "--out-dir", str(out / "metrics")]) == 0
+    summary = pd.read_csv(out / "metrics" / "summary.csv")
+    assert set(summary["culture"]) == {"da", "nl", "pt", "all"}
+    assert cli.main(["--params", params, "report", "--summary", str(out / "metrics" / "summary.csv"),
+                     "--raw", *raw, "--raw-root", str(mirror), "--out-dir", str(out)]) == 0
+    html = (out / "report.html").read_text()
+    for key, title in (("da", "Denmark (Danish)"), ("nl", "Netherlands (Dutch)"),
+                       ("pt", "Brazil (Portuguese)")):
+        assert f'<h1 id="{key}-culture">{title} vs United States</h1>' in html
+        assert {p.name for p in (out / "figures" / key).iterdir()} >= {"cad.png", "provenance.json"}
+    assert "mixed-effects model not fitted: random intercept per model: need &gt;= 4 models, have 3" in html
+    assert '<h1 id="languages">' in html and '<h1 id="all-cultures">' in html
