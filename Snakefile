@@ -3,10 +3,12 @@
 # Params: params.yaml, or CULTEVAL_PARAMS="params.yaml:overlay.yaml", then --configfile/--config
 # (validated at start-up).
 
+import re
+
 # --configfile/--config are applied over the params files: they are written to an overlay
 # that joins CULTEVAL_PARAMS, so the jobs read the same values the workflow plans with.
 
-from culteval.config import enabled_tasks, export_params, load_params, override_params
+from culteval.config import culture_keys, enabled_tasks, export_params, load_params, override_params
 
 PARAMS = override_params(export_params(), config)  # exported as CULTEVAL_PARAMS for every job
 config.clear()
@@ -20,10 +22,11 @@ envvars:
 TASKS = enabled_tasks(config)
 STRATEGIES = config["strategies"]
 MODELS = sorted(config["models"])
-LANG = config["target"]["language"]
+CULTURES = culture_keys(config)  # params.cultures: every stage runs once per culture
 
 wildcard_constraints:
     task="|".join(TASKS),
+    culture="|".join(re.escape(c) for c in CULTURES),
     strategy="|".join(STRATEGIES),
     model="[A-Za-z0-9][A-Za-z0-9._-]*",
 

@@ -23,11 +23,14 @@ def mirror() -> Path:
 
 
 def default_params(**changes) -> dict:
-    """params.yaml as plain YAML (no validation), with top-level ``changes``."""
+    """params.yaml as plain YAML (no schema validation), with top-level ``changes``; its one
+    culture in the form the stages read (``target``, ``translation.table``: culteval.config)."""
     import yaml
 
+    from culteval.config import normalise_cultures
+
     with open(ROOT / "params.yaml", encoding="utf-8") as f:
-        return {**yaml.safe_load(f), **changes}
+        return normalise_cultures({**yaml.safe_load(f), **changes})
 
 
 def culturalbench_prompts(mirror: Path, cfg: dict, folder: Path, limit: int) -> Path:

@@ -1,7 +1,7 @@
 """Independent recomputation of summary.csv from the files a run leaves behind.
 
-numpy/scipy/pandas on ``data/items/<task>.parquet`` and
-``results/raw/<model>/<task>/<strategy>.parquet`` only (nothing from ``culteval.metrics``),
+numpy/scipy/pandas on ``data/items/[<culture>/]<task>.parquet`` and
+``results/raw/[<culture>/]<model>/<task>/<strategy>.parquet`` only (nothing from ``culteval.metrics``),
 compared with ``results/metrics/summary.csv``. Used on a synthetic run
 (``test_recompute.py``) and on the real end-to-end run (``test_workflow.py``).
 """
@@ -20,8 +20,19 @@ from scipy.stats import binomtest
 TOL = 1e-9
 
 
+def _culture(root: Path) -> str:
+    """The one culture folder of a run (pipeline layout), or "" for a flat synthetic run."""
+    folders = sorted(p.name for p in (root / "data" / "items").iterdir() if p.is_dir())
+    assert len(folders) <= 1, f"{root}: several cultures {folders}: recompute one at a time"
+    return folders[0] if folders else ""
+
+
 def read_items(root: Path, task: str) -> pd.DataFrame:
-    return pd.read_parquet(root / "data" / "items" / f"{task}.parquet")
+    return pd.read_parquet(root / "data" / "items" / _culture(root) / f"{task}.parquet")
+
+
+def raw_path(root: Path, model: str, task: str, strategy: str) -> Path:
+    return root / "results" / "raw" / _culture(root) / model / task / f"{strategy}.parquet"
 
 
 def dists_from_file(path: Path) -> dict[str, np.ndarray]:
@@ -36,7 +47,7 @@ def dists_from_file(path: Path) -> dict[str, np.ndarray]:
 
 def run_outputs(root: Path, model: str, task: str, strategy: str) -> tuple[dict, pd.DataFrame]:
     """A run file's per-item distributions and its sampled-trial rows."""
-    path = root / "results" / "raw" / model / task / f"{strategy}.parquet"
+    path = raw_path(root, model, task, strategy)
     raw = pd.read_parquet(path)
     return dists_from_file(path), raw[raw["trial"] >= 0]
 

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-import yaml
+from conftest import default_params
 
 from culteval import tasks
 from culteval.config import ROOT, load_params
@@ -15,7 +15,7 @@ from culteval.tasks import blend
 
 @pytest.fixture(scope="module")
 def cfg() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
+    return default_params()
 
 
 def _annotated(mirror, region: str) -> dict:

@@ -18,6 +18,9 @@ def test_default_params_are_valid():
     assert cfg["target"]["country"] == "India"
     assert cfg["reference"]["country"] == "United States"
     assert "gemma-3-270m" in cfg["models"]
+    # the mixed model's labels, as the model cards state them
+    assert {m: (e["family"], e["multilingual"]) for m, e in cfg["models"].items()} == {
+        "gemma-3-270m": ("gemma-3", 1), "smollm2-135m-instruct": ("smollm2", 0)}
 
 
 def test_overlay_deep_merges(tmp_path):
@@ -41,6 +44,11 @@ def test_overlay_deep_merges(tmp_path):
         (lambda c: c["models"]["gemma-3-270m"].update(base="nonexistent"), "params.models.gemma-3-270m.base"),
         (lambda c: c["translation"].update(translator_model="ghost"), "params.translation.translator_model"),
         (lambda c: [t.update(enabled=False) for t in c["tasks"].values()], "no task is enabled"),
+        (lambda c: c["models"]["gemma-3-270m"].update(multilingual=1.5),
+         "params.models.gemma-3-270m.multilingual"),
+        (lambda c: c["models"]["gemma-3-270m"].update(multilingual="yes"),
+         "params.models.gemma-3-270m.multilingual"),
+        (lambda c: c["models"]["gemma-3-270m"].update(family=""), "params.models.gemma-3-270m.family"),
     ],
 )
 def test_bad_params_name_the_key(cfg, mutate, needle):

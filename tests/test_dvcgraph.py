@@ -38,8 +38,9 @@ def _settings(rule: str, cfg: dict, **wildcards) -> dict:
     return json.loads(dvcgraph.settings(rule, cfg, wildcards))
 
 
-JOBS = {"acquire_model": {"model": MODEL}, "infer": {"model": MODEL}, "prepare": {"task": "normad"},
-        "render": {}, "translate": {}, "metrics": {}, "report": {}}
+JOBS = {"acquire_model": {"model": MODEL}, "infer": {"model": MODEL, "task": "global_opinions"},
+        "prepare": {"task": "normad"}, "render": {"task": "global_opinions"}, "translate": {}, "metrics": {},
+        "report": {}}
 
 
 def _changed(edit) -> set[str]:
@@ -50,6 +51,8 @@ def _changed(edit) -> set[str]:
 
 def test_model_group_reruns_only_metrics_and_report():
     assert _changed(lambda c: c["models"][MODEL].update(group="relabelled")) == {"metrics", "report"}
+    assert _changed(lambda c: c["models"][MODEL].update(family="other", multilingual=0.5)) == {
+        "metrics", "report"}
 
 
 def test_chunk_size_reruns_nothing():
@@ -68,6 +71,23 @@ def test_another_model_reruns_nothing_of_this_one():
     assert _changed(add) == {"metrics", "report"}
 
 
+def test_sampled_opinions_rerun_prompts_and_inference_of_that_task_only():
+    def sample(c):
+        c["tasks"]["global_opinions"]["sampled"] = {"trials": 3, "temperature": 0.7}
+    assert _changed(sample) == {"render", "infer"}
+    assert _settings("render", CFG, task="normad") == _settings("render", _edited(sample), task="normad")
+    assert _settings("infer", CFG, model=MODEL, task="normad") == _settings(
+        "infer", _edited(sample), model=MODEL, task="normad")
+    stages = {name: dvcgraph.stage(name, CFG)["params"] for name in ("render", "infer")}
+    assert all("tasks.global_opinions.sampled" in p and "tasks" not in p for p in stages.values())
+
+
+def _edited(edit) -> dict:
+    cfg = copy.deepcopy(CFG)
+    edit(cfg)
+    return cfg
+
+
 def test_another_task_reruns_nothing_of_this_one():
     assert _changed(lambda c: c["tasks"]["culturalbench"].update(limit=3)) == set()
     assert _changed(lambda c: c["tasks"]["normad"].update(limit=3)) == {"prepare"}
@@ -76,7 +96,8 @@ def test_another_task_reruns_nothing_of_this_one():
 def test_dvc_tracks_model_entries_without_labels():
     infer = dvcgraph.stage("infer", CFG)
     assert f"models.{MODEL}.sha256" in infer["params"]
-    assert not any(p.endswith((".group", ".base")) or p == "models" for p in infer["params"])
+    assert not any(p.endswith((".group", ".base", ".family", ".multilingual")) or p == "models"
+                   for p in infer["params"])
     assert "inference.chunk_size" not in infer["params"] and "inference" not in infer["params"]
     assert "models" in dvcgraph.stage("metrics", CFG)["params"]
 

@@ -80,7 +80,7 @@ def test_fresh_clone_acquires_over_http_and_prepares_the_pinned_set(served, mirr
     # the same item ids as the mirror gives for the same params
     cfg = load_params(f"{ROOT / 'params.yaml'}:{ROOT / 'tests/data/params.tiny.yaml'}")
     for name in pinned(cfg):
-        via_http = read_parquet(repo / "data" / "items" / f"{name}.parquet")["item_id"].tolist()
+        via_http = read_parquet(repo / "data" / "items" / "hi" / f"{name}.parquet")["item_id"].tolist()
         assert via_http == tasks.get(name).load_items(mirror, cfg)["item_id"].tolist(), name
     # the translate stage read the project's own table
     assert (repo / "data" / "translations" / "hi.parquet").is_file()

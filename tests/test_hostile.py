@@ -102,14 +102,18 @@ def test_missing_dataset_file_is_named(tmp_path, capsys):
 ])
 def test_country_without_items_stops_prepare(tmp_path, mirror, capsys, role, task):
     """A country a dataset does not know fails at prepare, not as NaN metrics of the other country only."""
-    params = overlay(tmp_path, {role: {"country": "Atlantis"}})
+    where = {"target": ("cultures", "hi"), "reference": ("reference",)}[role]
+    change: dict = {"country": "Atlantis"}
+    for key in reversed(where):
+        change = {key: change}
+    params = overlay(tmp_path, change)
     out = tmp_path / "items.parquet"
     rc, err = run_cli(capsys, "--params", params, "prepare", "--task", task, "--raw-root", str(mirror),
                       "--out", str(out))
     assert rc == 1
     assert err.strip() == (
-        f"culteval prepare: error: params.{role}.country 'Atlantis': no {task} items (spellings tried: "
-        f"['Atlantis']); add params.country_aliases.Atlantis.{task}, "
+        f"culteval prepare: error: params.{'.'.join(where)}.country 'Atlantis': no {task} items "
+        f"(spellings tried: ['Atlantis']); add params.country_aliases.Atlantis.{task}, "
         f"or disable or refilter params.tasks.{task}")
     assert not out.exists()
 
@@ -318,7 +322,7 @@ def test_second_snakemake_on_same_workdir_is_refused(tmp_path, mirror):
     env = {**os.environ, "CULTEVAL_PARAMS": TINY, "CULTEVAL_DATA_MIRROR": str(mirror),
            "DVC_NO_ANALYTICS": "1"}
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
-           "--cores", "2", "results/raw/gemma-3-270m/global_opinions/default.parquet"]
+           "--cores", "2", "results/raw/hi/gemma-3-270m/global_opinions/default.parquet"]
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         locks = tmp_path / ".snakemake" / "locks"

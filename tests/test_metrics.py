@@ -277,14 +277,16 @@ def test_summary_long_format_and_independent_recompute(go_items, go_raw, tmp_pat
     write_summary(df, path)
     text = path.read_text()
     assert text.splitlines()[0] == ",".join(COLUMNS)
-    assert "m1,global_opinions,default,ncad_skipped,1,,,2," in text.splitlines()  # empty CI and flags cells
+    # culture first (the hand-made CFG has no language: "target"); empty CI and flags cells
+    assert "target,m1,global_opinions,default,ncad_skipped,1,,,2," in text.splitlines()
     back = read_summary(path)
     np.testing.assert_allclose(back["value"], df["value"], rtol=1e-9)
     skipped = back[(back["model"] == "m1") & (back["metric"] == "ncad_skipped")].iloc[0]
     assert math.isnan(skipped["ci_low"])
     j = metrics_json(df)
-    assert j["m1"]["global_opinions"]["default"]["sim_target"] == pytest.approx(np.mean(sims))
-    assert j["baseline:United States"]["global_opinions"]["none"]["sim_reference"] == pytest.approx(1.0)
+    assert j["target"]["m1"]["global_opinions"]["default"]["sim_target"] == pytest.approx(np.mean(sims))
+    assert j["target"]["baseline:United States"]["global_opinions"]["none"]["sim_reference"] == pytest.approx(
+        1.0)
 
 
 def test_summary_unknown_task_is_named(go_raw):
@@ -495,7 +497,13 @@ def test_mixed_effects_rows_and_note():
         for s in ("default", "demographic", "cross_lingual", "native"):
             cons = rng.uniform(0, 1)
             align = 0.6 * cons + 0.05 * rng.normal()
-            for metric, v in (("alignment", align), ("self_consistency_corr", cons)):
+            # English prompts are paired with the reference country (alignment_reference), the
+            # Hindi ones with the target; a decoy on the other side must not be read
+            english = s in ("default", "demographic")
+            decoy = rng.uniform(-1, 1)
+            aligned = (("alignment_reference", align), ("alignment", decoy)) if english else (
+                ("alignment", align), ("alignment_reference", decoy))
+            for metric, v in (*aligned, ("self_consistency_corr", cons)):
                 rows.append({"model": f"m{i}", "task": "global_opinions", "strategy": s, "metric": metric,
                              "value": v, "ci_low": np.nan, "ci_high": np.nan, "n_items": 20})
     summary = pd.DataFrame(rows)
@@ -546,7 +554,8 @@ def test_mixed_effects_names_each_unidentified_term():
                         "value": 0.3, "ci_low": np.nan, "ci_high": np.nan, "n_items": 67}])
     assert mixed_effects_note(go, {**CFG, "models": {"m": {}}}) == (
         "mixed-effects model not fitted: no model x strategy has both GlobalOpinionQA alignment and a "
-        "self-consistency value (consistency needs sampled opinion answers, which this run does not have)")
+        "self-consistency value (consistency needs sampled opinion answers: "
+        "params.tasks.global_opinions.sampled.trials > 0)")
 
 
 def test_mixed_effects_recovers_known_consistency_coefficients():
@@ -571,6 +580,46 @@ def test_mixed_effects_recovers_known_consistency_coefficients():
         est, se = res["params"][f"consistency:language[{lang}]"], res["bse"][f"consistency:language[{lang}]"]
         assert est == pytest.approx(slope, abs=0.08), (lang, est)
         assert abs(est - slope) < 3 * se  # the interval covers the truth
+        if slope:
+            assert np.sign(est) == np.sign(slope) and res["pvalues"][f"consistency:language[{lang}]"] < 0.01
+
+
+def test_mixed_effects_recovers_per_culture_languages_through_the_summary():
+    """The same recovery through the summary a run over several cultures writes: each culture's
+    native prompts carry its own language (cfg.cultures.<key>.language) and are paired with its
+    country (alignment), English prompts with the reference country (alignment_reference); the
+    other alignment row is a decoy that must not be read."""
+    from culteval.metrics.comparisons import mixed_effects, mixed_effects_data
+
+    rng = np.random.default_rng(11)
+    slopes = {"en": 0.6, "da": 0.3, "nl": -0.4, "pt": 0.0}
+    family_effect = {"a": 0.2, "b": -0.1, "c": 0.05}
+    cfg = {"cultures": {c: {"language": c} for c in ("da", "nl", "pt")}, "models": {}}
+    rows = []
+    for i in range(24):
+        model, family, multilingual = f"m{i:02d}", "abc"[i % 3], float(rng.uniform(0, 1))
+        cfg["models"][model] = {"family": family, "multilingual": multilingual, "group": "g"}
+        intercept = rng.normal(0, 0.05)
+        for culture in ("da", "nl", "pt"):
+            for strategy, lang in (("default", "en"), ("native", culture)):
+                cons = rng.uniform(0, 1)
+                align = (slopes[lang] * cons + family_effect[family] * multilingual + intercept
+                         + rng.normal(0, 0.03))
+                used, decoy = ("alignment_reference", "alignment") if lang == "en" else (
+                    "alignment", "alignment_reference")
+                for metric, v in ((used, align), (decoy, rng.uniform(-1, 1)),
+                                  ("self_consistency_corr_corrected", cons)):
+                    rows.append({"culture": culture, "model": model, "task": "global_opinions",
+                                 "strategy": strategy, "metric": metric, "value": v, "ci_low": np.nan,
+                                 "ci_high": np.nan, "n_items": 20})
+    data = mixed_effects_data(pd.DataFrame(rows), cfg)
+    assert len(data) == 24 * 6 and sorted(set(data["language"])) == ["da", "en", "nl", "pt"]
+    res = mixed_effects(data)
+    assert res["ok"], res["message"]
+    for lang, slope in slopes.items():
+        est, se = res["params"][f"consistency:language[{lang}]"], res["bse"][f"consistency:language[{lang}]"]
+        assert est == pytest.approx(slope, abs=0.08), (lang, est)
+        assert abs(est - slope) < 3 * se
         if slope:
             assert np.sign(est) == np.sign(slope) and res["pvalues"][f"consistency:language[{lang}]"] < 0.01
 

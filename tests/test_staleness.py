@@ -59,6 +59,9 @@ def scratch(tmp_path_factory, mirror):
     cfg = load_params(f"{ROOT / 'params.yaml'}:{ROOT / 'tests' / 'data' / 'params.tiny.yaml'}")
     # smaller still: one strategy without and one with translation, one trial (every stage runs)
     cfg["strategies"], cfg["sampling"]["trials"] = ["default", "native"], 1
+    # written in the older single-culture form (target: + translation.table): it must keep working,
+    # for Snakemake and for DVC (which then tracks target/translation as written)
+    del cfg["cultures"]
     table = work / "tables" / "hi.jsonl"
     table.parent.mkdir()
     shutil.copy2(ROOT / cfg["translation"]["table"], table)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import default_params
 
 from culteval import tasks
 from culteval.tasks import COLUMNS, cultural_map, culturalbench, global_opinions, normad
@@ -22,8 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def cfg() -> dict:
     """params.yaml without the pinned item sets: these tests read hand-made files too."""
-    with open(ROOT / "params.yaml", encoding="utf-8") as f:
-        out = yaml.safe_load(f)
+    out = default_params()
     for spec in out["tasks"].values():
         spec["itemset"] = None
     return out
@@ -52,7 +52,6 @@ def _count_go(mirror: Path) -> tuple[int, int]:
 
 def test_registry_is_the_schemas_list_of_tasks():
     # A task module without its name in the schema (or a name without a module) is a half-added task.
-    import yaml
 
     from culteval.config import SCHEMA
 

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
+from conftest import default_params
 from test_prompts import STRATEGIES, fake_hindi, make_items
 
-from culteval.config import ROOT
 from culteval.prompts import render
 from culteval.translate import strings_to_translate
 
@@ -20,9 +19,7 @@ EXPECTED = Path(__file__).parent / "data" / "base_prompts.sha256.json"
 
 @pytest.fixture(scope="module")
 def all_prompts():
-    with open(ROOT / "params.yaml", encoding="utf-8") as f:
-        cfg = yaml.safe_load(f)
-    cfg["permutations"] = 3
+    cfg = default_params(permutations=3)
     items = make_items()
     tr = fake_hindi(strings_to_translate(items, cfg))
     import pandas as pd

@@ -9,7 +9,7 @@ import re
 
 import pandas as pd
 import pytest
-import yaml
+from conftest import default_params
 
 from culteval.prompts import ROOT, MissingTranslation, render, strings_to_translate
 from culteval.translate import (
@@ -24,8 +24,7 @@ from culteval.translate import (
 
 @pytest.fixture(scope="module")
 def cfg() -> dict:
-    with open(ROOT / "params.yaml", encoding="utf-8") as f:
-        return yaml.safe_load(f)
+    return default_params()
 
 
 @pytest.fixture()

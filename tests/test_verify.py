@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from culteval.cli import main
 from culteval.verify import compare
@@ -41,3 +42,12 @@ def test_cli_exit_status(tmp_path, capsys):
     assert "value 0.9 vs published 0.5" in capsys.readouterr().out
     assert main(["verify", "--summary", str(rerun), "--published", str(pub), "--tol", "value=0.5"]) == 0
     assert main(["verify", "--summary", str(tmp_path / "none.csv"), "--published", str(pub)]) == 1
+
+
+def test_rows_of_several_cultures_are_matched_by_culture():
+    two = pd.DataFrame([{**r, "culture": c} for c in ("da", "nl") for r in ROWS])
+    rerun = two.copy()
+    rerun.loc[(rerun["culture"] == "nl") & (rerun["metric"] == "acc"), "value"] += 0.03
+    assert compare(rerun, two) == ["nl/m/normad/default/acc: value 0.53 vs published 0.5 (tolerance 0.02)"]
+    with pytest.raises(ValueError, match=r"published summary lacks columns \['culture'\]"):
+        compare(two, pd.DataFrame(ROWS))

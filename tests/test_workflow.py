@@ -52,8 +52,10 @@ def tiny_run(tmp_path_factory, mirror):
 
 def test_summary_has_every_task_and_strategy(tiny_run):
     summary = pd.read_csv(tiny_run / "results" / "metrics" / "summary.csv")
-    columns = ["model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items", "flags"]
+    columns = ["culture", "model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items",
+               "flags"]
     assert list(summary.columns) == columns
+    assert set(summary["culture"]) == {"hi"}  # the default culture, keyed by its language
     model_rows = summary[summary["model"] == "gemma-3-270m"]
     cfg = yaml.safe_load((ROOT / "params.yaml").read_text())
     for task in ("cultural_map", "global_opinions", "culturalbench", "normad"):
@@ -99,11 +101,11 @@ def test_new_model_runs_only_its_own_jobs(tiny_run, tmp_path, default_model):
     dry = run_snakemake(tiny_run, "-n", "-p", params=f"{TINY}:{overlay}")
     infer_outputs = [line for line in dry.stdout.splitlines() if "results/raw/" in line and "output:" in line]
     assert infer_outputs, dry.stdout[-3000:]
-    assert all("results/raw/gemma-copy/" in line for line in infer_outputs), infer_outputs
+    assert all("results/raw/hi/gemma-copy/" in line for line in infer_outputs), infer_outputs
 
 
 def test_lineage_of_a_figure_reaches_data_model_and_templates(tiny_run):
-    cmd = [sys.executable, "-m", "culteval.cli", "--params", TINY, "lineage", "results/figures/cad.png"]
+    cmd = [sys.executable, "-m", "culteval.cli", "--params", TINY, "lineage", "results/figures/hi/cad.png"]
     proc = subprocess.run(cmd, cwd=tiny_run, capture_output=True, text=True, check=True)
     out = proc.stdout
     model = yaml.safe_load((tiny_run / "data" / "models" / "gemma-3-270m.json").read_text())
@@ -113,7 +115,7 @@ def test_lineage_of_a_figure_reaches_data_model_and_templates(tiny_run):
             continue  # the map coordinates feed the figure through the report, not a provenance chain
         for entry in yaml.safe_load(manifest.read_text())["files"].values():
             assert entry["sha256"] in out, f"{manifest.parent.name} missing from lineage"
-    prompts = pd.read_parquet(tiny_run / "data" / "prompts" / "normad" / "native.parquet")
+    prompts = pd.read_parquet(tiny_run / "data" / "prompts" / "hi" / "normad" / "native.parquet")
     assert prompts["template_sha256"].iloc[0] in out
     assert "commit" in out and "llama.cpp build" in out
 

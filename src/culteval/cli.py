@@ -18,7 +18,16 @@ def _items_params(cfg: dict, task: str) -> dict:
 
 
 def _params(args) -> dict:
-    return cfgmod.load_params(args.params)
+    """The params; for a command about one culture (``--culture``), that culture's view of them."""
+    cfg = cfgmod.load_params(args.params)
+    if not hasattr(args, "culture"):
+        return cfg
+    if args.culture is not None:
+        return cfgmod.culture_cfg(cfg, args.culture)
+    if len(cfg["cultures"]) > 1:
+        raise cfgmod.ConfigError(f"{args.params}: several cultures ({', '.join(cfgmod.culture_keys(cfg))}): "
+                                 f"choose one with --culture")
+    return cfg
 
 
 def _translation_table_path(cfg: dict) -> Path | None:
@@ -34,8 +43,10 @@ def _translation_table_path(cfg: dict) -> Path | None:
     if not path.is_absolute():
         path = cfgmod.ROOT / table
     if not path.is_file():
+        where = (f"cultures.{cfgmod.culture_of(cfg)}.translation_table" if "cultures" in cfg
+                 else "translation.table")
         raise FileNotFoundError(
-            f"params.translation.table: {path} not found (give a path relative to the project or an "
+            f"params.{where}: {path} not found (give a path relative to the project or an "
             "absolute path, or name a translator_model)"
         )
     return path
@@ -113,7 +124,8 @@ def cmd_render(args) -> None:
         table = read_parquet(args.translations, columns=translate.COLUMNS)
         translations = translate.translations_to_dict(table)
         inputs.append(args.translations)
-    mode = tasks.get(args.task).mode
+    # mode "both" where the task's params ask for sampled answers (params.tasks.<task>.sampled)
+    mode = tasks.sampling(cfg, args.task)["mode"]
     df = prompts.render(items, args.strategy, cfg, translations=translations, mode=mode, root=cfgmod.ROOT)
     prov = provenance.record(inputs=inputs, templates=_templates(df),
                              params={"permutations": cfg["permutations"], "seed": cfg["seed"],
@@ -157,13 +169,16 @@ def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates
     prov = provenance.record(
         inputs=[args.prompts], model=model_record, templates=templates,
         engine={**engine.info(), "prompt_split": split_info(engine, prompts_df)},
-        params={"sampling": cfg["sampling"], "inference": cfg["inference"], "seed": cfg["seed"], **params},
+        params={"sampling": cfg["sampling"], "inference": cfg["inference"], "seed": cfg["seed"],
+                "task_sampling": tasks.sampling(cfg, task), **params},
     )
     prov["preflight"] = checked
-    s, declared = cfg["sampling"], tasks.get(task)
+    # a task's own sampled section (params.tasks.<task>.sampled) overrides params.sampling for it
+    s, declared = tasks.sampling(cfg, task), tasks.get(task)
     score_prompts(
         engine, prompts_df, args.out, parse=declared.parse_answer, trials=s["trials"],
-        temperature=s["temperature"], max_tokens=declared.max_tokens or s["max_tokens"], seed=cfg["seed"],
+        temperature=s["temperature"], max_tokens=declared.max_tokens or cfg["sampling"]["max_tokens"],
+        seed=cfg["seed"],
         chunk_size=cfg["inference"]["chunk_size"], provenance=prov, progress=not args.no_progress,
     )
 
@@ -197,12 +212,14 @@ def cmd_infer_gguf(args) -> None:
 
 def cmd_metrics(args) -> None:
     from culteval.metrics import summary as summ
-    from culteval.pipeline import load_items, load_raw
+    from culteval.pipeline import by_culture, load_items, load_raw
 
     cfg = _params(args)
-    items = load_items(args.items)
-    raw = load_raw(args.raw, params={k: cfg[k] for k in ("sampling", "seed")})
-    df = summ.summarize(items, raw, cfg, raw_root=Path(args.raw_root))
+    items, raw = by_culture(args.items, "items", cfg), by_culture(args.raw, "raw", cfg)
+    per_culture = {key: (load_items(items.get(key, [])),
+                         load_raw(raw.get(key, []), params={k: cfg[k] for k in ("sampling", "seed")}))
+                   for key in cfgmod.culture_keys(cfg)}
+    df = summ.summarize_cultures(per_culture, cfg, raw_root=Path(args.raw_root))
     out = Path(args.out_dir)
     summ.write_summary(df, out / "summary.csv")
     write_json(summ.metrics_json(df), out / "metrics.json")
@@ -213,29 +230,42 @@ def _aggregate_provenance(inputs: list[str], cfg: dict) -> dict:
     """Provenance sidecar for outputs built from many artifacts (lineage follows the inputs)."""
     from culteval import provenance
 
-    return provenance.record(inputs=inputs, params={k: cfg[k] for k in ("metrics", "cultural_map", "target",
+    return provenance.record(inputs=inputs, params={k: cfg[k] for k in ("metrics", "cultural_map", "cultures",
                                                                         "reference", "models")})
 
 
 def cmd_report(args) -> None:
+    """One report with a section per culture; each culture's figures in ``figures/<culture>/``."""
     from culteval.lineage import data_inputs
-    from culteval.metrics.comparisons import mixed_effects_note
+    from culteval.metrics.comparisons import language_table, mixed_effects_note
     from culteval.metrics.cultural_map import map_inputs
     from culteval.metrics.summary import read_summary
+    from culteval.pipeline import by_culture
     from culteval.report.figures import render_all
-    from culteval.report.html import build_report
+    from culteval.report.html import CultureSection, build_report
 
     cfg = _params(args)
     summary = read_summary(args.summary)
-    _, coords = map_inputs(cfg, Path(args.raw_root))
     out = Path(args.out_dir)
-    figures = render_all(summary, coords, cfg, out / "figures")
+    raw = by_culture(args.raw, "raw", cfg)
     prov = _aggregate_provenance([args.summary, *args.raw], cfg)
-    write_json(prov, out / "figures" / "provenance.json")
     write_json(prov, out / "provenance.json")
+    sections = []
+    for key in cfgmod.culture_keys(cfg):
+        view = cfgmod.culture_cfg(cfg, key)
+        _, coords = map_inputs(view, Path(args.raw_root))
+        rows = summary[summary["culture"] == key]
+        figures = render_all(rows, coords, view, out / "figures" / key)
+        write_json(_aggregate_provenance([args.summary, *raw.get(key, [])], cfg),
+                   out / "figures" / key / "provenance.json")
+        country, reference = cfg["cultures"][key]["country"], cfg["reference"]["country"]
+        title = f"{country} ({cfg['cultures'][key]['language_name']}) vs {reference}"
+        sections.append(CultureSection(key=key, title=title, summary=rows, figures=figures,
+                                       countries={"target": country, "reference": reference}))
     inputs = data_inputs([args.summary, *args.raw])
     notes = [n for n in [mixed_effects_note(summary, cfg)] if n]
-    build_report(summary, figures, prov, inputs, out / "report.html", notes=notes)
+    build_report(summary, sections, prov, inputs, out / "report.html", notes=notes,
+                 languages=language_table(summary, cfg))
 
 
 def cmd_lineage(args) -> None:
@@ -305,21 +335,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", required=True)
     sp.add_argument("--out", required=True)
     sp = add("prepare", cmd_prepare, "build a task's canonical item table")
+    sp.add_argument("--culture", help="the culture (params.cultures key); needed when params name several")
     sp.add_argument("--task", required=True)
     sp.add_argument("--raw-root", default="data/raw")
     sp.add_argument("--out", required=True)
     sp = add("translate", cmd_translate, "target-language text for every string the prompts need")
+    sp.add_argument("--culture", help="the culture (params.cultures key); needed when params name several")
     sp.add_argument("--items", nargs="+", required=True)
     sp.add_argument("--models-dir", default="data/models")
     sp.add_argument("--threads", type=int, help="CPU threads for a translator model (default: params)")
     sp.add_argument("--out", required=True)
     sp = add("render", cmd_render, "render a task's prompts under one strategy")
+    sp.add_argument("--culture", help="the culture (params.cultures key); needed when params name several")
     sp.add_argument("--task", required=True)
     sp.add_argument("--strategy", required=True)
     sp.add_argument("--items", required=True)
     sp.add_argument("--translations")
     sp.add_argument("--out", required=True)
     sp = add("infer", cmd_infer, "run a params.yaml model over a prompts table")
+    sp.add_argument("--culture", help="the culture (params.cultures key); needed when params name several")
     sp.add_argument("--model-json", required=True)
     sp.add_argument("--task", required=True)
     sp.add_argument("--prompts", required=True)

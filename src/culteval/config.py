@@ -55,6 +55,7 @@ def validate(cfg: Any, source: str = "params.yaml") -> dict:
                 f"{source}: {_key_path(best)}: give exactly one of path | url (with sha256) | "
                 "hf (repo, file, revision) | package")
         raise ConfigError(f"{source}: {_key_path(best)}: {best.message}")
+    cfg = normalise_cultures(cfg, source)
     translator = cfg["translation"]["translator_model"]
     if translator is not None and translator not in cfg["models"]:
         raise ConfigError(f"{source}: params.translation.translator_model: unknown model {translator!r}")
@@ -65,6 +66,108 @@ def validate(cfg: Any, source: str = "params.yaml") -> dict:
     if not enabled_tasks(cfg):
         raise ConfigError(f"{source}: params.tasks: no task is enabled")
     return cfg
+
+
+CULTURE_FIELDS = ("country", "language", "language_name", "persona")
+
+
+def _target_of(culture: dict) -> dict:
+    return {k: culture[k] for k in CULTURE_FIELDS}
+
+
+def normalise_cultures(cfg: dict, source: str = "params.yaml") -> dict:
+    """The cultures under test as ``cfg["cultures"]`` (key -> entry), whichever form params use.
+
+    New form: ``cultures: {<key>: {country, language, language_name, persona, translation_table,
+    aliases?, enabled?}}``. Old single-culture form: ``target:`` + ``translation.table`` (+ the
+    target's ``country_aliases``), read as one culture keyed by its language code, so every old
+    params file keeps working. Disabled cultures are dropped; a culture's ``aliases`` join
+    ``country_aliases``. With one culture the config is also its own culture view
+    (:func:`culture_cfg`): ``target`` and ``translation.table`` are that culture's.
+    """
+    cfg = dict(cfg)
+    translation = dict(cfg.get("translation") or {"translator_model": None})
+    if "cultures" in cfg:
+        if "target" in cfg and not _is_own_view(cfg):
+            raise ConfigError(f"{source}: params.target: the single-culture form (target:, "
+                              "translation.table) cannot be combined with params.cultures; write the "
+                              "culture as an entry of cultures:")
+        if "target" not in cfg and "table" in translation:
+            raise ConfigError(f"{source}: params.translation.table: with params.cultures each culture "
+                              "names its own translation_table")
+        cultures = {k: dict(v) for k, v in sorted(cfg["cultures"].items()) if v.get("enabled", True)}
+    else:
+        if "target" not in cfg:
+            raise ConfigError(f"{source}: params: name the culture under test (cultures:, or target:)")
+        if "table" not in translation:
+            raise ConfigError(f"{source}: params.translation: 'table' is a required property")
+        key = cfg["target"]["language"]
+        cultures = {key: {**cfg["target"], "translation_table": translation["table"]}}
+    if not cultures:
+        raise ConfigError(f"{source}: params.cultures: no culture is enabled")
+    aliases = {country: dict(per) for country, per in (cfg.get("country_aliases") or {}).items()}
+    for key, culture in cultures.items():
+        culture.pop("enabled", None)
+        if key == "all":  # summary.csv's culture of rows about every culture at once
+            raise ConfigError(f"{source}: params.cultures.all: 'all' is reserved; choose another key")
+        if culture["country"] == cfg["reference"]["country"]:
+            raise ConfigError(f"{source}: params.cultures.{key}.country: {culture['country']!r} is the "
+                              "reference country")
+        aliases.setdefault(culture["country"], {}).update(culture.get("aliases") or {})
+        unknown = sorted(set(culture.get("itemsets") or {}) - set(cfg["tasks"]))
+        if unknown:
+            raise ConfigError(f"{source}: params.cultures.{key}.itemsets: no task {unknown[0]!r} in "
+                              "params.tasks")
+    countries = [c["country"] for c in cultures.values()]
+    dup = next((c for c in countries if countries.count(c) > 1), None)
+    if dup is not None:
+        raise ConfigError(f"{source}: params.cultures: country {dup!r} appears twice")
+    cfg.update(cultures=cultures, country_aliases=aliases,
+               translation={"translator_model": translation.get("translator_model")})
+    if len(cultures) == 1:
+        cfg = culture_cfg(cfg, next(iter(cultures)))
+    else:
+        cfg.pop("target", None)
+    return cfg
+
+
+def _is_own_view(cfg: dict) -> bool:
+    """True for an already normalised one-culture config (normalising twice changes nothing)."""
+    cultures = cfg["cultures"]
+    if len(cultures) != 1:
+        return False
+    only = next(iter(cultures.values()))
+    return cfg["target"] == _target_of(only) and (cfg.get("translation") or {}).get(
+        "table") == only.get("translation_table")
+
+
+def culture_keys(cfg: dict) -> list[str]:
+    """The cultures under test, sorted by key."""
+    return sorted(cfg["cultures"])
+
+
+def culture_cfg(cfg: dict, key: str) -> dict:
+    """``cfg`` as one culture sees it: ``target`` and ``translation.table`` set to that culture's,
+    so that stage code written for one target culture runs unchanged for each."""
+    if key not in cfg["cultures"]:
+        raise ConfigError(f"params.cultures: no culture {key!r} (have {', '.join(culture_keys(cfg))})")
+    culture = cfg["cultures"][key]
+    # a culture's own pinned item sets (its questions) replace the tasks' ones in its view
+    own = culture.get("itemsets") or {}
+    tasks = {t: ({**section, "itemset": own[t]} if t in own else section)
+             for t, section in cfg["tasks"].items()}
+    return {**cfg, "target": _target_of(culture), "tasks": tasks,
+            "translation": {"table": culture.get("translation_table"),
+                            "translator_model": cfg["translation"].get("translator_model")}}
+
+
+def culture_of(cfg: dict) -> str:
+    """The key of the culture a one-culture config or culture view is about."""
+    target = cfg.get("target")
+    for key, culture in cfg["cultures"].items():
+        if target is not None and _target_of(culture) == target:
+            return key
+    raise ConfigError(f"params: several cultures ({', '.join(culture_keys(cfg))}): choose one (--culture)")
 
 
 def _read_yaml(path: Path) -> Any:

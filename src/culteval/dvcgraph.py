@@ -6,8 +6,11 @@ jobs read. The rules take their rerun triggers from here (``settings`` and
 table, and a test fails when the committed ``dvc.yaml`` differs from the generated one.
 
 Params keys are dotted paths into params.yaml; ``{task}``/``{model}``/``{dataset}``/
-``{lang}`` are a job's wildcards. ``MODEL`` stands for one model's entry without its
-labels (``group``, ``base``): relabelling a model reruns only metrics and report.
+``{lang}`` are a job's wildcards. A job with a ``{culture}`` wildcard reads its culture's view of
+the params (``culture_cfg``: ``target`` and ``translation.table`` are that culture's), which DVC
+tracks as ``cultures.<key>...`` for every culture. ``MODEL`` stands for one model's entry without its
+labels (``group``, ``base``, ``family``, ``multilingual``): relabelling a model reruns only
+metrics and report.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from pathlib import Path
 
 import yaml
 
-from culteval.config import ROOT, enabled_tasks, load_params
+from culteval.config import ROOT, culture_cfg, culture_keys, enabled_tasks, load_params
 
 MODEL = "models.{model}"
-MODEL_LABELS = ("group", "base")  # read by metrics and report only
+MODEL_LABELS = ("group", "base", "family", "multilingual")  # read by metrics and report only
 # Everything a job reads whichever phase it runs: the CLI, params loading and I/O.
 COMMON_CODE = (
     "Snakefile",
@@ -69,7 +72,7 @@ PHASES: dict[str, Phase] = {
         outs=("data/items",),
     ),
     "translate": Phase(
-        target="data/translations/${target.language}.parquet",
+        target="all_translations",
         rules={"translate": ("translation", "target.language", "target.language_name")},  # + a translator's
         code=("workflow/rules/translate.smk", "culteval.translate", "culteval.engine"),
         deps=("data/items", "workflow/translations/translator.j2",
@@ -78,21 +81,21 @@ PHASES: dict[str, Phase] = {
     ),
     "render": Phase(
         target="all_prompts",
-        rules={"render": ("permutations", "seed", "target", "reference")},
+        rules={"render": ("permutations", "seed", "target", "reference", "tasks.{task}.sampled")},
         code=("workflow/rules/render.smk", "culteval.prompts"),
         deps=("data/items", "data/translations", "workflow/templates"),
         outs=("data/prompts",),
     ),
     "infer": Phase(
         target="all_raw",
-        rules={"infer": ("sampling", *ENGINE_KEYS, MODEL)},
+        rules={"infer": ("sampling", "tasks.{task}.sampled", *ENGINE_KEYS, MODEL)},
         code=("workflow/rules/infer.smk", "culteval.engine", "culteval.preflight", "culteval.tasks"),
         deps=("data/prompts", "data/models"),
         outs=("results/raw",),
     ),
     "metrics": Phase(
         target="results/metrics/summary.csv",
-        rules={"metrics": ("metrics", "cultural_map", "models", "target", "reference", "country_aliases",
+        rules={"metrics": ("metrics", "cultural_map", "models", "cultures", "reference", "country_aliases",
                            "seed")},
         # the tasks name their metric functions as strings: the whole metrics package is read
         code=("workflow/rules/score.smk", "culteval.metrics", "culteval.pipeline", "culteval.tasks"),
@@ -102,7 +105,7 @@ PHASES: dict[str, Phase] = {
     ),
     "report": Phase(
         target="results/report.html",
-        rules={"report": ("metrics", "cultural_map", "models", "target", "reference", "country_aliases")},
+        rules={"report": ("metrics", "cultural_map", "models", "cultures", "reference", "country_aliases")},
         # lineage follows the raw outputs' provenance down to prompts, translations and items
         code=("workflow/rules/report.smk", "culteval.report", "culteval.metrics", "culteval.lineage"),
         deps=("results/metrics/summary.csv", "results/raw", "data/raw", "data/items", "data/translations",
@@ -121,9 +124,16 @@ def rule_keys(rule: str, cfg: dict) -> tuple[str, ...]:
     return keys
 
 
+# optional per-task keys: absent means the run-wide default (null in the settings)
+OPTIONAL_TASK_KEYS = ("sampled",)
+
+
 def _lookup(cfg: dict, dotted: str):
     value = cfg
-    for part in dotted.split("."):
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        if parts[0] == "tasks" and i == 2 and part in OPTIONAL_TASK_KEYS and part not in value:
+            return None
         value = value[part]
     return value
 
@@ -133,7 +143,11 @@ def _model_entry(cfg: dict, name: str) -> dict:
 
 
 def settings(rule: str, cfg: dict, wildcards: dict) -> str:
-    """Canonical JSON of the params ``rule``'s job reads: Snakemake reruns the job when it changes."""
+    """Canonical JSON of the params ``rule``'s job reads: Snakemake reruns the job when it changes.
+
+    A job about one culture (wildcard ``culture``) reads that culture's view of the params."""
+    if "culture" in wildcards:
+        cfg = culture_cfg(cfg, wildcards["culture"])
     chosen = {}
     for key in rule_keys(rule, cfg):
         key = key.format(**wildcards)
@@ -197,11 +211,46 @@ def code_files(phase: str, root: Path = ROOT) -> list[str]:
     return list(dict.fromkeys(str(f) for f in files))
 
 
-def _dvc_params(keys: tuple[str, ...], cfg: dict) -> list[str]:
+# Where a culture view's keys live in the new-form params.yaml (cultures.<key>.<field>).
+_VIEW_KEYS = {"target": ("country", "language", "language_name", "persona"),
+              "translation": ("translation_table",)}
+
+
+def _culture_params(key: str, cfg: dict) -> list[str] | None:
+    """DVC's names for a culture view's key (``target...``, ``translation``) in the cultures form."""
+    head, _, field = key.partition(".")
+    if head not in _VIEW_KEYS:
+        return None
+    fields = (field,) if field else _VIEW_KEYS[head]
+    out = [f"cultures.{c}.{f}" for c in culture_keys(cfg) for f in fields]
+    return out + (["translation.translator_model"] if head == "translation" else [])
+
+
+def _dvc_params(keys: tuple[str, ...], cfg: dict, cultures_form: bool = True) -> list[str]:
+    """The params.yaml keys DVC tracks for ``keys``; ``cultures_form``: the file names its cultures
+    under ``cultures:`` (else the older ``target:``/``translation:``, which DVC tracks as written)."""
     out: list[str] = []
     for key in keys:
+        if key == "cultures" and not cultures_form:
+            out += ["target", "translation"]
+            continue
+        in_cultures = _culture_params(key, cfg) if cultures_form else None
+        if in_cultures is not None:
+            out += in_cultures
+            continue
+        if key == "tasks.{task}" and cultures_form:  # a culture's own item sets replace the tasks' ones
+            out += ["tasks", *(f"cultures.{c}.itemsets" for c in culture_keys(cfg)
+                               if cfg["cultures"][c].get("itemsets"))]
+            continue
+        if key == "country_aliases" and cultures_form:  # a culture's own aliases join them
+            out += ["country_aliases", *(f"cultures.{c}.aliases" for c in culture_keys(cfg)
+                                         if cfg["cultures"][c].get("aliases"))]
+            continue
         if key == MODEL:  # DVC tracks each model's entry key by key, labels excepted
             out += [f"models.{m}.{k}" for m in sorted(cfg["models"]) for k in sorted(_model_entry(cfg, m))]
+        elif key.startswith("tasks.{task}."):  # one key of each task: tracked where a task has it
+            sub = key.split(".", 2)[2]
+            out += [f"tasks.{t}.{sub}" for t in enabled_tasks(cfg) if sub in cfg["tasks"][t]]
         elif "{" in key:  # a per-job key: DVC tracks its whole section
             out.append(key.split(".{")[0])
         else:
@@ -210,11 +259,11 @@ def _dvc_params(keys: tuple[str, ...], cfg: dict) -> list[str]:
 
 
 def _expand(path: str, cfg: dict, root: Path) -> list[str]:
-    lang = cfg["target"]["language"]
     if "{task}" in path:
         return [path.format(task=t) for t in enabled_tasks(cfg)]
-    path = path.format(lang=lang)
-    return [path] if "glossary" not in path or (root / path).is_file() else []
+    langs = sorted({c["language"] for c in cfg["cultures"].values()})
+    paths = list(dict.fromkeys(path.format(lang=lang) for lang in langs))
+    return [p for p in paths if "glossary" not in p or (root / p).is_file()]
 
 
 def _package_dir(rel: Path) -> str:
@@ -224,7 +273,7 @@ def _package_dir(rel: Path) -> str:
     return rel.as_posix()
 
 
-def stage(name: str, cfg: dict, root: Path = ROOT) -> dict:
+def stage(name: str, cfg: dict, root: Path = ROOT, cultures_form: bool = True) -> dict:
     """The ``dvc.yaml`` stage of one phase."""
     phase = PHASES[name]
     keys = tuple(k for rule in phase.rules for k in rule_keys(rule, cfg))
@@ -235,25 +284,28 @@ def stage(name: str, cfg: dict, root: Path = ROOT) -> dict:
     translator = cfg["translation"]["translator_model"]
     if name == "translate" and translator:
         deps.append(f"data/models/{translator}.json")
-    table = cfg["translation"]["table"]
-    if name == "translate" and table:  # shipped in the project (or an absolute path)
-        deps.append(table)
-    if name == "prepare":  # the pinned evaluation sets a task's params name
-        deps += sorted({cfg["tasks"][t]["itemset"] for t in enabled_tasks(cfg)
-                        if cfg["tasks"][t].get("itemset")})
+    if name == "translate":  # each culture's table, shipped in the project (or an absolute path)
+        deps += [t for c in culture_keys(cfg) if (t := cfg["cultures"][c].get("translation_table"))]
+    if name == "prepare":  # the pinned evaluation sets each culture's view of a task's params names
+        views = [culture_cfg(cfg, c) for c in culture_keys(cfg)]
+        deps += sorted({v["tasks"][t]["itemset"] for v in views for t in enabled_tasks(cfg)
+                        if v["tasks"][t].get("itemset")})
     # persist: Snakemake, not DVC, decides what inside a folder is stale (DVC would otherwise
     # delete finished inference before rerunning a stage).
     out: dict = {"cmd": f"snakemake --cores 2 {phase.target}", "deps": list(dict.fromkeys(deps)),
-                 "params": _dvc_params(keys, cfg), "outs": [{o: {"persist": True}} for o in phase.outs]}
+                 "params": _dvc_params(keys, cfg, cultures_form),
+                 "outs": [{o: {"persist": True}} for o in phase.outs]}
     if phase.metrics:
         out["metrics"] = [{m: {"cache": False, "persist": True}} for m in phase.metrics]
     return out
 
 
 def generate(params: str | Path = ROOT / "params.yaml", root: Path = ROOT) -> str:
-    """The text of ``dvc.yaml`` for the given params (its models, tasks and target language)."""
+    """The text of ``dvc.yaml`` for the given params (its models, tasks and cultures)."""
     cfg = load_params(params)
-    doc = {"stages": {name: stage(name, cfg, root) for name in PHASES}, "plots": list(PLOTS)}
+    raw = yaml.safe_load(Path(params).read_text(encoding="utf-8"))
+    form = "cultures" in raw  # else the older single-culture form: DVC tracks target/translation
+    doc = {"stages": {name: stage(name, cfg, root, form) for name in PHASES}, "plots": list(PLOTS)}
     header = ("# Generated by `python -m culteval.dvcgraph` from the table in src/culteval/dvcgraph.py,\n"
               "# which the Snakemake rules read too. Do not edit: edit the table and regenerate.\n")
     return header + yaml.safe_dump(doc, sort_keys=False, width=120)

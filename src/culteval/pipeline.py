@@ -10,14 +10,15 @@ from culteval.io import read_parquet
 
 
 def load_items(paths: list[str | Path]) -> dict[str, pd.DataFrame]:
-    """``data/items/<task>.parquet`` files keyed by task (checked against the items contract)."""
+    """One culture's ``data/items/<culture>/<task>.parquet`` files keyed by task (checked against
+    the items contract)."""
     from culteval.tasks import COLUMNS
 
     return {Path(p).stem: read_parquet(p, columns=COLUMNS) for p in sorted(paths)}
 
 
 def raw_key(path: str | Path) -> tuple[str, str, str]:
-    """(model, task, strategy) of ``results/raw/<model>/<task>/<strategy>.parquet``."""
+    """(model, task, strategy) of ``results/raw/<culture>/<model>/<task>/<strategy>.parquet``."""
     path = Path(path)
     return path.parent.parent.name, path.parent.name, path.stem
 
@@ -27,3 +28,25 @@ def load_raw(paths: list[str | Path], params: dict | None = None) -> dict[tuple[
     from culteval.engine import RAW_COLUMNS
 
     return {raw_key(p): read_parquet(p, columns=RAW_COLUMNS, params=params) for p in sorted(paths)}
+
+
+# where the culture's key sits in each artifact's path (counted from the file's folder upwards)
+_CULTURE_LEVEL = {"items": 0, "raw": 2}
+
+
+def culture_of_path(path: str | Path, kind: str) -> str:
+    """The culture key of ``data/items/<culture>/<task>.parquet`` (kind ``items``) or
+    ``results/raw/<culture>/<model>/<task>/<strategy>.parquet`` (kind ``raw``)."""
+    return Path(path).parents[_CULTURE_LEVEL[kind]].name
+
+
+def by_culture(paths: list[str | Path], kind: str, cfg: dict) -> dict[str, list[str | Path]]:
+    """Artifact paths grouped by culture key; a key params do not name is an error naming the file."""
+    out: dict[str, list[str | Path]] = {}
+    for p in sorted(paths, key=str):
+        key = culture_of_path(p, kind)
+        if key not in cfg["cultures"]:
+            raise ValueError(f"{p}: culture {key!r} is not in params.cultures "
+                             f"({', '.join(sorted(cfg['cultures']))})")
+        out.setdefault(key, []).append(p)
+    return out

@@ -28,18 +28,22 @@ def _close(a, b, tol: float | None) -> bool:
 
 def compare(rerun: pd.DataFrame, published: pd.DataFrame,
             tolerances: dict[str, float | None] = TOLERANCES) -> list[str]:
-    """Every difference beyond tolerance, one readable line each (empty: the rerun agrees)."""
+    """Every difference beyond tolerance, one readable line each (empty: the rerun agrees).
+
+    Rows are matched on ``culture`` too when either summary has it (summaries written before
+    runs had several cultures lack the column: both must then lack it)."""
+    keys = ["culture", *KEYS] if "culture" in rerun.columns or "culture" in published.columns else KEYS
     for name, df in (("rerun", rerun), ("published", published)):
-        missing = [c for c in [*KEYS, *tolerances] if c not in df.columns]
+        missing = [c for c in [*keys, *tolerances] if c not in df.columns]
         if missing:
             raise ValueError(f"{name} summary lacks columns {missing}")
-        dup = df.duplicated(KEYS)
+        dup = df.duplicated(keys)
         if dup.any():
-            raise ValueError(f"{name} summary repeats rows {df.loc[dup, KEYS].head(3).to_dict('records')}")
-    merged = rerun.merge(published, on=KEYS, how="outer", suffixes=("", "_published"), indicator="side")
+            raise ValueError(f"{name} summary repeats rows {df.loc[dup, keys].head(3).to_dict('records')}")
+    merged = rerun.merge(published, on=keys, how="outer", suffixes=("", "_published"), indicator="side")
     lines = []
-    for row in merged.sort_values(KEYS).itertuples(index=False):
-        key = "/".join(str(getattr(row, k)) for k in KEYS)
+    for row in merged.sort_values(keys).itertuples(index=False):
+        key = "/".join(str(getattr(row, k)) for k in keys)
         if row.side == "left_only":
             lines.append(f"{key}: only in the rerun")
             continue

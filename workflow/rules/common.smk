@@ -5,7 +5,7 @@ from pathlib import Path
 # Input functions and target lists shared by the rules.
 from culteval import dvcgraph
 from culteval.config import ROOT as PROJECT_ROOT
-from culteval.config import TRANSLATED_STRATEGIES
+from culteval.config import TRANSLATED_STRATEGIES, culture_cfg
 from culteval.tasks import get as get_task
 
 # The params files reach the jobs through CULTEVAL_PARAMS (exported by the Snakefile),
@@ -32,23 +32,34 @@ def task_datasets(wildcards):
 
 def task_itemset(wildcards):
     """The pinned evaluation set a task's params name (its contents decide the items), if any."""
-    spec = config["tasks"][wildcards.task].get("itemset")
+    spec = culture_cfg(config, wildcards.culture)["tasks"][wildcards.task].get("itemset")
     # relative paths name files of the project, as culteval.tasks.read_itemset reads them
     return [str(PROJECT_ROOT / spec)] if spec else []
 
 
 def translation_table(wildcards):
-    """The translation table file (in the data mirror unless absolute), if params name one."""
+    """The culture's translation table file (in the project unless absolute), if params name one."""
     from culteval.cli import _translation_table_path
 
-    path = _translation_table_path(config)
+    path = _translation_table_path(culture_cfg(config, wildcards.culture))
     return [str(path)] if path else []
 
 
+def glossary(wildcards):
+    """The project's glossary for the culture's language, where there is one."""
+    lang = config["cultures"][wildcards.culture]["language"]
+    path = Path(workflow.basedir, "workflow/translations", f"glossary.{lang}.jsonl")
+    return [str(path)] if path.is_file() else []
+
+
+def culture_items(wildcards):
+    return [f"data/items/{wildcards.culture}/{t}.parquet" for t in TASKS]
+
+
 def render_inputs(wildcards):
-    inputs = {"item_table": f"data/items/{wildcards.task}.parquet"}
+    inputs = {"item_table": f"data/items/{wildcards.culture}/{wildcards.task}.parquet"}
     if wildcards.strategy in TRANSLATED_STRATEGIES:
-        inputs["translations"] = f"data/translations/{LANG}.parquet"
+        inputs["translations"] = f"data/translations/{wildcards.culture}.parquet"
     return inputs
 
 
@@ -62,8 +73,10 @@ def translator_models(wildcards):
 
 
 ALL_DATASETS = sorted({d for t in TASKS for d in get_task(t).datasets} | {"ivs_map"})
-ALL_ITEMS = expand("data/items/{task}.parquet", task=TASKS)
+# Every artifact from items on is per culture (params.cultures): data/items/<culture>/...
+ALL_ITEMS = expand("data/items/{culture}/{task}.parquet", culture=CULTURES, task=TASKS)
+ALL_TRANSLATIONS = expand("data/translations/{culture}.parquet", culture=CULTURES)
 # (task, strategy) pairs: a task may declare the strategies it supports (Task.strategies).
 PAIRS = [(t, s) for t in TASKS for s in STRATEGIES if s in (get_task(t).strategies or STRATEGIES)]
-ALL_PROMPTS = [f"data/prompts/{t}/{s}.parquet" for t, s in PAIRS]
-ALL_RAW = [f"results/raw/{m}/{t}/{s}.parquet" for m in MODELS for t, s in PAIRS]
+ALL_PROMPTS = [f"data/prompts/{c}/{t}/{s}.parquet" for c in CULTURES for t, s in PAIRS]
+ALL_RAW = [f"results/raw/{c}/{m}/{t}/{s}.parquet" for c in CULTURES for m in MODELS for t, s in PAIRS]

@@ -1,16 +1,16 @@
-# One job per (model, task, strategy): the model loads once per job, and the
+# One job per (culture, model, task, strategy): the model loads once per job, and the
 # engine checkpoints chunks beside the output so a killed job resumes.
 rule infer:
     input:
         model="data/models/{model}.json",
-        prompts="data/prompts/{task}/{strategy}.parquet",
+        prompts="data/prompts/{culture}/{task}/{strategy}.parquet",
         code=phase_code("infer"),
     output:
-        "results/raw/{model}/{task}/{strategy}.parquet",
+        "results/raw/{culture}/{model}/{task}/{strategy}.parquet",
     log:
-        "logs/infer/{model}/{task}/{strategy}.log",
+        "logs/infer/{culture}/{model}/{task}/{strategy}.log",
     benchmark:
-        "logs/benchmarks/infer/{model}/{task}/{strategy}.tsv"
+        "logs/benchmarks/infer/{culture}/{model}/{task}/{strategy}.tsv"
     threads: config["inference"]["n_threads"]
     resources:
         mem_mb=8192,
@@ -19,8 +19,8 @@ rule infer:
         cli=CLI,
         settings=settings("infer"),
     shell:
-        "{params.cli} infer --model-json {input.model} --task {wildcards.task} --prompts {input.prompts} "
-        "--threads {threads} --out {output} --mem-mb {resources.mem_mb} 2> {log}"
+        "{params.cli} infer --culture {wildcards.culture} --model-json {input.model} --task {wildcards.task} "
+        "--prompts {input.prompts} --threads {threads} --out {output} --mem-mb {resources.mem_mb} 2> {log}"
 
 
 rule all_raw:

@@ -4,9 +4,9 @@ rule prepare:
         itemset=task_itemset,
         code=phase_code("prepare"),
     output:
-        "data/items/{task}.parquet",
+        "data/items/{culture}/{task}.parquet",
     log:
-        "logs/prepare/{task}.log",
+        "logs/prepare/{culture}/{task}.log",
     threads: 1
     resources:
         mem_mb=2048,
@@ -14,7 +14,7 @@ rule prepare:
         cli=CLI,
         settings=settings("prepare"),
     shell:
-        "{params.cli} prepare --task {wildcards.task} --out {output} 2> {log}"
+        "{params.cli} prepare --culture {wildcards.culture} --task {wildcards.task} --out {output} 2> {log}"
 
 
 rule all_items:

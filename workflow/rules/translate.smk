@@ -1,14 +1,14 @@
 rule translate:
     input:
-        item_tables=ALL_ITEMS,
+        item_tables=culture_items,
         translator=translator_models,
         table=translation_table,
         code=phase_code("translate"),
-        glossary=lambda wc: [str(p) for p in [Path(workflow.basedir, "workflow/translations", f"glossary.{wc.lang}.jsonl")] if p.is_file()],
+        glossary=glossary,
     output:
-        "data/translations/{lang}.parquet",
+        "data/translations/{culture}.parquet",
     log:
-        "logs/translate/{lang}.log",
+        "logs/translate/{culture}.log",
     threads: config["inference"]["n_threads"]
     resources:
         mem_mb=4096,
@@ -16,4 +16,10 @@ rule translate:
         cli=CLI,
         settings=settings("translate"),
     shell:
-        "{params.cli} translate --items {input.item_tables} --threads {threads} --out {output} 2> {log}"
+        "{params.cli} translate --culture {wildcards.culture} --items {input.item_tables} --threads {threads} "
+        "--out {output} 2> {log}"
+
+
+rule all_translations:
+    input:
+        ALL_TRANSLATIONS,

@@ -95,39 +95,88 @@ def finetune_deltas(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
-def mixed_effects_data(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
-    """One row per model x strategy with GlobalOpinionQA ``alignment`` and a consistency value.
+def _language(cfg: dict, culture: str | None) -> str:
+    """The target language of a culture (``cfg.cultures``), else of the config's own target."""
+    cultures = cfg.get("cultures") or {}
+    if culture is not None and culture in cultures:
+        return str(cultures[culture]["language"])
+    return str((cfg.get("target") or {}).get("language") or "target")
 
+
+def mixed_effects_data(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
+    """One row per model x strategy (x culture) with GlobalOpinionQA alignment and consistency.
+
+    As Rystrom et al. compare each language's answers with that language's country: English
+    prompts (default/demographic) give language ``en`` and their ``alignment_reference`` (with
+    the reference country, the United States by default); prompts in a culture's language
+    (cross_lingual/native) give that culture's language (``cfg.cultures.<key>.language``, else
+    ``cfg.target.language``) and their ``alignment`` with the culture's country.
     consistency = ``self_consistency_corr_corrected`` (Rystrom et al.'s correlation between
     repeated responses, corrected for chance; culteval.metrics.robustness) where the run has
-    it, else the uncorrected ``self_consistency_corr``. language = ``en`` for default/demographic
-    prompts, else ``cfg.target.language``. family = ``cfg.models.<name>.family`` (default: its
-    ``group``); multilingual = ``cfg.models.<name>.multilingual`` (a 0/1 flag or a score;
-    default 1, which makes the last term a family x language intercept).
+    it, else the uncorrected ``self_consistency_corr``. family = ``cfg.models.<name>.family``
+    (default: its ``group``); multilingual = ``cfg.models.<name>.multilingual`` (a 0/1 flag or a
+    score; default 1, which makes the last term a family x language intercept). A summary with
+    a ``culture`` column gives a row per culture too (rows of culture ``all`` are left out).
     """
     go = _real_models(summary)
     go = go[go["task"] == "global_opinions"]
-    wide = go.pivot_table(index=["model", "strategy"], columns="metric", values="value", aggfunc="first")
-    cols = ["model", "strategy", "language", "alignment", "consistency", "multilingual", "family"]
+    by_culture = "culture" in go.columns
+    if by_culture:
+        go = go[go["culture"].astype(str) != "all"]
+    keys = ["culture", "model", "strategy"] if by_culture else ["model", "strategy"]
+    wide = go.pivot_table(index=keys, columns="metric", values="value", aggfunc="first")
+    cols = ["model", *(["culture"] if by_culture else []), "strategy", "language", "alignment",
+            "consistency", "multilingual", "family"]
     consistency = next((c for c in CONSISTENCY_METRICS if c in wide.columns), None)
-    if "alignment" not in wide.columns or consistency is None:
+    if consistency is None or not {"alignment", "alignment_reference"} & set(wide.columns):
         return pd.DataFrame(columns=cols)
-    wide = wide[["alignment", consistency]].dropna().reset_index()
+    wide = wide.reindex(columns=["alignment", "alignment_reference", consistency]).reset_index()
+    english = wide["strategy"].isin(ENGLISH_STRATEGIES)
+    wide["aligned"] = wide["alignment_reference"].where(english, wide["alignment"])
+    wide = wide.dropna(subset=["aligned", consistency]).reset_index(drop=True)
+    english = wide["strategy"].isin(ENGLISH_STRATEGIES)
     models = cfg.get("models", {})
-    lang = str((cfg.get("target") or {}).get("language") or "target")
 
     def spec(m: str, key: str, default):
         value = (models.get(m) or {}).get(key)
         return default if value is None else value
 
+    cultures = wide["culture"] if by_culture else [None] * len(wide)
     out = pd.DataFrame({
         "model": wide["model"], "strategy": wide["strategy"],
-        "language": ["en" if s in ENGLISH_STRATEGIES else lang for s in wide["strategy"]],
-        "alignment": wide["alignment"].astype(float),
+        "language": ["en" if e else _language(cfg, c) for e, c in zip(english, cultures, strict=True)],
+        "alignment": wide["aligned"].astype(float),
         "consistency": wide[consistency].astype(float),
         "multilingual": [float(spec(m, "multilingual", 1.0)) for m in wide["model"]],
         "family": [str(spec(m, "family", spec(m, "group", "ungrouped"))) for m in wide["model"]]})
-    return out[cols].sort_values(["model", "strategy"]).reset_index(drop=True)
+    if by_culture:
+        out["culture"] = wide["culture"].astype(str)
+    order = [c for c in ("model", "culture", "strategy") if c in cols]
+    return out[cols].sort_values(order).reset_index(drop=True)
+
+
+LANGUAGE_TABLE = ("alignment", "self_consistency_corr", "self_consistency_corr_null",
+                  "self_consistency_corr_corrected")
+
+
+def language_table(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
+    """The report's view of the mixed model's inputs: per model x culture x strategy, its language,
+    the alignment it is paired with (``alignment_reference`` for English prompts, else ``alignment``),
+    and self-consistency beside its chance level and the chance-corrected value (NaN where the run
+    has no sampled opinion answers)."""
+    go = _real_models(summary)
+    go = go[go["task"].eq("global_opinions")]
+    if "culture" not in go.columns:
+        go = go.assign(culture="")
+    go = go[go["culture"].astype(str) != "all"]
+    keys = ["model", "culture", "strategy"]
+    wide = go.pivot_table(index=keys, columns="metric", values="value", aggfunc="first")
+    wide = wide.reindex(columns=["alignment", "alignment_reference", *LANGUAGE_TABLE[1:]]).reset_index()
+    english = wide["strategy"].isin(ENGLISH_STRATEGIES)
+    wide["alignment"] = wide["alignment_reference"].where(english, wide["alignment"])
+    wide.insert(3, "language", ["en" if e else _language(cfg, c or None)
+                                for e, c in zip(english, wide["culture"], strict=True)])
+    return wide[[*keys, "language", *LANGUAGE_TABLE]].sort_values(keys).reset_index(drop=True)
 
 
 def unidentified(data: pd.DataFrame) -> list[str]:
@@ -139,7 +188,8 @@ def unidentified(data: pd.DataFrame) -> list[str]:
     """
     if data.empty:
         return ["no model x strategy has both GlobalOpinionQA alignment and a self-consistency value "
-                "(consistency needs sampled opinion answers, which this run does not have)"]
+                "(consistency needs sampled opinion answers: params.tasks.global_opinions.sampled.trials "
+                "> 0)"]
     reasons = []
     n = int(data["model"].nunique())
     if n < MIN_MODELS:
@@ -220,21 +270,10 @@ def _row(model, task, strategy, metric, value, n, lo=math.nan, hi=math.nan) -> d
             "ci_low": float(lo), "ci_high": float(hi), "n_items": int(n)}
 
 
-def comparison_rows(summary: pd.DataFrame, cfg: dict) -> list[dict]:
-    """Summary rows for group means, fine-tune deltas and the mixed-effects fit (when identified;
-    otherwise the per-language consistency-alignment correlations, model
-    ``correlation:consistency-alignment``, metric ``spearman:<language>``, n = models).
-
-    Group means: n_items = models in the group, no CI. Deltas: no CI. Mixed effects: model
-    ``mixed_effects``, task global_opinions, strategy ``all``, metric ``coef:<term>``, CI =
-    estimate +- 1.96 SE (Wald), plus ``var:model_intercept`` (random-intercept variance, no CI);
-    n_items = model x strategy rows fitted.
-    """
+def mixed_rows(summary: pd.DataFrame, cfg: dict) -> list[dict]:
+    """The mixed-effects fit's rows when every term is identified, else the per-language
+    consistency-alignment correlations (none without any consistency-alignment data)."""
     rows = []
-    for r in group_means(summary, cfg).itertuples(index=False):
-        rows.append(_row(f"group:{r.group}", r.task, r.strategy, r.metric, r.value, r.n_models))
-    for r in finetune_deltas(summary, cfg).itertuples(index=False):
-        rows.append(_row(f"delta:{r.model}-vs-{r.base}", r.task, r.strategy, r.metric, r.delta, r.n_items))
     data = mixed_effects_data(summary, cfg)
     res = mixed_effects(data)
     if not res["ok"] and len(data):
@@ -249,3 +288,22 @@ def comparison_rows(summary: pd.DataFrame, cfg: dict) -> list[dict]:
                 rows.append(_row(MIXED_MODEL, "global_opinions", "all", f"coef:{term}", est, len(data),
                                  est - 1.96 * se, est + 1.96 * se))
     return rows
+
+
+def comparison_rows(summary: pd.DataFrame, cfg: dict, *, mixed: bool = True) -> list[dict]:
+    """Summary rows for group means, fine-tune deltas and the mixed-effects fit (when identified;
+    otherwise the per-language consistency-alignment correlations, model
+    ``correlation:consistency-alignment``, metric ``spearman:<language>``, n = models).
+
+    Group means: n_items = models in the group, no CI. Deltas: no CI. Mixed effects: model
+    ``mixed_effects``, task global_opinions, strategy ``all``, metric ``coef:<term>``, CI =
+    estimate +- 1.96 SE (Wald), plus ``var:model_intercept`` (random-intercept variance, no CI);
+    n_items = model x strategy rows fitted. ``mixed=False`` leaves the mixed model out (fitted
+    over several cultures at once by ``summary.summarize_cultures``).
+    """
+    rows = []
+    for r in group_means(summary, cfg).itertuples(index=False):
+        rows.append(_row(f"group:{r.group}", r.task, r.strategy, r.metric, r.value, r.n_models))
+    for r in finetune_deltas(summary, cfg).itertuples(index=False):
+        rows.append(_row(f"delta:{r.model}-vs-{r.base}", r.task, r.strategy, r.metric, r.delta, r.n_items))
+    return rows + (mixed_rows(summary, cfg) if mixed else [])

@@ -145,13 +145,16 @@ def baseline_distributions(items: pd.DataFrame, cfg: dict) -> dict[str, dict[str
 
 def global_opinions_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame | None, cfg: dict,
                             inputs=None) -> list[dict]:
-    """Sim/CAD/nCAD plus Rystrom et al.'s ``alignment`` (Spearman, no CI) when defined."""
+    """Sim/CAD/nCAD plus Rystrom et al.'s ``alignment`` with the target country and
+    ``alignment_reference`` with the reference country (Spearman, no CI) where defined: the mixed
+    model pairs English prompts with the reference country, as the paper pairs English with the US."""
     from culteval.metrics.comparisons import alignment
 
     rows = opinion_metrics(items, dists, cfg)
-    rho, n = alignment(items, dists, cfg["target"]["country"])
-    if not np.isnan(rho):
-        rows.append(plain_row("alignment", rho, n))
+    for metric, role in (("alignment", "target"), ("alignment_reference", "reference")):
+        rho, n = alignment(items, dists, cfg[role]["country"])
+        if not np.isnan(rho):
+            rows.append(plain_row(metric, rho, n))
     return rows
 
 

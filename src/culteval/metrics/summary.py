@@ -11,13 +11,15 @@ import pandas as pd
 from culteval import tasks
 from culteval.io import write_csv
 from culteval.metrics import MetricInputs, model_distributions
-from culteval.metrics.comparisons import comparison_rows
+from culteval.metrics.comparisons import comparison_rows, mixed_rows
 from culteval.metrics.flags import flag_column
 from culteval.metrics.paired import merge, paired_rows
 from culteval.metrics.robustness import robustness_metrics
 
-COLUMNS = ["model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items", "flags"]
-SORT = ["model", "task", "strategy", "metric"]
+COLUMNS = ["culture", "model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items", "flags"]
+SORT = ["culture", "model", "task", "strategy", "metric"]
+#: the culture of rows about every culture at once (the mixed model across languages)
+ALL_CULTURES = "all"
 
 
 def task_metrics(task: str, items: pd.DataFrame, raw: pd.DataFrame, cfg: dict,
@@ -38,16 +40,49 @@ def metric_items(items: dict[str, pd.DataFrame], cfg: dict) -> dict[str, pd.Data
     return out
 
 
+def culture_key(cfg: dict) -> str:
+    """The culture a one-culture config (or culture view) is about: its ``cultures`` key, else
+    the target's language code (hand-made configs without ``cultures``)."""
+    if "cultures" in cfg:
+        from culteval.config import culture_of
+
+        return culture_of(cfg)
+    return str(cfg["target"].get("language") or "target")
+
+
+def summarize_cultures(per_culture: dict[str, tuple[dict, dict]], cfg: dict,
+                       raw_root: str | Path | None = None) -> pd.DataFrame:
+    """The summary of a run over ``cfg.cultures``: ``per_culture`` maps each culture key to its
+    (items, raw) as :func:`summarize` takes them; each culture is summarised in its own view of
+    the params (``culture_cfg``), its rows keyed by column ``culture``. With several cultures the
+    mixed model (and its per-language fallback) is fitted once over all of them (culture
+    ``all``), each culture's target-language prompts as their own language.
+    """
+    from culteval.config import culture_cfg
+
+    several = len(per_culture) > 1
+    frames = [summarize(items, raw, culture_cfg(cfg, key), raw_root, mixed=not several)
+              for key, (items, raw) in sorted(per_culture.items())]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    if several:
+        extra = pd.DataFrame(mixed_rows(df, cfg), columns=COLUMNS[:-1]).assign(culture=ALL_CULTURES, flags="")
+        df = pd.concat([df, extra[COLUMNS]], ignore_index=True)
+    df["n_items"] = df["n_items"].astype("int64")
+    return df.sort_values(SORT, kind="stable").reset_index(drop=True)
+
+
 def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd.DataFrame], cfg: dict,
-              raw_root: str | Path | None = None) -> pd.DataFrame:
-    """All metrics in the long format ``model, task, strategy, metric, value, ci_low, ci_high, n_items``.
+              raw_root: str | Path | None = None, *, mixed: bool = True) -> pd.DataFrame:
+    """One culture's metrics in the long format ``culture, model, task, strategy, metric, value,
+    ci_low, ci_high, n_items, flags`` (``cfg``: a one-culture config or culture view).
 
     ``raw`` maps (model, task, strategy) to raw outputs; ``items`` maps task to its
     items table. Human baselines a task declares (``Task.baselines``; GlobalOpinionQA's
     respondents) are added as ``baseline:*`` models with strategy ``none``; then the
     comparisons (``metrics.comparisons.comparison_rows``): ``group:<group>`` means,
     ``delta:<model>-vs-<base>`` and ``mixed_effects``. ``raw_root`` (the acquired data
-    folder holding ``ivs_map/``) enables map distances.
+    folder holding ``ivs_map/``) enables map distances. ``mixed``: fit the mixed model here
+    (False when :func:`summarize_cultures` fits it over several cultures).
     """
     inputs = MetricInputs(raw_root=Path(raw_root) if raw_root is not None else None)
     items = metric_items(items, cfg)
@@ -73,26 +108,31 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
             if dists:
                 for r in declared.metric_function()(items[task], dists, None, cfg, inputs):
                     rows.append({"model": name, "task": task, "strategy": "none", **r})
-    base = pd.DataFrame(rows, columns=COLUMNS)
-    df = pd.DataFrame(rows + merge(comparison_rows(base, cfg), paired_rows(scores, cfg)), columns=COLUMNS)
+    cols = COLUMNS[1:]
+    base = pd.DataFrame(rows, columns=cols)
+    df = pd.DataFrame(rows + merge(comparison_rows(base, cfg, mixed=mixed), paired_rows(scores, cfg)),
+                      columns=cols)
     df["n_items"] = df["n_items"].astype("int64")
     df["flags"] = flag_column(df, cfg, raw_root)  # what each row rests on (metrics/flags.py)
+    df.insert(0, "culture", culture_key(cfg))
     return df.sort_values(SORT, kind="stable").reset_index(drop=True)
 
 
 def write_summary(df: pd.DataFrame, path: str | Path) -> None:
     """summary.csv: sorted, ``%.10g`` floats, empty cells for missing CIs and flags."""
     df = df if "flags" in df.columns else df.assign(flags="")
+    if "culture" not in df.columns:
+        raise ValueError(f"{path}: summary rows lack the culture column (summarize adds it)")
     write_csv(df[COLUMNS].sort_values(SORT, kind="stable"), path)
 
 
 def metrics_json(df: pd.DataFrame) -> dict:
-    """DVC metrics: ``{model: {task: {strategy: {metric: value}}}}`` (NaN -> None)."""
+    """DVC metrics: ``{culture: {model: {task: {strategy: {metric: value}}}}}`` (NaN -> None)."""
     out: dict = {}
     for r in df.sort_values(SORT).itertuples(index=False):
         v = float(r.value)
-        out.setdefault(r.model, {}).setdefault(r.task, {}).setdefault(r.strategy, {})[r.metric] = (
-            None if math.isnan(v) else v)
+        (out.setdefault(r.culture, {}).setdefault(r.model, {}).setdefault(r.task, {})
+         .setdefault(r.strategy, {}))[r.metric] = None if math.isnan(v) else v
     return out
 
 
@@ -103,4 +143,5 @@ def read_summary(path: str | Path) -> pd.DataFrame:
         df[c] = df[c].astype(float)
     df["n_items"] = df["n_items"].astype(np.int64)
     df["flags"] = df["flags"].fillna("").astype(str) if "flags" in df.columns else ""
+    df["culture"] = df["culture"].astype(str)
     return df

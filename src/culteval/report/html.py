@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 import pandas as pd
 
 from culteval.io import write_text
-from culteval.metrics.comparisons import COMPARISON_PREFIXES
+from culteval.metrics.comparisons import COMPARISON_PREFIXES, LANGUAGE_TABLE
 from culteval.metrics.cultural_map import NO_MICRODATA
 from culteval.report.tables import flag_list, fmt, legend, paper_tables
 
@@ -48,10 +49,19 @@ _ENV = jinja2.Environment(loader=jinja2.PackageLoader("culteval.report"), autoes
 def table_rows(df: pd.DataFrame) -> list[dict]:
     """Summary rows for a table, sorted: formatted value, n_items, the 95% CI and the flags."""
     rows = []
+<<<<<<< HEAD
     for r in df.sort_values(["model", "task", "strategy", "metric"]).itertuples(index=False):
         ci = f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]" if fmt(r.ci_low) else ""
         rows.append({"model": str(r.model), "task": str(r.task), "strategy": str(r.strategy),
                      "metric": str(r.metric), "value": fmt(r.value), "n_items": int(r.n_items), "ci": ci,
+=======
+    keys = [k for k in ("culture", "model", "task", "strategy", "metric") if k in df.columns]
+    for r in df.sort_values(keys).itertuples(index=False):
+        ci = f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]" if _fmt(r.ci_low) else ""
+        rows.append({"culture": str(getattr(r, "culture", "")), "model": str(r.model), "task": str(r.task),
+                     "strategy": str(r.strategy),
+                     "metric": str(r.metric), "value": _fmt(r.value), "n_items": int(r.n_items), "ci": ci,
+>>>>>>> cultures
                      "flags": "; ".join(flag_list(getattr(r, "flags", "")))})
     return rows
 
@@ -99,23 +109,63 @@ def warnings_rows(summary: pd.DataFrame) -> list[dict]:
             for r in warnings_frame(summary).itertuples(index=False)]
 
 
-def render_report(summary: pd.DataFrame, figures: list[Path], provenance: dict, inputs: list[dict],
-                  notes: list[str] = (), countries: dict[str, str] | None = None) -> str:
-    """The report page as one string, every figure embedded (see ``build_report``)."""
+@dataclass
+class CultureSection:
+    """One culture's part of the report: its summary rows, figures and country names."""
+
+    key: str
+    title: str
+    summary: pd.DataFrame
+    figures: list[Path]
+    countries: dict[str, str] | None = None
+
+
+def _culture_context(section: CultureSection, prefix: str, title: str) -> dict:
+    """The template variables of one culture's section (element ids start with ``prefix``)."""
+    summary = section.summary
     plain = ~COMPARISONS[1](summary)  # comparison rows get their own section
-    sections = []
-    for fig in figures:
+    figures = []
+    for fig in section.figures:
         fig = Path(fig)
-        title, select = SECTIONS.get(fig.stem, (fig.stem, lambda d: d["metric"].isna()))
+        name, select = SECTIONS.get(fig.stem, (fig.stem, lambda d: d["metric"].isna()))
         no_map = fig.stem == "cultural_map" and not summary["metric"].eq("map_x").any()
         shown = summary[select(summary) & plain]
-        sections.append({"id": fig.stem, "title": title, "note": NO_MICRODATA if no_map else "",
-                         "rows": table_rows(shown), "legend": legend(_flags_of(shown)), **embed_png(fig)})
+        figures.append({"id": prefix + fig.stem, "title": name, "note": NO_MICRODATA if no_map else "",
+                        "rows": table_rows(shown), "legend": legend(_flags_of(shown)), **embed_png(fig)})
+    return {"prefix": prefix, "title": title, "warnings": warnings_rows(summary), "figures": figures,
+            "tables": paper_tables(summary, section.countries),
+            "comparisons": table_rows(summary[COMPARISONS[1](summary)])}
+
+
+def render_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs: list[dict],
+                  notes: list[str] = (), countries: dict[str, str] | None = None,
+                  languages: pd.DataFrame | None = None) -> str:
+    """The report page as one string, every figure embedded (see ``build_report``).
+
+    ``figures``: the figure files of a one-culture run, or one :class:`CultureSection` per
+    culture; with several, each gets its own titled section (element ids ``<key>-...``) and the
+    rows about every culture at once (the mixed model, culture ``all``) a section of their own.
+    ``languages``: ``metrics.comparisons.language_table`` (alignment and chance-corrected
+    self-consistency per model x language), shown when it has rows.
+    """
+    if figures and all(isinstance(f, CultureSection) for f in figures):
+        parts = list(figures)
+    else:
+        parts = [CultureSection(key="", title="", summary=summary, figures=list(figures),
+                                countries=countries)]
+    several = len(parts) > 1
+    cultures = [_culture_context(p, f"{p.key}-" if several else "", p.title if several else "")
+                for p in parts]
+    across = summary[summary["culture"].astype(str).eq("all")] if several and "culture" in summary else None
+    languages = [] if languages is None else [
+        {"model": str(r.model), "culture": str(r.culture), "strategy": str(r.strategy),
+         "language": str(r.language), "values": [_fmt(getattr(r, m)) for m in LANGUAGE_TABLE]}
+        for r in languages.itertuples(index=False)]
     return _ENV.get_template(TEMPLATE).render(
         subset_warning=SUBSET_WARNING if any(i.get("subset") for i in inputs) else "",
-        notes=list(notes), warning_text=WARNING_TEXT, warnings=warnings_rows(summary),
-        figures=sections, comparisons_title=COMPARISONS[0], tables=paper_tables(summary, countries),
-        comparisons=table_rows(summary[COMPARISONS[1](summary)]),
+        notes=list(notes), warning_text=WARNING_TEXT, cultures=cultures, comparisons_title=COMPARISONS[0],
+        across=table_rows(across) if across is not None else None, languages=languages,
+        language_columns=LANGUAGE_TABLE,
         inputs=[{"path": str(i["path"]), "sha256": str(i["sha256"]),
                  "completeness": "SUBSET: " + i["subset"] if i.get("subset") else "complete"}
                 for i in sorted(inputs, key=lambda d: d["path"])],
@@ -123,18 +173,20 @@ def render_report(summary: pd.DataFrame, figures: list[Path], provenance: dict, 
         provenance=json.dumps(provenance, sort_keys=True, indent=2, ensure_ascii=False))
 
 
-def build_report(summary: pd.DataFrame, figures: list[Path], provenance: dict, inputs: list[dict],
+def build_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs: list[dict],
                  out_path: str | Path, notes: list[str] = (),
-                 countries: dict[str, str] | None = None) -> Path:
+                 countries: dict[str, str] | None = None, languages: pd.DataFrame | None = None) -> Path:
     """Write the report to ``out_path`` (atomically): one file, figures embedded as data URIs.
 
+    ``figures``: a one-culture run's figure files, or one :class:`CultureSection` per culture.
     ``countries`` maps ``target``/``reference`` to the names the practice tables' headers show
-    (default: ``provenance["params"]``'s target and reference countries).
+    (default: ``provenance["params"]``'s target and reference countries; a CultureSection
+    carries its own).
     """
     out_path = Path(out_path)
     if countries is None:  # the run's own params, as its provenance records them
         params = provenance.get("params") or {}
         countries = {role: params[role]["country"] for role in ("target", "reference")
                      if isinstance(params.get(role), dict) and params[role].get("country")}
-    write_text(render_report(summary, figures, provenance, inputs, notes, countries), out_path)
+    write_text(render_report(summary, figures, provenance, inputs, notes, countries, languages), out_path)
     return out_path

@@ -69,6 +69,15 @@ def selected_countries(cfg: dict, task: str) -> list[str] | None:
     return out
 
 
+def _key_of(cfg: dict, role: str) -> str:
+    """Where params name the target or reference: ``cultures.<key>`` for a culture under test."""
+    if role == "target" and "cultures" in cfg:
+        from culteval.config import culture_of
+
+        return f"cultures.{culture_of(cfg)}"
+    return role
+
+
 def require_countries(present: Iterable[str], wanted: list[str] | None, task: str, cfg: dict) -> None:
     """Fail early when the target or reference country has no items in ``task`` (before ``limit``).
 
@@ -83,7 +92,7 @@ def require_countries(present: Iterable[str], wanted: list[str] | None, task: st
         if name in wanted and name not in present:
             tried = aliases(cfg, name, task)
             raise ValueError(
-                f"params.{role}.country {name!r}: no {task} items (spellings tried: {tried}); "
+                f"params.{_key_of(cfg, role)}.country {name!r}: no {task} items (spellings tried: {tried}); "
                 f"add params.country_aliases.{name}.{task}, or disable or refilter params.tasks.{task}")
 
 
@@ -232,6 +241,32 @@ def parse_answer(text: str | None, letters: Sequence[str], shown_options: Sequen
         return i
     body = text[_PREFIX.match(text).end():]
     return first_occurrence(body, [(o, k) for k, o in enumerate(shown_options)])
+
+
+# --- sampled answers for distribution tasks -------------------------------------------------------
+
+#: ``params.tasks.<name>.sampled`` for a distribution task (GlobalOpinionQA, the map): trials > 0 adds
+#: that many sampled answers per prompt at that temperature (mode ``both``), so self-consistency
+#: exists for opinions (Rystrom et al. 2025 sampled at 0.7). 0 trials: distributions only.
+SAMPLED_SCHEMA = {
+    "type": "object", "additionalProperties": False, "required": ["trials", "temperature"],
+    "properties": {"trials": {"type": "integer", "minimum": 0},
+                   "temperature": {"type": "number", "minimum": 0}},
+}
+
+
+def sampling(cfg: dict, task: str) -> dict:
+    """The mode, trials and temperature a task's prompts run with.
+
+    A task's own ``sampled`` section (distribution tasks) overrides ``params.sampling`` for it;
+    without one (or with 0 trials) the task keeps its declared mode and the run-wide sampling.
+    """
+    declared = get(task)
+    own = (cfg["tasks"].get(task) or {}).get("sampled")
+    if own and own["trials"] > 0:
+        return {"mode": "both", "trials": int(own["trials"]), "temperature": float(own["temperature"])}
+    return {"mode": declared.mode, "trials": int(cfg["sampling"]["trials"]),
+            "temperature": float(cfg["sampling"]["temperature"])}
 
 
 # --- declaration and registry --------------------------------------------------------------------

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from culteval.tasks import Task, dumps, finish, parse_answer
+from culteval.tasks import SAMPLED_SCHEMA, Task, dumps, finish, parse_answer
 
 NAME = "cultural_map"
 CODEBOOK = "codebook.json"
@@ -131,4 +131,5 @@ def derive_y003(expected_codes: Mapping[str, float]) -> float:
 TASK = Task(name=NAME, datasets=("wvs7",), mode="distribution", load_items=load_items,
             parse_answer=parse_answer,
             metrics="culteval.metrics.cultural_map:cultural_map_metrics", ordered_scale=True,
-            reference_rows="culteval.metrics.cultural_map:map_reference_rows")
+            reference_rows="culteval.metrics.cultural_map:map_reference_rows",
+            params_schema={"sampled": SAMPLED_SCHEMA})

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from culteval.tasks import (
+    SAMPLED_SCHEMA,
     Task,
     aliases,
     content_id,
@@ -156,4 +157,4 @@ TASK = Task(name=NAME, datasets=("global_opinions",), mode="distribution", load_
             ordered_scale=True, baselines="culteval.metrics.opinions:baseline_distributions",
             item_scores="culteval.metrics.opinions:global_opinions_item_scores",
             metric_view="culteval.metrics.opinions:national_only",
-            params_schema={"countries": {"$ref": "#/$defs/countries"}})
+            params_schema={"countries": {"$ref": "#/$defs/countries"}, "sampled": SAMPLED_SCHEMA})
