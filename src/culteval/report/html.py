@@ -49,19 +49,12 @@ _ENV = jinja2.Environment(loader=jinja2.PackageLoader("culteval.report"), autoes
 def table_rows(df: pd.DataFrame) -> list[dict]:
     """Summary rows for a table, sorted: formatted value, n_items, the 95% CI and the flags."""
     rows = []
-<<<<<<< HEAD
-    for r in df.sort_values(["model", "task", "strategy", "metric"]).itertuples(index=False):
-        ci = f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]" if fmt(r.ci_low) else ""
-        rows.append({"model": str(r.model), "task": str(r.task), "strategy": str(r.strategy),
-                     "metric": str(r.metric), "value": fmt(r.value), "n_items": int(r.n_items), "ci": ci,
-=======
     keys = [k for k in ("culture", "model", "task", "strategy", "metric") if k in df.columns]
     for r in df.sort_values(keys).itertuples(index=False):
-        ci = f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]" if _fmt(r.ci_low) else ""
+        ci = f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]" if fmt(r.ci_low) else ""
         rows.append({"culture": str(getattr(r, "culture", "")), "model": str(r.model), "task": str(r.task),
                      "strategy": str(r.strategy),
-                     "metric": str(r.metric), "value": _fmt(r.value), "n_items": int(r.n_items), "ci": ci,
->>>>>>> cultures
+                     "metric": str(r.metric), "value": fmt(r.value), "n_items": int(r.n_items), "ci": ci,
                      "flags": "; ".join(flag_list(getattr(r, "flags", "")))})
     return rows
 
@@ -159,7 +152,7 @@ def render_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs
     across = summary[summary["culture"].astype(str).eq("all")] if several and "culture" in summary else None
     languages = [] if languages is None else [
         {"model": str(r.model), "culture": str(r.culture), "strategy": str(r.strategy),
-         "language": str(r.language), "values": [_fmt(getattr(r, m)) for m in LANGUAGE_TABLE]}
+         "language": str(r.language), "values": [fmt(getattr(r, m)) for m in LANGUAGE_TABLE]}
         for r in languages.itertuples(index=False)]
     return _ENV.get_template(TEMPLATE).render(
         subset_warning=SUBSET_WARNING if any(i.get("subset") for i in inputs) else "",
