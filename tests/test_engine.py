@@ -89,10 +89,11 @@ def test_prefix_reuse_and_trials_are_byte_identical_in_any_order(default_model, 
     import yaml
 
     from culteval import prompts as prompts_mod
-    from culteval.config import ROOT
+    from culteval.config import ROOT, culture_cfg, culture_keys, normalise_cultures
     from culteval.tasks import normad
 
-    cfg = yaml.safe_load((ROOT / "params.yaml").read_text())
+    cfg = normalise_cultures(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    cfg = culture_cfg(cfg, culture_keys(cfg)[0])
     items = normad.load_items(mirror, cfg)
     table = prompts_mod.render(items, "default", cfg, translations=None, mode="both")
     table = table.sample(n=min(24, len(table)), random_state=3).reset_index(drop=True)
@@ -368,3 +369,21 @@ def test_engine_serves_as_translator_model(default_model):
     first = engine.generate_text("Translate into French: cat ->", max_tokens=6)
     assert first == engine.generate_text("Translate into French: cat ->", max_tokens=6)
     assert isinstance(first, str) and first
+
+
+def test_released_llama_context_is_a_clear_error_not_a_crash(default_model):
+    # the Engine frees the Llama's own context (it decodes through its own); a user reaching for
+    # engine.llm.eval afterwards must get an error naming the Engine, not a segfault
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom culteval.engine import Engine\n"
+        f"e = Engine({str(default_model)!r})\n"
+        "e.option_distribution('Question: 1+1?\\nA. 2\\nB. 3\\nAnswer:', ['A', 'B'])\n"
+        "try:\n    e.llm.eval(e.encode('Hello'))\nexcept RuntimeError as err:\n"
+        "    print(err)\n    sys.exit(3)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 3, (run.returncode, run.stderr[-2000:])
+    assert "released by culteval.engine.Engine" in run.stdout

@@ -50,6 +50,21 @@ RAW_COLUMNS = [
 ]
 
 
+class _ReleasedContext:
+    """Stands in for the Llama's own context once the Engine has freed it: any use (``llm.eval``,
+    ``llm(...)``) raises a clear error instead of crashing on freed memory."""
+
+    ctx = None
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str):
+        raise RuntimeError("this Llama's own context was released by culteval.engine.Engine, which "
+                           "evaluates through its own multi-sequence context: use the Engine's methods "
+                           f"(llm.{name} is unavailable)")
+
+
 def trial_seed(global_seed: int, prompt_id: str, trial: int) -> int:
     """Seed of one sampled trial: first 4 bytes (big-endian, unsigned) of sha256("seed:prompt_id:trial")."""
     digest = hashlib.sha256(f"{global_seed}:{prompt_id}:{trial}".encode()).digest()
@@ -300,6 +315,7 @@ class Engine:
         params.kv_unified = True
         self._ctx = _internals.LlamaContext(model=self.llm._model, params=params, verbose=False)
         self.llm._ctx.close()  # the Llama's own single-sequence context is never used: free it
+        self.llm._ctx = _ReleasedContext()  # ... and make any later use of it a clear error
         self.ctx = self._ctx.ctx
         self._mem = self._lib.llama_get_memory(self.ctx)
         self._batch = self._lib.llama_batch_init(self.n_batch, 0, 1)
