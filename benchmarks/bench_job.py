@@ -51,6 +51,7 @@ from bench_engine import default_model  # noqa: E402
 
 from culteval import prompts as prompts_mod  # noqa: E402
 from culteval import tasks, translate  # noqa: E402
+from culteval.config import culture_cfg, culture_keys, culture_of, normalise_cultures  # noqa: E402
 from culteval.engine import Engine  # noqa: E402
 
 BASELINE = "4efe881"
@@ -69,6 +70,23 @@ def load_baseline():
     return module
 
 
+RUN: Path | None = None  # --run: a finished run folder whose rendered prompts are read instead
+
+
+def job_prompts(task, strategy: str, cfg: dict, mirror: Path, table: dict) -> pd.DataFrame:
+    """The whole job's prompts: as a finished run rendered them (``--run``; every strategy, the
+    translated ones with the run's own translations) or rendered here from the shipped table
+    (raises MissingTranslation where it does not cover the job)."""
+    if RUN is not None:
+        culture = culture_of(cfg)
+        path = RUN / "data" / "prompts" / culture / task.name / f"{strategy}.parquet"
+        if not path.is_file():
+            raise prompts_mod.MissingTranslation(f"{path}: no such rendered prompts")
+        return pd.read_parquet(path)
+    items = task.load_items(mirror, cfg)
+    return prompts_mod.render(items, strategy, cfg, translations=table, mode=task.mode, root=ROOT)
+
+
 def reuse_view(engine, cfg: dict, mirror: Path, task_names: list[str], strategies: list[str]) -> None:
     """Whole jobs, tokens only: the share of prompt tokens evaluated with exact reuse, by segment."""
     table = translate.load_table(ROOT / cfg["translation"]["table"], cfg["target"]["language"])
@@ -77,10 +95,9 @@ def reuse_view(engine, cfg: dict, mirror: Path, task_names: list[str], strategie
     print(f"{'task/strategy':<30}{'prompts':>8}{'tokens':>8}" + "".join(f"{f'seg {g}':>8}" for g in segments))
     for name in task_names:
         task = tasks.get(name)
-        items = task.load_items(mirror, cfg)
         for strategy in strategies:
             try:
-                df = prompts_mod.render(items, strategy, cfg, translations=table, mode=task.mode, root=ROOT)
+                df = job_prompts(task, strategy, cfg, mirror, table)
             except prompts_mod.MissingTranslation as exc:
                 print(f"{name + '/' + strategy:<30}  skipped: {exc}"[:110])
                 continue
@@ -133,10 +150,9 @@ def window_slices(engine, cfg: dict, mirror: Path, task_names: list[str], strate
     table = translate.load_table(ROOT / cfg["translation"]["table"], cfg["target"]["language"])
     for name in task_names:
         task = tasks.get(name)
-        items = task.load_items(mirror, cfg)
         for strategy in strategies:
             try:
-                df = prompts_mod.render(items, strategy, cfg, translations=table, mode=task.mode, root=ROOT)
+                df = job_prompts(task, strategy, cfg, mirror, table)
             except prompts_mod.MissingTranslation:
                 continue  # the shipped table does not cover this job
             keys = [(engine.encode(t), pid) for t, pid in zip(df["text"], df["prompt_id"], strict=True)]
@@ -218,11 +234,17 @@ def main() -> None:
                     help="only the tokens view of the whole jobs (no model evaluation, seconds)")
     ap.add_argument("--chat-template", default="none", choices=["none", "auto"],
                     help="none (default): both engines see the same raw text, whatever the GGUF")
+    ap.add_argument("--run", type=Path, default=None,
+                    help="a finished run's folder: its rendered prompts (data/prompts/<culture>/...) are "
+                         "benchmarked, every strategy included (default: render from the shipped table)")
     args = ap.parse_args()
+    global RUN
+    RUN = args.run
     if "CULTEVAL_DATA_MIRROR" not in os.environ:
         sys.exit("set CULTEVAL_DATA_MIRROR to the data mirror (the benchmark renders the real prompts)")
     mirror = Path(os.environ["CULTEVAL_DATA_MIRROR"])
-    cfg = yaml.safe_load((ROOT / "params.yaml").read_text())
+    cfg = normalise_cultures(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    cfg = culture_cfg(cfg, culture_keys(cfg)[0])  # the default run's (first) culture
     enabled = [t for t, c in cfg["tasks"].items() if c.get("enabled")]
     task_names = args.tasks.split(",") if args.tasks else enabled
     strategies = args.strategies.split(",") if args.strategies else cfg["strategies"]

@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--strategies", nargs="+", default=list(config.STRATEGIES))
     args = ap.parse_args()
     cfg = config.load_params()
+    cfg = config.culture_cfg(cfg, config.culture_keys(cfg)[0])  # the default (first) culture's view
     mirror = Path(os.environ["CULTEVAL_DATA_MIRROR"])
     cells = cell_prompts(cfg, mirror, args.items, args.tasks, args.strategies)
     low = cfg["metrics"]["low_mass"]
