@@ -533,6 +533,11 @@ def test_mixed_effects_rows_and_note():
         index="model", columns="metric", values="value")  # per model: mean over its Hindi strategies
     rho = spearmanr(wide["self_consistency_corr"], wide["alignment"]).statistic
     assert fallback.loc["spearman:hi", "value"] == pytest.approx(rho)
+    # two models: a rank correlation is +-1 by construction, so it is left empty and the note says why
+    two = summary[summary["model"].isin(["m0", "m1"])]
+    assert math.isnan(pd.DataFrame(comparison_rows(two, cfg)).set_index("metric").loc["spearman:hi", "value"])
+    assert mixed_effects_note(two, cfg).endswith("stand in, each over >= 3 models with distinct values "
+                                                 "(empty for en, hi: fewer models)")
 
 
 def test_mixed_effects_names_each_unidentified_term():

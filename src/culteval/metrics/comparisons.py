@@ -262,6 +262,10 @@ def mixed_effects_note(summary: pd.DataFrame, cfg: dict) -> str | None:
                 f"alignment (>= {MIN_QUESTIONS} questions with a target distribution) and self-consistency")
     if len(data):
         msg += f"; the per-language consistency-alignment correlations ({CORRELATION} rows) stand in"
+        few = sorted(lang for lang, grp in data.groupby("language") if grp["model"].nunique() < MIN_QUESTIONS)
+        if few:  # a rank correlation over fewer models is +-1 by construction: left empty
+            msg += (f", each over >= {MIN_QUESTIONS} models with distinct values (empty for "
+                    f"{', '.join(few)}: fewer models)")
     return msg
 
 
