@@ -250,6 +250,8 @@ def test_the_report_has_a_section_per_culture_and_the_languages_table(tmp_path):
         sections.append(CultureSection(key=key, title=f"{country} vs United States", summary=rows,
                                        figures=figures, countries={"target": country,
                                                                    "reference": "United States"}))
+    # the reference country has fewer questions than the target in real runs: make the two n differ
+    df.loc[df["metric"].eq("alignment_reference"), "n_items"] += 1000
     table = language_table(df, cfg)
     assert set(zip(table["culture"], table["strategy"], table["language"], strict=True)) == {
         ("da", "default", "en"), ("da", "native", "da"), ("nl", "default", "en"), ("nl", "native", "nl")}
@@ -261,6 +263,9 @@ def test_the_report_has_a_section_per_culture_and_the_languages_table(tmp_path):
         assert r.alignment == wide[(r.culture, r.model, r.strategy, paired)]
         assert r.self_consistency_corr_corrected == wide[(r.culture, r.model, r.strategy,
                                                           "self_consistency_corr_corrected")]
+        n = df[df["task"].eq("global_opinions")].set_index(["culture", "model", "strategy", "metric"])["n_items"]
+        assert r.n_alignment == n[(r.culture, r.model, r.strategy, paired)]  # the paired country's questions
+        assert r.n_consistency == n[(r.culture, r.model, r.strategy, "self_consistency_corr")]
     html = build_report(df, sections, {}, [], tmp_path / "r.html", languages=table).read_text()
     for key, country in (("da", "Denmark"), ("nl", "Netherlands")):
         assert f'<h1 id="{key}-culture">{country} vs United States</h1>' in html

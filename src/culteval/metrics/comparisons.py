@@ -157,13 +157,15 @@ def mixed_effects_data(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
 
 LANGUAGE_TABLE = ("alignment", "self_consistency_corr", "self_consistency_corr_null",
                   "self_consistency_corr_corrected")
+LANGUAGE_N = ("n_alignment", "n_consistency")  # questions behind alignment, prompts behind consistency
 
 
 def language_table(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     """The report's view of the mixed model's inputs: per model x culture x strategy, its language,
     the alignment it is paired with (``alignment_reference`` for English prompts, else ``alignment``),
     and self-consistency beside its chance level and the chance-corrected value (NaN where the run
-    has no sampled opinion answers)."""
+    has no sampled opinion answers), with the questions (``n_alignment``) and prompts
+    (``n_consistency``) they rest on."""
     go = _real_models(summary)
     go = go[go["task"].eq("global_opinions")]
     if "culture" not in go.columns:
@@ -174,9 +176,14 @@ def language_table(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     wide = wide.reindex(columns=["alignment", "alignment_reference", *LANGUAGE_TABLE[1:]]).reset_index()
     english = wide["strategy"].isin(ENGLISH_STRATEGIES)
     wide["alignment"] = wide["alignment_reference"].where(english, wide["alignment"])
+    # the items each number rests on: questions behind the alignment, prompts behind the consistency
+    n = go.pivot_table(index=keys, columns="metric", values="n_items", aggfunc="first").reindex(
+        columns=["alignment", "alignment_reference", "self_consistency_corr"]).reset_index()
+    wide["n_alignment"] = n["alignment_reference"].where(english, n["alignment"]).to_numpy()
+    wide["n_consistency"] = n["self_consistency_corr"].to_numpy()
     wide.insert(3, "language", ["en" if e else _language(cfg, c or None)
                                 for e, c in zip(english, wide["culture"], strict=True)])
-    return wide[[*keys, "language", *LANGUAGE_TABLE]].sort_values(keys).reset_index(drop=True)
+    return wide[[*keys, "language", *LANGUAGE_TABLE, *LANGUAGE_N]].sort_values(keys).reset_index(drop=True)
 
 
 def unidentified(data: pd.DataFrame) -> list[str]:

@@ -17,7 +17,7 @@ import jinja2
 import pandas as pd
 
 from culteval.io import write_text
-from culteval.metrics.comparisons import COMPARISON_PREFIXES, LANGUAGE_TABLE
+from culteval.metrics.comparisons import COMPARISON_PREFIXES, LANGUAGE_N, LANGUAGE_TABLE
 from culteval.metrics.cultural_map import NO_MICRODATA
 from culteval.report.tables import flag_list, fmt, legend, paper_tables
 
@@ -152,13 +152,14 @@ def render_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs
     across = summary[summary["culture"].astype(str).eq("all")] if several and "culture" in summary else None
     languages = [] if languages is None else [
         {"model": str(r.model), "culture": str(r.culture), "strategy": str(r.strategy),
-         "language": str(r.language), "values": [fmt(getattr(r, m)) for m in LANGUAGE_TABLE]}
+         "language": str(r.language), "values": [fmt(getattr(r, m)) for m in LANGUAGE_TABLE],
+         "n": ["" if pd.isna(getattr(r, m)) else str(int(getattr(r, m))) for m in LANGUAGE_N]}
         for r in languages.itertuples(index=False)]
     return _ENV.get_template(TEMPLATE).render(
         subset_warning=SUBSET_WARNING if any(i.get("subset") for i in inputs) else "",
         notes=list(notes), warning_text=WARNING_TEXT, cultures=cultures, comparisons_title=COMPARISONS[0],
         across=table_rows(across) if across is not None else None, languages=languages,
-        language_columns=LANGUAGE_TABLE,
+        language_columns=(*LANGUAGE_TABLE, *LANGUAGE_N),
         inputs=[{"path": str(i["path"]), "sha256": str(i["sha256"]),
                  "completeness": "SUBSET: " + i["subset"] if i.get("subset") else "complete"}
                 for i in sorted(inputs, key=lambda d: d["path"])],
