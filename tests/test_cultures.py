@@ -263,7 +263,8 @@ def test_the_report_has_a_section_per_culture_and_the_languages_table(tmp_path):
         assert r.alignment == wide[(r.culture, r.model, r.strategy, paired)]
         assert r.self_consistency_corr_corrected == wide[(r.culture, r.model, r.strategy,
                                                           "self_consistency_corr_corrected")]
-        n = df[df["task"].eq("global_opinions")].set_index(["culture", "model", "strategy", "metric"])["n_items"]
+        n = df[df["task"].eq("global_opinions")].set_index(
+            ["culture", "model", "strategy", "metric"])["n_items"]
         assert r.n_alignment == n[(r.culture, r.model, r.strategy, paired)]  # the paired country's questions
         assert r.n_consistency == n[(r.culture, r.model, r.strategy, "self_consistency_corr")]
     html = build_report(df, sections, {}, [], tmp_path / "r.html", languages=table).read_text()
