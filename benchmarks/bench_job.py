@@ -322,7 +322,8 @@ def main() -> None:
           f"{100 * (t['new'] - t['prompt'] - t['sampling']) / t['new']:>6.0f}%  {all_same}")
     print(f"speed-up, all slices (4efe881 exact / new):     {t['old'] / t['new']:.2f}x")
     print(f"speed-up, whole jobs (each slice x its job's prompts / slice prompts): "
-          f"{t['old_job'] / t['new_job']:.2f}x  (est. {t['old_job'] / 60:.1f} vs {t['new_job'] / 60:.1f} min; "
+          f"{t['old_job'] / t['new_job']:.2f}x  "
+          f"(est. {t['old_job'] / 60:.1f} vs {t['new_job'] / 60:.1f} min; "
           "target >= 1.6x)")
     print(f"speed-up, prompt evaluation:                   {t['old_prompt'] / t['prompt']:.2f}x   "
           f"(prompt tokens evaluated: {int(t['ev_new_prompt'])} of {int(t['tokens'])}, "
