@@ -39,7 +39,8 @@ def _settings(rule: str, cfg: dict, **wildcards) -> dict:
 
 
 JOBS = {"acquire_model": {"model": MODEL}, "infer": {"model": MODEL, "task": "global_opinions"},
-        "prepare": {"task": "normad"}, "render": {"task": "global_opinions"}, "translate": {}, "metrics": {},
+        "prepare": {"task": "normad"}, "render": {"task": "global_opinions"},
+        "translate": {"culture": sorted(CFG["cultures"])[0]}, "metrics": {},
         "report": {}}
 
 
@@ -86,6 +87,18 @@ def _edited(edit) -> dict:
     cfg = copy.deepcopy(CFG)
     edit(cfg)
     return cfg
+
+
+def test_a_moved_translation_table_reruns_only_translate():
+    # the same table under another name: only the translate stage reads the path (its content is
+    # a file dependency of translate, and what it says reaches the rest through data/translations)
+    key = sorted(CFG["cultures"])[0]
+    assert _changed(lambda c: c["cultures"][key].update(translation_table="/elsewhere/same.jsonl")) == {
+        "translate"}
+    for name in ("metrics", "report"):
+        params = dvcgraph.stage(name, CFG)["params"]
+        assert f"cultures.{key}.country" in params and f"cultures.{key}.language" in params
+        assert "cultures" not in params and not any(p.endswith("translation_table") for p in params)
 
 
 def test_another_task_reruns_nothing_of_this_one():

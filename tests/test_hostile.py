@@ -343,5 +343,6 @@ def test_second_snakemake_on_same_workdir_is_refused(tmp_path, mirror):
             first.kill()
             first.wait()
     assert first.returncode == 0, first_err[-3000:]  # the refused run did not disturb the first
-    assert (tmp_path / "results" / "raw" / "hi" / "gemma-3-270m" / "global_opinions" / "default.parquet").is_file()
+    assert (tmp_path / "results" / "raw" / "hi" / "gemma-3-270m" / "global_opinions" / "default.parquet"
+            ).is_file()
     assert not (locks.is_dir() and any(locks.iterdir())), "the lock outlived the run"

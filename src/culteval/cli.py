@@ -230,8 +230,8 @@ def _aggregate_provenance(inputs: list[str], cfg: dict) -> dict:
     """Provenance sidecar for outputs built from many artifacts (lineage follows the inputs)."""
     from culteval import provenance
 
-    return provenance.record(inputs=inputs, params={k: cfg[k] for k in ("metrics", "cultural_map", "cultures",
-                                                                        "reference", "models")})
+    params = {k: cfg[k] for k in ("metrics", "cultural_map", "reference", "models")}
+    return provenance.record(inputs=inputs, params={**params, "cultures": cfgmod.described_cultures(cfg)})
 
 
 def cmd_report(args) -> None:

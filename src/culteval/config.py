@@ -141,6 +141,13 @@ def _is_own_view(cfg: dict) -> bool:
         "table") == only.get("translation_table")
 
 
+def described_cultures(cfg: dict) -> dict:
+    """Each culture's entry without its translation table: what the scoring and report stages read
+    of a culture (only the translate stage reads the table), so moving an identical table reruns
+    neither."""
+    return {k: {f: v for f, v in c.items() if f != "translation_table"} for k, c in cfg["cultures"].items()}
+
+
 def culture_keys(cfg: dict) -> list[str]:
     """The cultures under test, sorted by key."""
     return sorted(cfg["cultures"])

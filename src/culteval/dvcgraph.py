@@ -24,7 +24,14 @@ from pathlib import Path
 
 import yaml
 
-from culteval.config import ROOT, culture_cfg, culture_keys, enabled_tasks, load_params
+from culteval.config import (
+    ROOT,
+    culture_cfg,
+    culture_keys,
+    described_cultures,
+    enabled_tasks,
+    load_params,
+)
 
 MODEL = "models.{model}"
 MODEL_LABELS = ("group", "base", "family", "multilingual")  # read by metrics and report only
@@ -153,6 +160,8 @@ def settings(rule: str, cfg: dict, wildcards: dict) -> str:
         key = key.format(**wildcards)
         if key.startswith("models.") and key.count(".") == 1:
             chosen[key] = _model_entry(cfg, key.split(".", 1)[1])
+        elif key == "cultures":
+            chosen[key] = described_cultures(cfg)
         else:
             chosen[key] = _lookup(cfg, key)
     return json.dumps(chosen, sort_keys=True)
@@ -231,8 +240,8 @@ def _dvc_params(keys: tuple[str, ...], cfg: dict, cultures_form: bool = True) ->
     under ``cultures:`` (else the older ``target:``/``translation:``, which DVC tracks as written)."""
     out: list[str] = []
     for key in keys:
-        if key == "cultures" and not cultures_form:
-            out += ["target", "translation"]
+        if key == "cultures":  # every culture but its translation table (only translate reads it)
+            out += _culture_params("target", cfg) if cultures_form else ["target"]
             continue
         in_cultures = _culture_params(key, cfg) if cultures_form else None
         if in_cultures is not None:
