@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from culteval.config import (
+    CULTURE_FIELDS,
     ROOT,
     culture_cfg,
     culture_keys,
@@ -221,8 +222,7 @@ def code_files(phase: str, root: Path = ROOT) -> list[str]:
 
 
 # Where a culture view's keys live in the new-form params.yaml (cultures.<key>.<field>).
-_VIEW_KEYS = {"target": ("country", "language", "language_name", "persona"),
-              "translation": ("translation_table",)}
+_VIEW_KEYS = {"target": CULTURE_FIELDS, "translation": ("translation_table",)}
 
 
 def _culture_params(key: str, cfg: dict) -> list[str] | None:

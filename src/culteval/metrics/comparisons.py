@@ -172,15 +172,14 @@ def language_table(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
         go = go.assign(culture="")
     go = go[go["culture"].astype(str) != "all"]
     keys = ["model", "culture", "strategy"]
-    wide = go.pivot_table(index=keys, columns="metric", values="value", aggfunc="first")
-    wide = wide.reindex(columns=["alignment", "alignment_reference", *LANGUAGE_TABLE[1:]]).reset_index()
+    both = go.pivot_table(index=keys, columns="metric", values=["value", "n_items"], aggfunc="first")
+    cols = ["alignment", "alignment_reference", *LANGUAGE_TABLE[1:]]
+    wide = both["value"].reindex(columns=cols).reset_index()
+    n = both["n_items"].reindex(columns=cols).reset_index()  # the items each number rests on
     english = wide["strategy"].isin(ENGLISH_STRATEGIES)
     wide["alignment"] = wide["alignment_reference"].where(english, wide["alignment"])
-    # the items each number rests on: questions behind the alignment, prompts behind the consistency
-    n = go.pivot_table(index=keys, columns="metric", values="n_items", aggfunc="first").reindex(
-        columns=["alignment", "alignment_reference", "self_consistency_corr"]).reset_index()
-    wide["n_alignment"] = n["alignment_reference"].where(english, n["alignment"]).to_numpy()
-    wide["n_consistency"] = n["self_consistency_corr"].to_numpy()
+    wide["n_alignment"] = n["alignment_reference"].where(english, n["alignment"])  # questions
+    wide["n_consistency"] = n["self_consistency_corr"]  # prompts with >= 2 parsed sampled answers
     wide.insert(3, "language", ["en" if e else _language(cfg, c or None)
                                 for e, c in zip(english, wide["culture"], strict=True)])
     return wide[[*keys, "language", *LANGUAGE_TABLE, *LANGUAGE_N]].sort_values(keys).reset_index(drop=True)
