@@ -56,8 +56,9 @@ def test_model_group_reruns_only_metrics_and_report():
         "metrics", "report"}
 
 
-def test_chunk_size_reruns_nothing():
+def test_chunk_size_and_thread_count_rerun_nothing():
     assert _changed(lambda c: c["inference"].update(chunk_size=7)) == set()
+    assert _changed(lambda c: c["inference"].update(n_threads=4)) == set()
 
 
 def test_engine_and_model_settings_rerun_inference():

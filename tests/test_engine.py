@@ -83,6 +83,34 @@ def test_prefix_reuse_reuses_whole_segments_only(default_model):
 
 
 @pytest.mark.slow
+def test_thread_count_changes_no_byte(default_model, mirror, tmp_path):
+    # inference.n_threads is neither a rerun trigger nor in an artifact's bytes (culteval.io.LOCAL_KEYS):
+    # real opinion prompts (answer distributions) and NormAd prompts (sampled trials) on 1 and 2 threads.
+    import yaml
+
+    from culteval import prompts as prompts_mod
+    from culteval.config import ROOT, culture_cfg, culture_keys, normalise_cultures
+    from culteval.tasks import global_opinions, normad
+
+    cfg = normalise_cultures(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    cfg = culture_cfg(cfg, culture_keys(cfg)[0])
+    for task, trials in ((global_opinions, 0), (normad, 2)):
+        items = task.load_items(mirror, cfg)
+        mode = "both" if trials else "distribution"
+        table = prompts_mod.render(items, "default", cfg, translations=None, mode=mode)
+        table = table.sample(n=min(10, len(table)), random_state=5).reset_index(drop=True)
+        outs = []
+        for threads in (1, 2):
+            out = tmp_path / f"{task.TASK.name}-{threads}.parquet"
+            with Engine(default_model, n_threads=threads) as eng:
+                prov = {"engine": eng.info(), "params": {"inference": {"n_threads": threads}}}
+                score_prompts(eng, table, out, parse=task.TASK.parse_answer, trials=trials, temperature=0.7,
+                              max_tokens=4, seed=9, chunk_size=4, progress=False, provenance=prov)
+            outs.append(out.read_bytes())
+        assert outs[0] == outs[1], task.TASK.name
+
+
+@pytest.mark.slow
 def test_prefix_reuse_and_trials_are_byte_identical_in_any_order(default_model, mirror, tmp_path):
     # Real NormAd prompts with their sampled trials (a sample that keeps the test within minutes):
     # reuse on or off, job order or shuffled one prompt at a time, same bytes.

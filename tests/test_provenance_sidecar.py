@@ -8,15 +8,15 @@ from culteval import io
 from culteval.lineage import lineage
 
 
-def _record(commit: str, machine: str, chunk: int = 64) -> dict:
+def _record(commit: str, machine: str, chunk: int = 64, threads: int = 2) -> dict:
     return {
         "culteval_version": "0.1.0",
         "git": {"commit": commit, "dirty": False},
         "inputs": [{"path": "/mirror/translations/hi.jsonl", "sha256": "ab" * 32},
                    {"path": "data/items/normad.parquet", "sha256": "cd" * 32}],
         "model": {"name": "m", "path": f"/{machine}/m.gguf", "sha256": "ef" * 32},
-        "engine": {"n_ctx": 2048, "system_info": machine},
-        "params": {"inference": {"n_ctx": 2048, "chunk_size": chunk}, "seed": 1},
+        "engine": {"n_ctx": 2048, "n_threads": threads, "system_info": machine},
+        "params": {"inference": {"n_ctx": 2048, "chunk_size": chunk, "n_threads": threads}, "seed": 1},
         "templates": {},
     }
 
@@ -24,10 +24,10 @@ def _record(commit: str, machine: str, chunk: int = 64) -> dict:
 DF = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
 
 
-def test_commit_machine_and_mirror_path_do_not_change_the_bytes(tmp_path):
+def test_commit_machine_threads_and_mirror_path_do_not_change_the_bytes(tmp_path):
     one, two = tmp_path / "one.parquet", tmp_path / "two.parquet"
-    io.write_parquet(DF, one, _record("a" * 40, "avx2", chunk=64))
-    io.write_parquet(DF, two, _record("b" * 40, "avx512", chunk=4))
+    io.write_parquet(DF, one, _record("a" * 40, "avx2", chunk=64, threads=1))
+    io.write_parquet(DF, two, _record("b" * 40, "avx512", chunk=4, threads=8))
     assert one.read_bytes() == two.read_bytes()
     assert io.read_json(io.sidecar_path(two))["git"]["commit"] == "b" * 40
 

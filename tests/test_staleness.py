@@ -145,6 +145,7 @@ CASES = {
     "sampling": (edit_params(_set("sampling.temperature", 0.5)), FROM_INFER, {"infer"}),
     "metrics": (edit_params(_set("metrics.low_mass", 0.2)), SCORE, SCORE),
     "chunk_size": (edit_params(_set("inference.chunk_size", 3)), set(), set()),
+    "n_threads": (edit_params(_set("inference.n_threads", 2)), set(), set()),
     # a model entry, and a model's label
     "model entry": (edit_params(_set(f"models.{MODEL}.chat_template", "none")),
                     {"acquire_model", *FROM_INFER}, {"acquire", "infer", "metrics", "report"}),

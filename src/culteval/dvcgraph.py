@@ -47,8 +47,9 @@ COMMON_CODE = (
     "src/culteval/io.py",
     "src/culteval/provenance.py",
 )
-# inference.chunk_size only sets how often the engine checkpoints: results do not depend on it.
-ENGINE_KEYS = ("inference.n_ctx", "inference.n_threads", "inference.n_batch", "inference.prefix_reuse",
+# inference.chunk_size only sets how often the engine checkpoints and inference.n_threads how
+# fast it runs: results depend on neither (docs/pipeline.md), so neither reruns anything.
+ENGINE_KEYS = ("inference.n_ctx", "inference.n_batch", "inference.prefix_reuse",
                "inference.segment_tokens",
                "seed")
 

@@ -531,7 +531,8 @@ class Engine:
 
     # ------------------------------------------------------------------ provenance
     def info(self) -> dict:
-        """Settings and build that can change results (provenance ``engine`` record); no timestamps."""
+        """Settings and build (provenance ``engine`` record; ``n_threads`` and ``system_info`` go to the
+        sidecar, see ``culteval.io.LOCAL_KEYS``); no timestamps."""
         import llama_cpp
 
         sysinfo = llama_cpp.llama_print_system_info()

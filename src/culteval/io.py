@@ -114,10 +114,13 @@ def write_text(text: str, path: str | os.PathLike) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-# What varies by commit, machine or checkpointing, not by content: kept out of an artifact's
-# bytes (so an unchanged artifact keeps its hash and stops DVC's rerun there) and written
-# to a sidecar ``<artifact>.provenance.json`` that .dvcignore hides from hashing.
-LOCAL_KEYS = ("git", "culteval_version", "model.path", "engine.system_info", "params.inference.chunk_size")
+# What varies by commit, machine, checkpointing or thread count, not by content: kept out of an
+# artifact's bytes (so an unchanged artifact keeps its hash and stops DVC's rerun there) and
+# written to a sidecar ``<artifact>.provenance.json`` that .dvcignore hides from hashing.
+# llama.cpp's CPU kernels give each output row to one thread, so results do not depend on
+# the thread count (tests/test_engine.py::test_thread_count_changes_no_byte).
+LOCAL_KEYS = ("git", "culteval_version", "model.path", "engine.system_info", "engine.n_threads",
+              "params.inference.chunk_size", "params.inference.n_threads")
 SIDECAR_SUFFIX = ".provenance.json"
 
 
