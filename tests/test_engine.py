@@ -86,14 +86,12 @@ def test_prefix_reuse_reuses_whole_segments_only(default_model):
 def test_thread_count_changes_no_byte(default_model, mirror, tmp_path):
     # inference.n_threads is neither a rerun trigger nor in an artifact's bytes (culteval.io.LOCAL_KEYS):
     # real opinion prompts (answer distributions) and NormAd prompts (sampled trials) on 1 and 2 threads.
-    import yaml
+    from conftest import default_params
 
     from culteval import prompts as prompts_mod
-    from culteval.config import ROOT, culture_cfg, culture_keys, normalise_cultures
     from culteval.tasks import global_opinions, normad
 
-    cfg = normalise_cultures(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    cfg = culture_cfg(cfg, culture_keys(cfg)[0])
+    cfg = default_params()
     for task, trials in ((global_opinions, 0), (normad, 2)):
         items = task.load_items(mirror, cfg)
         mode = "both" if trials else "distribution"
