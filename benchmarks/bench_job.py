@@ -75,7 +75,14 @@ def load_baseline():
 RUN: Path | None = None  # --run: a finished run folder whose rendered prompts are read instead
 
 
-def job_prompts(task, strategy: str, cfg: dict, mirror: Path, table: dict) -> pd.DataFrame:
+def shipped_table(cfg: dict) -> dict | None:
+    """The shipped translation table, needed only to render prompts here (not with ``--run``)."""
+    if RUN is not None:
+        return None
+    return translate.load_table(ROOT / cfg["translation"]["table"], cfg["target"]["language"])
+
+
+def job_prompts(task, strategy: str, cfg: dict, mirror: Path, table: dict | None) -> pd.DataFrame:
     """The whole job's prompts: as a finished run rendered them (``--run``; every strategy, the
     translated ones with the run's own translations) or rendered here from the shipped table
     (raises MissingTranslation where it does not cover the job)."""
@@ -91,7 +98,7 @@ def job_prompts(task, strategy: str, cfg: dict, mirror: Path, table: dict) -> pd
 
 def reuse_view(engine, cfg: dict, mirror: Path, task_names: list[str], strategies: list[str]) -> None:
     """Whole jobs, tokens only: the share of prompt tokens evaluated with exact reuse, by segment."""
-    table = translate.load_table(ROOT / cfg["translation"]["table"], cfg["target"]["language"])
+    table = shipped_table(cfg)
     segments = (1, 8, 16, 32, 64)
     print("whole jobs, prompt tokens evaluated / prompt tokens (token order; segment 1 = any prefix)")
     print(f"{'task/strategy':<30}{'prompts':>8}{'tokens':>8}" + "".join(f"{f'seg {g}':>8}" for g in segments))
@@ -149,7 +156,7 @@ def window_slices(engine, cfg: dict, mirror: Path, task_names: list[str], strate
 
     Every prompt of a window but its first shares with its predecessor exactly what it shares
     in the whole job, so a window costs what those prompts cost in a full run."""
-    table = translate.load_table(ROOT / cfg["translation"]["table"], cfg["target"]["language"])
+    table = shipped_table(cfg)
     for name in task_names:
         task = tasks.get(name)
         for strategy in strategies:
