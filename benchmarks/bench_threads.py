@@ -37,6 +37,16 @@ def infer(run: Path, culture: str, job: str, prompts: Path, out: Path, threads: 
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
 
 
+def first_prompts(run: Path, culture: str, job: str, n: int, tmp: Path) -> Path:
+    """The first ``n`` rendered prompts of ``job`` (model/task/strategy), copied under ``tmp``."""
+    _, task, strategy = job.split("/")
+    src = run / "data" / "prompts" / culture / task / f"{strategy}.parquet"
+    dst = tmp / job.replace("/", "-") / "prompts.parquet"
+    dst.parent.mkdir(parents=True)
+    io.write_parquet(io.read_parquet(src).head(n), dst, io.read_provenance(src))
+    return dst
+
+
 def wait(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         _, err = p.communicate()
@@ -57,12 +67,7 @@ def main() -> None:
         tmp = Path(tmp)
         inputs = {}
         for job in jobs:
-            _, task, strategy = job.split("/")
-            src = args.run / "data" / "prompts" / args.culture / task / f"{strategy}.parquet"
-            dst = tmp / job.replace("/", "-") / "prompts.parquet"
-            dst.parent.mkdir(parents=True)
-            io.write_parquet(io.read_parquet(src).head(args.prompts), dst, io.read_provenance(src))
-            inputs[job] = dst
+            inputs[job] = first_prompts(args.run, args.culture, job, args.prompts, tmp)
         t = time.perf_counter()
         for job in jobs:
             wait([infer(args.run, args.culture, job, inputs[job], inputs[job].with_name("seq.parquet"),
