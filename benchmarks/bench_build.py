@@ -5,8 +5,8 @@ rendered prompts once per Python environment, each with its own llama-cpp-python
 example the install script's flags before and after a change), and prints each job's CPU time,
 the ratio, and how the outputs compare: byte-identical, else the largest difference in an
 option probability and the share of sampled answers that parse differently. Builds with other
-SIMD kernels round differently, so identity is not expected across builds; the differences say
-what ``culteval verify``'s tolerances must absorb. The clock is the children's CPU time, which
+SIMD kernels may round differently; such differences are what ``culteval verify``'s tolerances
+must absorb. The clock is the children's CPU time, which
 other load on a shared machine inflates far less than wall time.
 
 Usage: ``python benchmarks/bench_build.py --run RUN_DIR --python A/bin/python --python B/bin/python
@@ -16,9 +16,7 @@ Usage: ``python benchmarks/bench_build.py --run RUN_DIR --python A/bin/python --
 from __future__ import annotations
 
 import argparse
-import os
 import resource
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_threads import first_prompts  # noqa: E402
+from bench_threads import first_prompts, infer, wait  # noqa: E402
 
 from culteval import io  # noqa: E402
 
@@ -43,17 +41,10 @@ def cpu_of_children() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def infer(python: str, run: Path, culture: str, job: str, prompts: Path, out: Path) -> float:
-    """CPU seconds of one ``culteval infer`` job under ``python``."""
-    model, task, _ = job.split("/")
-    cmd = [python, "-m", "culteval.cli", "infer", "--culture", culture,
-           "--model-json", str(run / "data" / "models" / f"{model}.json"), "--task", task,
-           "--prompts", str(prompts), "--threads", "1", "--out", str(out), "--no-progress"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+def cpu_seconds(python: str, run: Path, culture: str, job: str, prompts: Path, out: Path) -> float:
+    """CPU seconds of one ``culteval infer`` job (1 thread) under ``python``."""
     before = cpu_of_children()
-    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    if p.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stderr[-3000:]}")
+    wait([infer(run, culture, job, prompts, out, 1, python)])
     return cpu_of_children() - before
 
 
@@ -88,7 +79,7 @@ def main() -> None:
         for job in jobs:
             prompts = first_prompts(args.run, args.culture, job, args.prompts, tmp)
             outs = [prompts.with_name(f"{i}.parquet") for i in range(2)]
-            cpu = [infer(py, args.run, args.culture, job, prompts, out)
+            cpu = [cpu_seconds(py, args.run, args.culture, job, prompts, out)
                    for py, out in zip(args.python, outs, strict=True)]
             rows.append({"job": job, "prompts": args.prompts, "cpu_a_s": round(cpu[0], 1),
                          "cpu_b_s": round(cpu[1], 1), "a/b": round(cpu[0] / cpu[1], 2),

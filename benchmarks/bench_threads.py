@@ -28,9 +28,11 @@ from culteval import io  # noqa: E402
 DEFAULT_JOBS = ("gemma-3-270m/global_opinions/default", "gemma-3-270m/global_opinions/cross_lingual")
 
 
-def infer(run: Path, culture: str, job: str, prompts: Path, out: Path, threads: int) -> subprocess.Popen:
+def infer(run: Path, culture: str, job: str, prompts: Path, out: Path, threads: int,
+          python: str = sys.executable) -> subprocess.Popen:
+    """``culteval infer`` on one job, started under ``python`` (this interpreter by default)."""
     model, task, _ = job.split("/")
-    cmd = [sys.executable, "-m", "culteval.cli", "infer", "--culture", culture,
+    cmd = [python, "-m", "culteval.cli", "infer", "--culture", culture,
            "--model-json", str(run / "data" / "models" / f"{model}.json"), "--task", task,
            "--prompts", str(prompts), "--threads", str(threads), "--out", str(out), "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
