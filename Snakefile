@@ -8,6 +8,7 @@ import re
 # --configfile/--config are applied over the params files: they are written to an overlay
 # that joins CULTEVAL_PARAMS, so the jobs read the same values the workflow plans with.
 
+from culteval.costmodel import job_priority
 from culteval.config import culture_keys, enabled_tasks, export_params, load_params, override_params
 
 PARAMS = override_params(export_params(), config)  # exported as CULTEVAL_PARAMS for every job

@@ -5,12 +5,17 @@ seconds ``s``, CPU seconds ``cpu_time``, peak memory ``max_rss`` in MB); its raw
 how much work the job did (prompts, sampled answers, prompt tokens). This prints one line per
 (culture, model, task) and the totals, the numbers the README's run-time paragraph quotes.
 
-Usage: ``python benchmarks/run_time.py [RUN_DIR]`` (default: the current directory).
+With ``--csv FILE`` it also writes the job table, the format ``workflow/itemsets/calibration.csv``
+is in (the cost model's rates are fitted on it); with ``--plan FILE`` (a ``plan.csv`` of
+``workflow/itemsets/generate.py``) it prints each task's predicted CPU seconds beside the measured.
+
+Usage: ``python benchmarks/run_time.py [RUN_DIR] [--csv FILE] [--plan FILE]`` (default: the current
+directory).
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -35,23 +40,37 @@ def job_table(run: Path) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["culture", "model", "task", "strategy"]).reset_index(drop=True)
 
 
-def main(run: Path) -> None:
+def main(run: Path, csv: Path | None = None, plan: Path | None = None) -> None:
     jobs = job_table(run)
     cols = ["wall_s", "cpu_s", "prompts", "sampled", "prompt_tokens"]
     keys = ["culture", "model", "task"]
     per_task = jobs.groupby(keys, sort=True)[cols].sum()
     per_task["max_rss_mb"] = jobs.groupby(keys, sort=True)["max_rss_mb"].max()
+    if plan is not None:
+        predicted = pd.read_csv(plan).groupby(["model", "task"], sort=True)["seconds"].sum()
+        per_task["predicted_cpu_s"] = [predicted.get((m, t)) for _, m, t in per_task.index]
     pd.set_option("display.width", 200)
     print(per_task.round(1).to_string())
     per_model = jobs.groupby("model", sort=True)[cols].sum()
     print()
     print(per_model.round(1).to_string())
     total = jobs[cols].sum()
-    print(f"\n{len(jobs)} inference jobs: {total['wall_s'] / 60:.1f} min wall, "
+    print(f"\n{len(jobs)} inference jobs: {total['wall_s'] / 60:.1f} min wall (sum over jobs), "
           f"{total['cpu_s'] / 60:.1f} min CPU, "
           f"{total['prompts']:,.0f} prompts, {total['prompt_tokens']:,.0f} prompt tokens, "
           f"{total['sampled']:,.0f} sampled answers")
+    if plan is not None:
+        print(f"predicted by the cost model: {per_task['predicted_cpu_s'].sum() / 60:.1f} min CPU")
+    if csv is not None:
+        out = jobs.assign(jobs=1)[["model", "task", "strategy", "jobs", "wall_s", "cpu_s", "prompts",
+                                   "sampled", "prompt_tokens"]]
+        out.to_csv(csv, index=False, float_format="%.1f", lineterminator="\n")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd())
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", nargs="?", type=Path, default=Path.cwd())
+    ap.add_argument("--csv", type=Path)
+    ap.add_argument("--plan", type=Path)
+    args = ap.parse_args()
+    main(args.run, args.csv, args.plan)

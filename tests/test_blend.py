@@ -27,7 +27,7 @@ def _annotated(mirror, region: str) -> dict:
 
 def test_items_come_from_both_regions_with_upstream_ids(mirror, cfg):
     cfg = json.loads(json.dumps(cfg))
-    cfg["tasks"]["blend"]["limit"] = None
+    cfg["tasks"]["blend"].update(limit=None, itemset=None)
     items = blend.load_items(mirror, cfg)
     want = {("India", f"blend/Assam/{q}") for q in _annotated(mirror, "Assam")}
     want |= {("United States", f"blend/US/{q}") for q in _annotated(mirror, "US")}
@@ -40,8 +40,11 @@ def test_items_come_from_both_regions_with_upstream_ids(mirror, cfg):
 
 
 def test_limit_counts_questions_per_country(mirror, cfg):
-    items = blend.load_items(mirror, cfg)  # params: limit 50
+    cfg = json.loads(json.dumps(cfg))
+    cfg["tasks"]["blend"].update(limit=50, itemset=None)
+    items = blend.load_items(mirror, cfg)
     assert items.groupby("country").size().to_dict() == {"India": 50, "United States": 50}
+    assert items["item_id"].tolist() == sorted(items["item_id"])
 
 
 @pytest.mark.parametrize(("answer", "refs", "expected"), [

@@ -16,6 +16,7 @@ from culteval.acquire import (
     read_lock,
     resolve_model_file,
 )
+from culteval.io import read_json, sidecar_path
 
 BLOB = bytes(range(256)) * 12_000  # 3 MB: several read chunks
 SHA = hashlib.sha256(BLOB).hexdigest()
@@ -107,6 +108,12 @@ def test_unpinned_dataset_is_pinned_on_first_use_then_verified(upstream, tmp_pat
     manifest = acquire_dataset("toy", spec, tmp_path / "run1", None)
     old = hashlib.sha256(first).hexdigest()
     assert manifest["files"]["d.csv"]["pin"] == "first use"
+    # how it was pinned and the URL fetched are the sidecar's, not the tracked manifest's
+    tracked = read_json(tmp_path / "run1" / "PROVENANCE.json")["files"]["d.csv"]
+    assert sorted(tracked) == ["sha256", "subset", "url"]
+    side = read_json(sidecar_path(tmp_path / "run1" / "PROVENANCE.json"))["files"]["d.csv"]
+    fetched = upstream.url("/hf/datasets/org/data/resolve/main/d.csv")
+    assert side == {"origin": "url", "pin": "first use", "source": fetched}
     url = spec["files"]["d.csv"]["url"]
     assert yaml.safe_load(lock.read_text())["sources"] == {url: {"file": "toy/d.csv", "sha256": old}}
     # same bytes again: verified against the lock

@@ -137,3 +137,16 @@ def test_every_dependency_exists(phase):
     for dep in stage["deps"]:
         if not dep.startswith(("data/", "results/")):
             assert (ROOT / dep).exists(), f"{phase}: {dep} does not exist"
+
+
+def test_plots_name_the_report_figures_one_by_one(tmp_path):
+    """`dvc plots show` fails on any file it cannot plot (Snakemake's timestamp, a provenance
+    json) in a plots folder: the figures are named one by one, as the report writes them."""
+    import pandas as pd
+
+    from culteval.report.figures import render_all
+
+    cfg = load_params(ROOT / "params.yaml")
+    written = render_all(pd.DataFrame(columns=["model", "task", "strategy", "metric", "value", "ci_low",
+                                               "ci_high", "n_items", "flags"]), None, cfg, tmp_path)
+    assert dvcgraph.plots(cfg) == [f"results/figures/hi/{p.name}" for p in written]

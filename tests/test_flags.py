@@ -103,3 +103,14 @@ def test_flags_survive_the_csv(tmp_path):
     back = read_summary(tmp_path / "s.csv")
     assert back["flags"].tolist() == df["flags"].tolist()
     assert back.set_index(["model", "metric"]).loc[("m1", "ncad"), "flags"] == "ncad-assumption;translated"
+
+
+def test_a_sampled_item_set_flags_its_task_as_a_subset(tmp_path):
+    df = pd.DataFrame([{"model": "m1", "task": t, "strategy": "default", "metric": "acc", "value": 0.5}
+                       for t in ("normad", "cultural_map")])
+    sampled, whole = tmp_path / "normad.txt", tmp_path / "map.txt"
+    sampled.write_text("# pinned\n# sample: 1 of the 71 groups of mirror/normad.txt\nnormad/0001\n")
+    whole.write_text("# pinned, every item\ncultural_map/A008\n")
+    cfg = {"tasks": {"normad": {"itemset": str(sampled), "limit": None},
+                     "cultural_map": {"itemset": str(whole), "limit": None}}}
+    assert flag_column(df, cfg).tolist() == ["subset", ""]

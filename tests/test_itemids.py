@@ -14,7 +14,7 @@ from culteval import tasks
 from culteval.acquire import acquire_dataset
 from culteval.config import ROOT, enabled_tasks, load_params
 
-DATASETS = ("global_opinions", "culturalbench", "normad", "ivs_map", "wvs7")
+DATASETS = ("global_opinions", "culturalbench", "normad", "ivs_map", "wvs7", "blend")
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +47,15 @@ def _no_itemset(cfg: dict) -> dict:
     return out
 
 
-def test_committed_itemsets_are_the_mirrors_default_items(mirror, cfg):
-    groups = _generator().default_groups(cfg, mirror)
-    for name in pinned(cfg):
-        assert tasks.read_itemset(cfg["tasks"][name]["itemset"]) == groups[name], name
-    assert len(groups["global_opinions"]) == 228 and len(groups["normad"]) == 71
+def test_committed_full_sets_are_the_mirrors_default_items(mirror, cfg):
+    items = _generator().full_groups(cfg, mirror)
+    for name, df in items.items():
+        listed = tasks.read_itemset(ROOT / "workflow" / "itemsets" / "mirror" / f"{name}.txt")
+        assert listed == sorted(dict.fromkeys(df["group_id"])), name
+    assert items["global_opinions"]["group_id"].nunique() == 228
+    assert items["normad"]["group_id"].nunique() == 71
+    per_country = items["blend"].groupby("country")["group_id"].nunique().to_dict()
+    assert per_country == {"India": 50, "United States": 50}
 
 
 def _reload_rewritten(mirror, cfg, tmp_path, task: str, file: str, rows: slice):
@@ -92,7 +96,7 @@ def test_missing_pinned_item_names_task_and_key(mirror, cfg, tmp_path):
 
 
 def test_itemset_selects_then_limit_applies(mirror, cfg, tmp_path):
-    pinned = tasks.read_itemset(cfg["tasks"]["normad"]["itemset"])
+    pinned = tasks.read_itemset(ROOT / "workflow" / "itemsets" / "mirror" / "normad.txt")
     chosen = [pinned[5], pinned[9], pinned[40]]
     (tmp_path / "set.txt").write_text("# three stories\n" + "\n".join(reversed(chosen)) + "\n")
     c = json.loads(json.dumps(cfg))

@@ -636,7 +636,7 @@ def test_consistency_null_on_the_default_opinion_questions(mirror):
     from culteval.config import ROOT, load_params
     from culteval.metrics.robustness import consistency_corr_null
 
-    cfg = load_params(ROOT / "params.yaml")
+    cfg = load_params(f"{ROOT / 'params.yaml'}:{ROOT / 'workflow/overlays/full-mirror.yaml'}")
     items = tasks.get("global_opinions").load_items(mirror, cfg)
     rows = []
     for r in items.itertuples(index=False):

@@ -10,6 +10,10 @@ retry with backoff and show progress on stderr. Every file is hashed; a file not
 in params is pinned on first use in the committed lock file (``sources.lock.yaml``). A
 mismatch stops the pipeline before any inference with a message naming the file and
 both hashes.
+
+The tracked records (``data/raw/<dataset>/PROVENANCE.json``, ``data/models/<name>.json``) hold
+content facts only, the same bytes wherever the mirror, the venv or the download host is; where
+a file came from or sits goes to their ``*.provenance.json`` sidecars, which DVC ignores.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ import yaml
 from tqdm import tqdm
 
 from culteval.gguf import facts as gguf_facts
-from culteval.io import atomic_path, sha256_file, sha256_text, write_json
+from culteval.io import WriteError, atomic_path, read_json, sha256_file, sha256_text, sidecar_path, write_json
+from culteval.provenance import MANIFEST
 
 # llama.cpp's LLAMA_FTYPE values (general.file_type) for the common quantizations.
 FILE_TYPES = {
@@ -241,11 +246,32 @@ def locked_download(url: str, dest: Path, pinned: str | None, what: str, label: 
     return digest, "first use"
 
 
+def subset_note(spec: dict, fspec: dict, digest: str) -> str | None:
+    """The dataset's mirror subset note when the file's CONTENT is the mirror's subset file.
+
+    That is: its sha256 equals the mirror's (``mirror_sha256``) and differs from the pinned
+    upstream file (``sha256``; an unpinned one cannot be told apart, so it counts as the subset).
+    The same bytes get the same note whether they came from the mirror or from any server.
+    """
+    mirror_sha = fspec.get("mirror_sha256")
+    if mirror_sha is None or digest != mirror_sha or digest == fspec.get("sha256"):
+        return None
+    return spec.get("subset_in_mirror")
+
+
 def acquire_dataset(name: str, spec: dict, out_dir: Path, mirror: Path | None) -> dict:
-    """Fetch every file of dataset ``name`` into ``out_dir`` and write PROVENANCE.json there."""
+    """Fetch every file of dataset ``name`` into ``out_dir`` and write PROVENANCE.json there.
+
+    PROVENANCE.json (tracked by DVC) holds what the content determines: dataset, license and per
+    file its sha256, params URL and subset note. Where each file came from (``origin`` mirror|url,
+    ``source``: the mirror path or the URL actually fetched, ``pin``: params|lock|first use) goes to
+    its sidecar ``PROVENANCE.json.provenance.json`` (culteval.io.sidecar_path, hidden from DVC), so
+    the tracked bytes are the same for any mirror location or download host. Returns the manifest
+    with those local facts joined in (what culteval.provenance.dataset_provenance reads back).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = {}
+    files, local = {}, {}
     for fname, fspec in sorted(spec["files"].items()):
         dest = out_dir / fname
         what = f"dataset {name!r} file {fname!r}"
@@ -261,20 +287,15 @@ def acquire_dataset(name: str, spec: dict, out_dir: Path, mirror: Path | None) -
         else:
             origin, where = "url", effective_url(fspec["url"])
             digest, pin = locked_download(fspec["url"], dest, fspec["sha256"], what, f"{name}/{fname}")
-        files[fname] = {
-            "origin": origin,
-            "source": where,
-            "url": fspec["url"],
-            "sha256": digest,
-            "pin": pin,  # params | lock | first use (sha256 recorded in the lock file by this run)
-            # The mirror holds subsets of some datasets; a mirror file identical to the pinned
-            # upstream file is complete, any other mirror file carries the dataset's subset note.
-            "subset": (spec.get("subset_in_mirror")
-                       if origin == "mirror" and fspec["sha256"] != digest else None),
-        }
+        files[fname] = {"url": fspec["url"], "sha256": digest, "subset": subset_note(spec, fspec, digest)}
+        # pin: params | lock | first use (sha256 recorded in the lock file by this run)
+        local[fname] = {"origin": origin, "source": where, "pin": pin}
     manifest = {"dataset": name, "license": spec["license"], "files": files}
-    write_json(manifest, out_dir / "PROVENANCE.json")
-    return manifest
+    path = out_dir / MANIFEST
+    write_json(manifest, path)
+    # the manifest's hash tells a stale sidecar (a run killed in between) from its own
+    write_json({"files": local, "artifact_sha256": sha256_file(path)}, sidecar_path(path))
+    return {**manifest, "files": {f: {**e, **local[f]} for f, e in files.items()}}
 
 
 def model_cache() -> Path:
@@ -339,7 +360,8 @@ def gguf_metadata(path: Path, name: str) -> dict[str, str]:
 
 
 def describe_model(name: str, spec: dict) -> dict:
-    """Resolve, verify and describe a model entry: the record written to data/models/<name>.json."""
+    """Resolve, verify and describe a model entry: the record of data/models/<name>.json, plus the
+    file's local ``path`` (which :func:`write_model_record` keeps out of the tracked bytes)."""
     path = resolve_model_file(name, spec)
     expected = spec.get("sha256")
     if expected is None and "hf" in spec:  # trust on first use: the hash its download recorded
@@ -368,3 +390,59 @@ def describe_model(name: str, spec: dict) -> dict:
         "chat_template_sha256": sha256_text(template) if template else None,
         "chat_template_use": spec.get("chat_template", "auto"),
     }
+
+
+# Where the model file sits (site-packages of this clone's venv, the model cache): machine facts,
+# kept out of data/models/<name>.json and written to its sidecar.
+MODEL_LOCAL_KEYS = ("path",)
+
+
+def write_model_record(record: dict, out: str | os.PathLike) -> None:
+    """Write data/models/<name>.json without the local path, which goes to its sidecar."""
+    out = Path(out)
+    write_json({k: v for k, v in record.items() if k not in MODEL_LOCAL_KEYS}, out)
+    local = {k: record[k] for k in MODEL_LOCAL_KEYS if k in record}
+    write_json({**local, "artifact_sha256": sha256_file(out)}, sidecar_path(out))
+
+
+def model_path(model_json: str | os.PathLike, cfg: dict | None, *, resolve: bool = True) -> Path | None:
+    """The local GGUF file behind ``data/models/<name>.json``.
+
+    From the record's sidecar when it was written for these bytes and the file is still there
+    (or from the record itself when it still names an existing file: older, hand-written records);
+    otherwise (a checkout by ``dvc pull``, another clone, a moved venv) resolved again from
+    ``cfg['models'][name]`` and verified against the record's sha256 (a mismatch names the model
+    and both hashes), and the sidecar rewritten. ``resolve=False``: None instead of resolving
+    (nothing is downloaded or assembled).
+    """
+    model_json = Path(model_json)
+    record = read_json(model_json, keys=("name", "sha256"))
+    name, side = record["name"], sidecar_path(model_json)
+    local = read_json(side) if side.is_file() else None
+    if local is not None and local.get("artifact_sha256") == sha256_file(model_json) and local.get("path"):
+        path = Path(local["path"])
+        if path.is_file():
+            return path
+    if record.get("path") and Path(record["path"]).is_file():  # an older or hand-written record: as before
+        return Path(record["path"])
+    if not resolve:
+        return None
+    spec = ((cfg or {}).get("models") or {}).get(name)
+    if spec is None:
+        raise ModelError(f"model {name!r}: {model_json} has no current sidecar with its file's path, and "
+                         f"params.models has no entry {name!r} to find the file from")
+    path = resolve_model_file(name, spec)
+    digest = sha256_file(path)
+    if digest != record["sha256"]:
+        raise ChecksumError(
+            f"model {name!r}: sha256 mismatch: {model_json} records {record['sha256']}, the file params "
+            f"now resolve to ({path}) has {digest}; rerun acquire_model", record["sha256"], digest)
+    with contextlib.suppress(OSError, WriteError):  # a read-only checkout runs too, resolving each time
+        write_json({"path": str(path), "artifact_sha256": sha256_file(model_json)}, side)
+    return path
+
+
+def load_model_record(model_json: str | os.PathLike, cfg: dict | None) -> dict:
+    """data/models/<name>.json with its file's local ``path`` (:func:`model_path`) joined in."""
+    record = read_json(model_json, keys=("name", "sha256"))
+    return {**record, "path": str(model_path(model_json, cfg))}

@@ -7,9 +7,7 @@ import sys
 from pathlib import Path
 
 from culteval import config as cfgmod
-from culteval.io import read_json, read_parquet, write_json, write_parquet
-
-MODEL_KEYS = ("name", "path", "sha256")  # what a data/models/<name>.json must hold
+from culteval.io import SIDECAR_SUFFIX, read_parquet, write_json, write_parquet
 
 
 def _items_params(cfg: dict, task: str) -> dict:
@@ -62,12 +60,13 @@ def cmd_acquire_data(args) -> None:
 
 
 def cmd_acquire_model(args) -> None:
-    from culteval.acquire import describe_model
+    from culteval.acquire import describe_model, write_model_record
 
     cfg = _params(args)
     if args.model not in cfg["models"]:
         raise KeyError(f"params.models: no model named {args.model!r}")
-    write_json(describe_model(args.model, cfg["models"][args.model]), args.out)
+    # the file's local path goes to the record's sidecar, not into the tracked bytes
+    write_model_record(describe_model(args.model, cfg["models"][args.model]), args.out)
 
 
 def cmd_prepare(args) -> None:
@@ -79,7 +78,12 @@ def cmd_prepare(args) -> None:
     items = task.load_items(raw_root, cfg)
     if items.empty:
         raise ValueError(f"task {args.task!r}: no items after filtering (check params.tasks.{args.task})")
-    inputs = [p for d in task.datasets for p in sorted((raw_root / d).iterdir()) if p.is_file()]
+    # sidecars say where a file came from, which must not reach the items' bytes
+    inputs = [p for d in task.datasets for p in sorted((raw_root / d).iterdir())
+              if p.is_file() and not p.name.endswith(SIDECAR_SUFFIX)]
+    itemset = cfg["tasks"][args.task].get("itemset")
+    if itemset:  # the pinned groups: their file and hash in the lineage (read as read_itemset does)
+        inputs.append(itemset if Path(itemset).is_absolute() else cfgmod.ROOT / itemset)
     prov = provenance.record(inputs=inputs, params=_items_params(cfg, args.task))
     write_parquet(items, args.out, prov)
 
@@ -96,9 +100,10 @@ def cmd_translate(args) -> None:
     translator, model_record = None, None
     name = cfg["translation"]["translator_model"]
     if name is not None:
+        from culteval.acquire import load_model_record
         from culteval.engine import Engine
 
-        model_record = read_json(Path(args.models_dir) / f"{name}.json", keys=MODEL_KEYS)
+        model_record = load_model_record(Path(args.models_dir) / f"{name}.json", cfg)
         engine = Engine(model_record["path"], **_engine_settings(cfg, cfg["models"][name], args.threads))
         translator = translate.make_model_translator(
             engine, cfg["target"]["language_name"], model_record["sha256"])
@@ -186,9 +191,10 @@ def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates
 def cmd_infer(args) -> None:
     """Run one params.yaml model over one (task, strategy) prompts table."""
     from culteval import prompts
+    from culteval.acquire import load_model_record
 
     cfg = _params(args)
-    model_record = read_json(args.model_json, keys=MODEL_KEYS)
+    model_record = load_model_record(args.model_json, cfg)  # with the file's path from its sidecar
     spec = cfg["models"][model_record["name"]]
     prompts_df = read_parquet(args.prompts, columns=prompts.COLUMNS,
                               params={k: cfg[k] for k in ("permutations", "seed", "target")})
@@ -289,22 +295,31 @@ def cmd_verify(args) -> None:
     for path in (args.summary, args.published):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such summary")
-    diffs = compare(pd.read_csv(args.summary), pd.read_csv(args.published), tolerances)
-    print("\n".join(diffs) if diffs else f"{args.summary} agrees with {args.published} "
-          f"(tolerances {tolerances})")
+    stats: dict = {}
+    diffs = compare(pd.read_csv(args.summary), pd.read_csv(args.published), tolerances, args.items, stats)
+    rule = ", ".join(f"{c} {'exact' if t is None else f'{t:g} + {args.items}/n_items'}"
+                     for c, t in tolerances.items())
+    worst = ", ".join(f"{c} {v:.3g}" for c, v in sorted(stats.get("max_abs_diff", {}).items()))
+    print(f"{args.summary} vs {args.published}: {stats.get('rows', 0)} rows in both, "
+          f"{stats.get('identical', 0)} identical; largest differences: {worst or 'none'}; "
+          f"tolerances: {rule}")
     if diffs:
+        print("\n".join(diffs))
         raise ValueError(f"{len(diffs)} differences beyond tolerance")
+    print("agrees within tolerance")
 
 
 def cmd_check(args) -> None:
     """Validate params; preflight each model whose file is known (a path, or an acquired record)."""
     from culteval import gguf, preflight
+    from culteval.acquire import model_path
 
     cfg = _params(args)
     problems = []
     for name, spec in sorted(cfg["models"].items()):
         record = Path(args.models_dir) / f"{name}.json"
-        path = spec.get("path") or (read_json(record, keys=MODEL_KEYS)["path"] if record.is_file() else None)
+        # an acquired record's file from its sidecar; check never downloads or assembles a model
+        path = spec.get("path") or (model_path(record, cfg, resolve=False) if record.is_file() else None)
         if path and Path(path).is_file():
             problems += preflight.resource_problems(name, gguf.facts(path), cfg["inference"],
                                                     n_gpu_layers=spec.get("n_gpu_layers", 0))
@@ -388,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--summary", default="results/metrics/summary.csv")
     sp.add_argument("--published", default="results/published/summary.csv")
     sp.add_argument("--tol", action="append", metavar="COLUMN=ABS", help="override a column's tolerance")
+    sp.add_argument("--items", type=int, default=2, metavar="K",
+                    help="items per row whose answer may flip between builds: "
+                         "tolerance + K/n_items (default 2)")
     sp = add("lineage", cmd_lineage, "print the chain of inputs behind a result file")
     sp.add_argument("target")
     return p

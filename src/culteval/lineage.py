@@ -5,7 +5,8 @@ metadata and the commit/machine part in ``<artifact>.provenance.json``
 (culteval.io.split_provenance); other
 outputs (summary.csv, metrics.json, figures, the report) have a
 ``provenance.json`` beside them. ``lineage`` follows each record's inputs
-recursively down to the raw dataset files.
+recursively down to the raw dataset files, whose origin (mirror path or URL fetched) it reads
+from their ``PROVENANCE.json`` sidecar.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from culteval.io import read_json, read_provenance, sha256_file
+from culteval.provenance import raw_origin
 
 SIDECAR = "provenance.json"
 
@@ -30,6 +32,19 @@ def _model_line(model: dict) -> str:
     return (f"model {model['name']}: {model.get('path', '(path in sidecar)')} sha256 {model['sha256']} "
             f"[{g.get('architecture')}, {g.get('quantization')}, {g.get('name')}] "
             f"chat template {model.get('chat_template')}")
+
+
+def _is_raw(inp: dict) -> bool:
+    """Whether a provenance input is a raw dataset file (its manifest's URL; older records: origin)."""
+    return "url" in inp or bool(inp.get("origin"))
+
+
+def _origin(inp: dict, path: Path) -> str:
+    """Where a raw file came from: its manifest's sidecar (mirror path or URL fetched), if current."""
+    local = raw_origin(path) if path.is_file() else None
+    if local:
+        return f"{local.get('origin')} {local.get('source')} (pinned by {local.get('pin')})"
+    return inp.get("origin") or "an unknown origin (no current PROVENANCE.json sidecar)"
 
 
 def lineage(target: Path, root: Path | None = None) -> str:
@@ -74,9 +89,9 @@ def lineage(target: Path, root: Path | None = None) -> str:
         for inp in rec.get("inputs", []):
             ipath = Path(inp["path"])
             ipath = ipath if ipath.is_absolute() else root / ipath
-            if inp.get("origin"):
+            if _is_raw(inp):
                 note = f" SUBSET: {inp['subset']}" if inp.get("subset") else ""
-                lines.append(f"{pad}  data {inp['path']} sha256 {inp['sha256']} from {inp['origin']} "
+                lines.append(f"{pad}  data {inp['path']} sha256 {inp['sha256']} from {_origin(inp, ipath)} "
                              f"({inp.get('url')}){note}")
             elif ipath.suffix == ".parquet" or provenance_of(ipath) is not None:
                 visit(Path(inp["path"]), depth + 1)
@@ -88,7 +103,10 @@ def lineage(target: Path, root: Path | None = None) -> str:
 
 
 def data_inputs(paths: list[str | Path]) -> list[dict]:
-    """Every raw dataset file (with sha256, origin, subset note) behind ``paths``, deduplicated."""
+    """Every raw dataset file (with sha256, URL, subset note) behind ``paths``, deduplicated.
+
+    Content facts only (they feed the report): where each file came from is :func:`_origin`'s.
+    """
     found: dict[str, dict] = {}
     seen: set[str] = set()
     stack = [Path(p) for p in paths]
@@ -99,8 +117,8 @@ def data_inputs(paths: list[str | Path]) -> list[dict]:
         seen.add(path.as_posix())
         rec = provenance_of(path) or {}
         for inp in rec.get("inputs", []):
-            if inp.get("origin"):
-                found[inp["path"]] = {"path": inp["path"], "sha256": inp["sha256"], "origin": inp["origin"],
+            if _is_raw(inp):
+                found[inp["path"]] = {"path": inp["path"], "sha256": inp["sha256"],
                                       "url": inp.get("url"), "subset": inp.get("subset")}
             else:
                 stack.append(Path(inp["path"]))

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from culteval import __version__
 from culteval.config import ROOT
-from culteval.io import read_json, sha256_file
+from culteval.io import read_json, sha256_file, sidecar_path
+
+MANIFEST = "PROVENANCE.json"  # beside each raw dataset's files (culteval.acquire.acquire_dataset)
 
 
 def git_info(root: Path = ROOT) -> dict:
@@ -27,15 +29,48 @@ def git_info(root: Path = ROOT) -> dict:
 
 
 def input_record(path: str | Path) -> dict:
-    """sha256 and origin of an input file; raw data files inherit their manifest's origin."""
+    """sha256 of an input file; a raw data file adds its manifest's URL and subset note.
+
+    Content facts only: where the file came from (mirror path, download host) lives in the
+    manifest's sidecar (culteval.acquire.dataset_provenance), so an artifact's bytes do not
+    depend on it.
+    """
     path = Path(path)
     rec = {"path": path.as_posix(), "sha256": sha256_file(path)}
-    manifest = path.parent / "PROVENANCE.json"
+    manifest = path.parent / MANIFEST
     if manifest.is_file() and path.name != manifest.name:
         entry = read_json(manifest)["files"].get(path.name)
         if entry:
-            rec.update(origin=entry["origin"], url=entry["url"], subset=entry["subset"])
+            rec.update(url=entry["url"], subset=entry.get("subset"))
     return rec
+
+
+def dataset_provenance(manifest: str | Path) -> dict:
+    """A raw dataset's PROVENANCE.json joined with its sidecar's ``origin``, ``source`` and ``pin``
+    per file; a missing sidecar, or one written for other manifest bytes, joins nothing and
+    ``local_record`` says ``missing`` or ``stale``."""
+    manifest = Path(manifest)
+    content = read_json(manifest, keys=("files",))
+    side = sidecar_path(manifest)
+    local = read_json(side) if side.is_file() else None
+    if local is None or local.get("artifact_sha256") != sha256_file(manifest):
+        return {**content, "local_record": "missing" if local is None else "stale"}
+    extra = local.get("files") or {}
+    return {**content, "files": {f: {**e, **extra.get(f, {})} for f, e in content["files"].items()}}
+
+
+def raw_origin(path: str | Path) -> dict | None:
+    """Where a raw data file came from (``origin`` mirror|url, ``source``, ``pin``), from its
+    manifest's sidecar; None without a manifest entry or a current sidecar."""
+    path = Path(path)
+    manifest = path.parent / MANIFEST
+    if not manifest.is_file() or path.name == MANIFEST:
+        return None
+    prov = dataset_provenance(manifest)
+    entry = prov["files"].get(path.name)
+    if prov.get("local_record") or not entry:
+        return None
+    return {k: entry[k] for k in ("origin", "source", "pin") if k in entry}
 
 
 def record(*, inputs: list[str | Path] = (), model: dict | None = None, templates: dict | None = None,

@@ -12,6 +12,9 @@ rule infer:
     benchmark:
         "logs/benchmarks/infer/{culture}/{model}/{task}/{strategy}.tsv"
     threads: config["inference"]["n_threads"]
+    # longest jobs first (predicted seconds, culteval.costmodel), so a run does not end on one
+    # long job with the other cores idle
+    priority: lambda wc: job_priority(config, wc.culture, wc.model, wc.task, wc.strategy)
     resources:
         mem_mb=8192,
         gpu=lambda wc: 1 if config["models"][wc.model].get("n_gpu_layers", 0) != 0 else 0,

@@ -2,8 +2,9 @@
 
 Flags (sorted, joined by ``;``, empty when none):
 
-* ``subset``: the task's data are a subset: a ``tasks.<task>.limit`` is set, or an
-  acquired file's ``PROVENANCE.json`` under ``raw_root`` carries a subset note.
+* ``subset``: the task's data are a subset: a ``tasks.<task>.limit`` is set, its item set
+  is a sample (a ``# sample:`` line, as the default run's sets have), or an acquired file's
+  ``PROVENANCE.json`` under ``raw_root`` carries a subset note.
 * ``ncad-assumption``: nCAD's normalisation is the project's assumption.
 * ``y002-independence``: the value uses Y002 derived from two choice distributions
   treated as independent (``expected_Y002``/``sampled_Y002`` and every placement).
@@ -32,7 +33,10 @@ def subset_tasks(tasks, cfg: dict, raw_root: str | Path | None) -> set[str]:
 
     out = set()
     for task in tasks:
-        if ((cfg.get("tasks") or {}).get(task) or {}).get("limit") is not None:
+        spec = (cfg.get("tasks") or {}).get(task) or {}
+        if spec.get("limit") is not None:
+            out.add(task)
+        if spec.get("itemset") and registry.itemset_sample_note(spec["itemset"]):
             out.add(task)
         for ds in registry.get(task).datasets if task in registry.registry() else ():
             prov = Path(raw_root) / ds / "PROVENANCE.json" if raw_root is not None else None

@@ -134,12 +134,14 @@ def robustness_figure(summary: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+FIGURES = ("cultural_map.png", "cad.png", "accuracy.png", "robustness.png")  # what render_all writes
+
+
 def render_all(summary: pd.DataFrame, coords: pd.DataFrame | None, cfg: dict, out_dir: Path) -> list[Path]:
     """All report figures into ``out_dir``, in report order (models and baselines; the comparison
     rows ``group:``/``delta:``/``mixed_effects`` are tabled in the report, not plotted)."""
     out_dir = Path(out_dir)
     summary = summary[~summary["model"].str.startswith(COMPARISON_PREFIXES)]
-    return [cultural_map_figure(coords, summary, cfg, out_dir / "cultural_map.png"),
-            cad_figure(summary, out_dir / "cad.png"),
-            accuracy_heatmap(summary, out_dir / "accuracy.png"),
-            robustness_figure(summary, out_dir / "robustness.png")]
+    map_png, cad_png, accuracy_png, robustness_png = (out_dir / name for name in FIGURES)
+    return [cultural_map_figure(coords, summary, cfg, map_png), cad_figure(summary, cad_png),
+            accuracy_heatmap(summary, accuracy_png), robustness_figure(summary, robustness_png)]

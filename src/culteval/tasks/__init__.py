@@ -125,6 +125,20 @@ def read_itemset(path: str | Path) -> list[str]:
     return [k for k in (line.split("#", 1)[0].strip() for line in text.splitlines()) if k]
 
 
+SAMPLE_NOTE = "# sample: "  # an item-set line that says the set is a sample of a larger one
+
+
+def itemset_sample_note(path: str | Path) -> str | None:
+    """What an item-set file says it samples (its ``# sample: ...`` line), or None for a whole set."""
+    from culteval.config import ROOT
+
+    path = Path(path) if Path(path).is_absolute() else ROOT / path
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith(SAMPLE_NOTE):
+            return line[len(SAMPLE_NOTE):].strip()
+    return None
+
+
 def select_itemset(df: pd.DataFrame, task: str, cfg: dict, applies=None) -> pd.DataFrame:
     """Keep the groups listed in ``params.tasks.<task>.itemset``; a listed group that is absent raises.
 
