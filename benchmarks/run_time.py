@@ -7,7 +7,8 @@ how much work the job did (prompts, sampled answers, prompt tokens). This prints
 
 With ``--csv FILE`` it also writes the job table, the format ``workflow/itemsets/calibration.csv``
 is in (the cost model's rates are fitted on it); with ``--plan FILE`` (a ``plan.csv`` of
-``workflow/itemsets/generate.py``) it prints each task's predicted CPU seconds beside the measured.
+``workflow/itemsets/generate.py``) it prints each task's predicted seconds (wall seconds of its
+jobs, as the cost model predicts them) beside the measured.
 
 Usage: ``python benchmarks/run_time.py [RUN_DIR] [--csv FILE] [--plan FILE]`` (default: the current
 directory).
@@ -48,7 +49,7 @@ def main(run: Path, csv: Path | None = None, plan: Path | None = None) -> None:
     per_task["max_rss_mb"] = jobs.groupby(keys, sort=True)["max_rss_mb"].max()
     if plan is not None:
         predicted = pd.read_csv(plan).groupby(["model", "task"], sort=True)["seconds"].sum()
-        per_task["predicted_cpu_s"] = [predicted.get((m, t)) for _, m, t in per_task.index]
+        per_task["predicted_s"] = [predicted.get((m, t)) for _, m, t in per_task.index]
     pd.set_option("display.width", 200)
     print(per_task.round(1).to_string())
     per_model = jobs.groupby("model", sort=True)[cols].sum()
@@ -60,7 +61,8 @@ def main(run: Path, csv: Path | None = None, plan: Path | None = None) -> None:
           f"{total['prompts']:,.0f} prompts, {total['prompt_tokens']:,.0f} prompt tokens, "
           f"{total['sampled']:,.0f} sampled answers")
     if plan is not None:
-        print(f"predicted by the cost model: {per_task['predicted_cpu_s'].sum() / 60:.1f} min CPU")
+        predicted = per_task['predicted_s'].sum() / 60
+        print(f"predicted by the cost model: {predicted:.1f} min wall (sum over jobs)")
     if csv is not None:
         out = jobs.assign(jobs=1)[["model", "task", "strategy", "jobs", "wall_s", "cpu_s", "prompts",
                                    "sampled", "prompt_tokens"]]
