@@ -65,3 +65,15 @@ def test_lineage_shows_the_commit_from_the_sidecar(tmp_path):
     path = tmp_path / "x.parquet"
     io.write_parquet(DF, path, _record("c" * 40, "avx2"))
     assert "at commit " + "c" * 40 in lineage(path, root=tmp_path)
+
+
+def test_json_records_of_summaries_figures_and_report_keep_the_commit_beside_them(tmp_path):
+    # results/metrics/provenance.json and the figures' records are DVC outputs too: a rerun at
+    # a later commit (the one that publishes the run, say) must leave their bytes alone
+    one, two = tmp_path / "one" / "provenance.json", tmp_path / "two" / "provenance.json"
+    io.write_record(_record("a" * 40, "avx2"), one)
+    io.write_record(_record("b" * 40, "avx512", threads=8), two)
+    assert one.read_bytes() == two.read_bytes() and b"a" * 40 not in one.read_bytes()
+    assert io.read_record(two)["git"]["commit"] == "b" * 40
+    io.sidecar_path(two).unlink()
+    assert io.read_record(two)["local_record"] == "missing"

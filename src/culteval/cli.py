@@ -7,7 +7,16 @@ import sys
 from pathlib import Path
 
 from culteval import config as cfgmod
-from culteval.io import SIDECAR_SUFFIX, read_parquet, write_json, write_parquet
+from culteval.io import (
+    SIDECAR_SUFFIX,
+    read_parquet,
+    sha256_file,
+    sidecar_path,
+    split_provenance,
+    write_json,
+    write_parquet,
+    write_record,
+)
 
 
 def _items_params(cfg: dict, task: str) -> dict:
@@ -229,7 +238,7 @@ def cmd_metrics(args) -> None:
     out = Path(args.out_dir)
     summ.write_summary(df, out / "summary.csv")
     write_json(summ.metrics_json(df), out / "metrics.json")
-    write_json(_aggregate_provenance([*args.items, *args.raw], cfg), out / "provenance.json")
+    write_record(_aggregate_provenance([*args.items, *args.raw], cfg), out / "provenance.json")
 
 
 def _aggregate_provenance(inputs: list[str], cfg: dict) -> dict:
@@ -255,23 +264,27 @@ def cmd_report(args) -> None:
     out = Path(args.out_dir)
     raw = by_culture(args.raw, "raw", cfg)
     prov = _aggregate_provenance([args.summary, *args.raw], cfg)
-    write_json(prov, out / "provenance.json")
+    write_record(prov, out / "provenance.json")
     sections = []
     for key in cfgmod.culture_keys(cfg):
         view = cfgmod.culture_cfg(cfg, key)
         _, coords = map_inputs(view, Path(args.raw_root))
         rows = summary[summary["culture"] == key]
         figures = render_all(rows, coords, view, out / "figures" / key)
-        write_json(_aggregate_provenance([args.summary, *raw.get(key, [])], cfg),
-                   out / "figures" / key / "provenance.json")
+        write_record(_aggregate_provenance([args.summary, *raw.get(key, [])], cfg),
+                     out / "figures" / key / "provenance.json")
         country, reference = cfg["cultures"][key]["country"], cfg["reference"]["country"]
         title = f"{country} ({cfg['cultures'][key]['language_name']}) vs {reference}"
         sections.append(CultureSection(key=key, title=title, summary=rows, figures=figures,
                                        countries={"target": country, "reference": reference}))
     inputs = data_inputs([args.summary, *args.raw])
     notes = [n for n in [mixed_effects_note(summary, cfg)] if n]
-    build_report(summary, sections, prov, inputs, out / "report.html", notes=notes,
-                 languages=language_table(summary, cfg))
+    # the report shows the content part; the commit and machine go to its sidecar, as for every
+    # artifact, so the report's bytes do not change with the commit that rebuilt it
+    content, local = split_provenance(prov)
+    report = build_report(summary, sections, content, inputs, out / "report.html", notes=notes,
+                          languages=language_table(summary, cfg))
+    write_json({**local, "artifact_sha256": sha256_file(report)}, sidecar_path(report))
 
 
 def cmd_lineage(args) -> None:

@@ -163,6 +163,29 @@ def join_provenance(content: dict, local: dict) -> dict:
     return record
 
 
+def write_record(record: dict, path: str | os.PathLike) -> None:
+    """A provenance record as a JSON file (outputs built from many artifacts): the content part
+    in ``path``, the commit/machine part in its sidecar, split as :func:`write_parquet` splits
+    them, so a new commit or another machine changes no tracked byte."""
+    content, local = split_provenance(record)
+    write_json(content, path)
+    write_json({**local, "artifact_sha256": sha256_file(path)}, sidecar_path(path))
+
+
+def read_record(path: str | os.PathLike) -> dict:
+    """Inverse of :func:`write_record`: the content joined with a sidecar written for these bytes
+    (else ``local_record`` says ``missing`` or ``stale``). A record written whole (older runs)
+    reads as it is."""
+    content = read_json(path)
+    side = sidecar_path(path)
+    local = read_json(side) if side.is_file() else None
+    if local is None or local.get("artifact_sha256") != sha256_file(path):
+        if "git" in content:  # an older record, written whole
+            return content
+        return {**content, "local_record": "missing" if local is None else "stale"}
+    return join_provenance(content, local)
+
+
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike, provenance: dict | None = None) -> None:
     """Write ``df`` (index dropped) with the content part of its provenance record in the file's
     metadata and the commit/machine part in the sidecar (:func:`split_provenance`)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from culteval.io import read_json, read_provenance, sha256_file
+from culteval.io import read_provenance, read_record, sha256_file
 from culteval.provenance import raw_origin
 
 SIDECAR = "provenance.json"
@@ -24,7 +24,7 @@ def provenance_of(path: Path) -> dict | None:
     if path.suffix == ".parquet":
         return read_provenance(path)
     sidecar = path.parent / SIDECAR
-    return read_json(sidecar) if sidecar.is_file() else None
+    return read_record(sidecar) if sidecar.is_file() else None
 
 
 def _model_line(model: dict) -> str:
