@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,16 @@ def upstream(monkeypatch):
         monkeypatch.setenv("CULTEVAL_DOWNLOAD_BACKOFF", "0")
         monkeypatch.setenv("CULTEVAL_DOWNLOAD_RETRIES", "3")
         yield server
+
+
+def clone(dest: Path) -> Path:
+    """The project as a clone has it: tracked and unignored files only."""
+    from culteval.config import ROOT
+
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split("\0")
+    for rel in filter(None, files):
+        if (ROOT / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    return dest

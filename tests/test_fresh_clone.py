@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import clone
 
 from culteval import tasks
 from culteval.config import ROOT, enabled_tasks, load_params
@@ -25,16 +26,6 @@ from culteval.io import read_parquet
 def pinned(cfg: dict) -> list[str]:
     """The enabled tasks whose params name a pinned evaluation set."""
     return [t for t in enabled_tasks(cfg) if cfg["tasks"][t].get("itemset")]
-
-
-def clone(dest: Path) -> Path:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.split("\0")
-    for rel in filter(None, files):
-        if (ROOT / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-    return dest
 
 
 def snakemake(repo: Path, upstream, *targets: str) -> subprocess.CompletedProcess:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import clone
 
 from culteval.acquire import acquire_dataset, resolve_model_file
 from culteval.config import ROOT, load_params
@@ -113,17 +114,6 @@ def test_lineage_shows_where_raw_files_came_from(cfg, mirror, tmp_path, monkeypa
 
 # --- the tiny pipeline, three ways -------------------------------------------------------------
 
-def _clone(dest: Path) -> Path:
-    """The project as a clone has it: tracked and unignored files only."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.split("\0")
-    for rel in filter(None, files):
-        if (ROOT / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-    return dest
-
-
 def _run(repo: Path, cache: Path, **env_vars: str) -> None:
     env = {k: v for k, v in os.environ.items()
            if k not in ("CULTEVAL_DATA_MIRROR", "CULTEVAL_SOURCES_LOCK", "CULTEVAL_PARAMS")}
@@ -148,7 +138,7 @@ def test_tiny_pipeline_is_byte_identical_from_any_mirror_path_or_download(cfg, m
     from upstream_server import serve_mirror
 
     assert f"*{SIDECAR_SUFFIX}" in (ROOT / ".dvcignore").read_text().splitlines()
-    base = _clone(tmp_path / "base")  # one snapshot of the code for all three runs
+    base = clone(tmp_path / "base")  # one snapshot of the code for all three runs
     gemma = cfg["models"]["gemma-3-270m"]
     packaged = resolve_model_file("gemma-3-270m", gemma)  # assembled once in the default cache
     serve_mirror(upstream, cfg, _copy_mirror(mirror, tmp_path / "served-mirror"))
