@@ -13,7 +13,7 @@ import pytest
 from test_engine import first_letter, prompts_table
 
 from culteval import cli, io
-from culteval import engine as engine_mod
+from culteval.engine import scoring as engine_mod
 from culteval.config import ROOT
 from culteval.engine import Engine, score_prompts
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from culteval import engine as engine_mod
+from culteval.engine import scoring as engine_mod
 from culteval import io
 from culteval.engine import Engine, score_prompts, trial_seed
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from culteval import engine as engine_mod
+from culteval.engine import scoring as engine_mod
 from culteval import io, preflight
 from culteval.config import ROOT
 

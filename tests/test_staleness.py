@@ -159,7 +159,7 @@ CASES = {
     "translate.py": (edit_file("src/culteval/translate.py", _append(PY)),
                      FROM_TRANSLATE, {"translate", "render"}),
     # the translations' rerun reruns the native prompts too (Snakemake compares times)
-    "engine.py": (edit_file("src/culteval/engine.py", _append(PY)), FROM_TRANSLATE,
+    "engine/scoring.py": (edit_file("src/culteval/engine/scoring.py", _append(PY)), FROM_TRANSLATE,
                   {"translate", "infer", "metrics"}),
     "metrics/accuracy.py": (edit_file("src/culteval/metrics/accuracy.py", _append(PY)), SCORE,
                             SCORE),
