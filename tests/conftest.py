@@ -39,14 +39,16 @@ def culturalbench_prompts(mirror: Path, cfg: dict, folder: Path, limit: int) -> 
     """A prompts file of ``limit`` real CulturalBench-Easy items x 2 orders (default strategy)."""
     import json
 
-    from culteval import io, prompts, tasks
+    from culteval import io, prompts, provenance, tasks
 
     c = json.loads(json.dumps(cfg))
     c["tasks"]["culturalbench"].update(subsets=["easy"], limit=limit, itemset=None)  # any params overlay
     items = tasks.get("culturalbench").load_items(mirror, c)
     table = prompts.render(items, "default", c, translations=None, mode="distribution", root=ROOT)
     path = folder / "prompts.parquet"
-    io.write_parquet(table, path)
+    # the identity the render stage records (infer checks it)
+    io.write_parquet(table, path, {"identity": provenance.identity(
+        "prompts", culture="hi", task="culturalbench", strategy="default", sources={"items": "0" * 64})})
     return path
 
 

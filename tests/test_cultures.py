@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from test_recompute import synthetic_items, synthetic_raw
+from test_recompute import synthetic_items, synthetic_raw, write_items, write_raw
 
 from culteval import cli, dvcgraph
 from culteval.config import (
@@ -27,7 +27,6 @@ from culteval.config import (
     normalise_cultures,
     validate,
 )
-from culteval.io import write_parquet
 from culteval.metrics.comparisons import mixed_effects_data
 from culteval.metrics.summary import summarize, summarize_cultures
 
@@ -74,12 +73,13 @@ def _pipeline_run(root: Path, cultures: dict[str, str], seed: int = 5, tasks=Non
         items = {t: df for t, df in items.items() if tasks is None or t in tasks}
         raw = {}
         for task, df in items.items():
-            write_parquet(df, root / "data" / "items" / key / f"{task}.parquet")
+            item_path = write_items(df, root / "data" / "items" / key / f"{task}.parquet", key, task)
             for model in ("alpha", "beta", "gamma"):
                 for strategy in ("default", "native"):
                     raw[(model, task, strategy)] = synthetic_raw(rng, df, strategy)
-                    write_parquet(raw[(model, task, strategy)],
-                                  root / "results" / "raw" / key / model / task / f"{strategy}.parquet")
+                    write_raw(raw[(model, task, strategy)],
+                              root / "results" / "raw" / key / model / task / f"{strategy}.parquet",
+                              key, model, task, strategy, item_path)
         out[key] = (items, raw)
     return out
 
@@ -134,7 +134,7 @@ def test_each_culture_sees_its_own_target_table_and_item_sets(capsys):
 def test_a_missing_translation_table_names_its_culture(tmp_path, capsys):
     overlay = write_yaml(tmp_path / "o.yaml", {"cultures": {"da": {"translation_table": "nowhere/da.jsonl"}}})
     items = tmp_path / "global_opinions.parquet"
-    write_parquet(synthetic_items(np.random.default_rng(1))["global_opinions"], items)
+    write_items(synthetic_items(np.random.default_rng(1))["global_opinions"], items, "da", "global_opinions")
     rc = cli.main(["--params", f"{RYSTROM}:{overlay}", "translate", "--culture", "da", "--items", str(items),
                    "--out", str(tmp_path / "t.parquet")])
     err = capsys.readouterr().err

@@ -13,9 +13,9 @@ import pytest
 from test_engine import first_letter, prompts_table
 
 from culteval import cli, io
-from culteval.engine import scoring as engine_mod
 from culteval.config import ROOT
 from culteval.engine import Engine, score_prompts
+from culteval.engine import scoring as engine_mod
 
 TINY = f"{ROOT / 'params.yaml'}:{ROOT / 'tests' / 'data' / 'params.tiny.yaml'}"
 
@@ -195,11 +195,11 @@ def test_resume_over_damaged_checkpoints_is_byte_identical(engine, tmp_path, mon
     assert len(calls) == 8  # every chunk recomputed: three damaged, one never written
     assert f"culteval: checkpoint {c0}: damaged or not a Parquet file" in err
     assert f"culteval: checkpoint {c1}: 1 rows, its writer recorded 2; recomputing it" in err
-    assert f"culteval: checkpoint {c2}: holds other prompts than its chunk; recomputing it" in err
+    assert f"culteval: checkpoint {c2}: carries no identity record" in err
     assert not chunks.exists()
 
 
-def test_damaged_fingerprint_discards_checkpoints(engine, tmp_path, monkeypatch, capsys):
+def test_junk_chunk_is_recomputed(engine, tmp_path, monkeypatch, capsys):
     prompts = prompts_table(4, mode="distribution")
     kw = dict(parse=first_letter, chunk_size=2, progress=False)
     clean = tmp_path / "clean.parquet"
@@ -207,8 +207,7 @@ def test_damaged_fingerprint_discards_checkpoints(engine, tmp_path, monkeypatch,
     out = tmp_path / "again.parquet"
     chunks = Path(f"{out}.chunks")
     chunks.mkdir()
-    (chunks / "fingerprint.json").write_text('{"prompts_sha')
     io.write_parquet(pd.DataFrame({"prompt_id": ["junk"]}), chunks / "00000.parquet")
     score_prompts(engine, prompts, out, **kw)
     assert out.read_bytes() == clean.read_bytes()
-    assert f"culteval: checkpoint {chunks / 'fingerprint.json'}: not valid JSON" in capsys.readouterr().err
+    assert f"culteval: checkpoint {chunks / '00000.parquet'}: missing columns" in capsys.readouterr().err

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from culteval.engine import scoring as engine_mod
 from culteval import io
 from culteval.engine import Engine, score_prompts, trial_seed
+from culteval.engine import scoring as engine_mod
 
 GOQA = (
     "Human: Do you think people in your country should be free to criticise the government?\n\n"

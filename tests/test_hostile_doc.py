@@ -10,9 +10,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from culteval.engine import scoring as engine_mod
 from culteval import io, preflight
 from culteval.config import ROOT
+from culteval.engine import scoring as engine_mod
 
 SECTIONS = ("## Limits checked before a model loads", "## Damaged, edited or foreign intermediates")
 
@@ -33,7 +33,7 @@ def pattern(template: str) -> re.Pattern:
     return re.compile(re.sub(r"<[^<>]+>", ".+?", re.escape(template)))
 
 
-def actual_messages(tmp_path, capsys) -> list[str]:
+def actual_messages(tmp_path, capsys, monkeypatch) -> list[str]:
     out = []
     facts = {"architecture": "toy", "n_ctx_train": 100, "n_layer": 2, "n_head_kv": 1, "key_length": 4,
              "value_length": 4, "size_bytes": 10 << 20}
@@ -48,6 +48,11 @@ def actual_messages(tmp_path, capsys) -> list[str]:
     with pytest.raises(preflight.PreflightError) as err:
         preflight.check_prompts("m", fake, pd.DataFrame({"prompt_id": ["p#0"], "text": ["x" * 70]}))
     out.append(f"culteval infer-gguf: error: {err.value}")
+    fake.encode = lambda text, pid: [0] * 60
+    sampled = pd.DataFrame({"prompt_id": ["p#1"], "text": ["x"], "mode": ["both"]})
+    with pytest.raises(preflight.PreflightError) as err:
+        preflight.check_prompts("m", fake, sampled, max_tokens=8)
+    out.append(str(err.value))
 
     def rejected(call) -> str:
         with pytest.raises(io.DamagedFileError) as e:
@@ -70,11 +75,26 @@ def actual_messages(tmp_path, capsys) -> list[str]:
     js.write_text("{}")
     out.append(rejected(lambda: io.read_json(js, keys=("name",))))
 
+    io.write_parquet(pd.DataFrame({"a": [1, 2]}), path, {"identity": {"kind": "prompts", "task": "normad"}})
+    out.append(rejected(lambda: io.read_parquet(path, expect={"kind": "prompts", "task": "culturalbench"})))
+    raw = {"identity": {"kind": "raw", "sources": {"items": "a"}}}
+    io.write_parquet(pd.DataFrame({"a": [1, 2]}), path, raw)
+    out.append(rejected(lambda: io.read_parquet(path, expect={"kind": "raw", "sources.items": "b"})))
+    io.write_parquet(pd.DataFrame({"a": [1, 2]}), path)
+    out.append(rejected(lambda: io.read_parquet(path, expect={"kind": "items"})))
+    project = tmp_path / "project"
+    (project / "data" / "items").mkdir(parents=True)
+    (project / "Snakefile").write_text("")
+    items = project / "data" / "items" / "normad.parquet"
+    items.write_bytes(b"PAR1 cut")
+    monkeypatch.chdir(project)
+    from culteval.cli import cmd_validate
+    cmd_validate(SimpleNamespace(paths=["data/items"], repair=True))
+    out.append(capsys.readouterr().err.strip())
+
     chunk = tmp_path / "00000.parquet"
     chunk.write_bytes(b"PAR1 cut")
-    assert not engine_mod._checkpoint_ok(chunk, ["p"])
-    js.write_text("{")
-    assert engine_mod._read_fingerprint(js) is None
+    assert not engine_mod._checkpoint_ok(chunk, ["p"], "job")
     out += capsys.readouterr().err.strip().splitlines()
 
     def full(*a, **k):
@@ -84,12 +104,16 @@ def actual_messages(tmp_path, capsys) -> list[str]:
         tmp.write_bytes(b"x")
         full()
     out.append(str(e.value))
+    monkeypatch.setattr(io, "_commit", lambda tmp, where: full() if where.name.endswith(".json") else None)
+    with pytest.raises(io.WriteError) as e:
+        io.write_parquet(pd.DataFrame({"a": [1]}), path, {"git": "x"})
+    out.append(str(e.value))
     return out
 
 
-def test_quoted_messages_match_the_code(tmp_path, capsys):
-    templates, actual = doc_templates(), actual_messages(tmp_path, capsys)
-    assert len(templates) == 15
+def test_quoted_messages_match_the_code(tmp_path, capsys, monkeypatch):
+    templates, actual = doc_templates(), actual_messages(tmp_path, capsys, monkeypatch)
+    assert len(templates) == 20
     for t in templates:
         assert any(pattern(t).fullmatch(m) for m in actual), f"documented but never printed: {t}"
     for m in actual:

@@ -92,7 +92,8 @@ def test_infer_passes_the_jobs_mem_mb(tmp_path, default_model, prompts_file, cap
     io.write_json(describe_model("gemma-3-270m", {"path": str(default_model)}), record)
     out = tmp_path / "raw.parquet"
     rc = cli.main(["--params", TINY, "infer", "--model-json", str(record), "--task", "culturalbench",
-                   "--prompts", str(prompts_file), "--out", str(out), "--no-progress", "--mem-mb", "100"])
+                   "--strategy", "default", "--prompts", str(prompts_file), "--out", str(out),
+                   "--no-progress", "--mem-mb", "100"])
     err = capsys.readouterr().err
     assert rc == 1 and not out.exists()
     assert re.search(r"culteval infer: error: model 'gemma-3-270m': inference.n_ctx=\d+ needs \d+ MiB .*more "

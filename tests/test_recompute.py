@@ -10,6 +10,7 @@ in ``test_workflow.py``) and compared to the CSV to 1e-9.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -206,3 +207,22 @@ def test_paired_delta_and_group_cis(run):
     easy = {m: easy_correct_per_item(run, m, "default", T) for m in MODELS}
     assert check_paired(run, CFG, "delta:beta-vs-alpha", "culturalbench", "default", "acc_prob_target",
                         easy["beta"], easy["alpha"]) == 3
+
+
+def write_items(df: pd.DataFrame, path: Path, culture: str, task: str) -> Path:
+    """An item table with the identity the prepare stage records (what metrics and render check)."""
+    from culteval import provenance
+
+    write_parquet(df, path, {"identity": provenance.identity("items", culture=culture, task=task)})
+    return path
+
+
+def write_raw(df: pd.DataFrame, path: Path, culture: str, model: str, task: str, strategy: str,
+              items: Path) -> Path:
+    """Raw outputs with the identity the infer stage records: made from the item table ``items``."""
+    from culteval import provenance
+
+    write_parquet(df, path, {"identity": provenance.identity(
+        "raw", culture=culture, model=model, task=task, strategy=strategy,
+        sources={"prompts": "0" * 64, "items": items})})
+    return path

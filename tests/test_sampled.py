@@ -75,7 +75,8 @@ def test_sampled_opinions_reach_render_and_inference(tmp_path, mirror, default_m
     record, out = tmp_path / "gemma-3-270m.json", tmp_path / "raw.parquet"
     io.write_json(describe_model("gemma-3-270m", {"path": str(default_model)}), record)
     assert cli.main(["--params", params, "infer", "--model-json", str(record), "--task", "global_opinions",
-                     "--prompts", str(prompts), "--out", str(out), "--no-progress"]) == 0
+                     "--strategy", "default", "--prompts", str(prompts), "--out", str(out),
+                     "--no-progress"]) == 0
     assert seen == {"trials": 2, "temperature": 0.7}
     raw = io.read_parquet(out)
     assert sorted(set(raw["trial"])) == [-1, 0, 1]

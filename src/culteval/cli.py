@@ -9,7 +9,10 @@ from pathlib import Path
 from culteval import config as cfgmod
 from culteval.io import (
     SIDECAR_SUFFIX,
+    DamagedFileError,
+    WriteError,
     read_parquet,
+    read_provenance,
     sha256_file,
     sidecar_path,
     split_provenance,
@@ -17,6 +20,7 @@ from culteval.io import (
     write_parquet,
     write_record,
 )
+from culteval.preflight import PreflightError
 
 
 def _items_params(cfg: dict, task: str) -> dict:
@@ -93,7 +97,9 @@ def cmd_prepare(args) -> None:
     itemset = cfg["tasks"][args.task].get("itemset")
     if itemset:  # the pinned groups: their file and hash in the lineage (read as read_itemset does)
         inputs.append(itemset if Path(itemset).is_absolute() else cfgmod.ROOT / itemset)
-    prov = provenance.record(inputs=inputs, params=_items_params(cfg, args.task))
+    prov = provenance.record(inputs=inputs, params=_items_params(cfg, args.task),
+                             identity=provenance.identity("items", culture=cfgmod.culture_of(cfg),
+                                                          task=args.task))
     write_parquet(items, args.out, prov)
 
 
@@ -103,7 +109,12 @@ def cmd_translate(args) -> None:
     from culteval import provenance, tasks, translate
 
     cfg = _params(args)
-    items = pd.concat([read_parquet(p, columns=tasks.COLUMNS) for p in args.items], ignore_index=True)
+    culture = cfgmod.culture_of(cfg)
+    expect = {"kind": "items", "culture": culture}
+    items = pd.concat([read_parquet(p, columns=tasks.COLUMNS, expect=expect) for p in args.items],
+                      ignore_index=True)
+    # the translations name the items they were made from, per task: render checks its own
+    sources = {f"items/{read_provenance(p)['identity']['task']}": Path(p) for p in args.items}
     strings = translate.strings_to_translate(items, cfg)
     table_path = _translation_table_path(cfg)
     translator, model_record = None, None
@@ -123,7 +134,8 @@ def cmd_translate(args) -> None:
     glossary = translate.glossary_path(cfg, cfgmod.ROOT)
     inputs = [*args.items, *([table_path] if table_path else []), *([glossary] if glossary.is_file() else [])]
     prov = provenance.record(inputs=inputs, model=model_record, params={"translation": cfg["translation"],
-                                                                        "target": cfg["target"]})
+                                                                        "target": cfg["target"]},
+                             identity=provenance.identity("translations", culture=culture, sources=sources))
     write_parquet(df, args.out, prov)
 
 
@@ -131,11 +143,20 @@ def cmd_render(args) -> None:
     from culteval import prompts, provenance, tasks, translate
 
     cfg = _params(args)
-    items = read_parquet(args.items, columns=tasks.COLUMNS, params=_items_params(cfg, args.task))
+    culture = cfgmod.culture_of(cfg)
+    items = read_parquet(args.items, columns=tasks.COLUMNS, params=_items_params(cfg, args.task),
+                         expect={"kind": "items", "culture": culture, "task": args.task})
     translations = None
     inputs = [args.items]
+    sources = {"items": Path(args.items)}
     if args.strategy in cfgmod.TRANSLATED_STRATEGIES:
-        table = read_parquet(args.translations, columns=translate.COLUMNS)
+        if not args.translations:
+            raise ValueError(f"render --strategy {args.strategy}: needs --translations")
+        # translations made from other items (an older item table) would translate other strings
+        table = read_parquet(args.translations, columns=translate.COLUMNS, expect={
+            "kind": "translations", "culture": culture,
+            f"sources.items/{args.task}": sha256_file(args.items)})
+        sources["translations"] = Path(args.translations)
         translations = translate.translations_to_dict(table)
         inputs.append(args.translations)
     # mode "both" where the task's params ask for sampled answers (params.tasks.<task>.sampled)
@@ -143,7 +164,9 @@ def cmd_render(args) -> None:
     df = prompts.render(items, args.strategy, cfg, translations=translations, mode=mode, root=cfgmod.ROOT)
     prov = provenance.record(inputs=inputs, templates=_templates(df),
                              params={"permutations": cfg["permutations"], "seed": cfg["seed"],
-                                     "target": cfg["target"], "strategy": args.strategy})
+                                     "target": cfg["target"], "strategy": args.strategy},
+                             identity=provenance.identity("prompts", culture=culture, task=args.task,
+                                                          strategy=args.strategy, sources=sources))
     write_parquet(df, args.out, prov)
 
 
@@ -163,9 +186,10 @@ def _templates(prompts_df) -> dict:
     return dict(sorted(zip(prompts_df["template"], prompts_df["template_sha256"], strict=True)))
 
 
-def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates, params) -> None:
-    """Preflight, load the model, record provenance (``params`` on top of sampling/inference/seed),
-    run the prompts."""
+def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates, params,
+                   identity: dict) -> None:
+    """Preflight, load the model, record provenance (``params`` on top of sampling/inference/seed;
+    ``identity``: what the raw output is), run the prompts."""
     from culteval import gguf, preflight, provenance, tasks
     from culteval.engine import Engine, score_prompts, show_tokens, split_info
 
@@ -179,50 +203,68 @@ def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates
         return
     if not args.out:
         raise SystemExit("--out is required unless --show is given")
-    preflight.check_prompts(name, engine, prompts_df)
+    s, declared = tasks.sampling(cfg, task), tasks.get(task)
+    max_tokens = declared.max_tokens or cfg["sampling"]["max_tokens"]
+    preflight.check_prompts(name, engine, prompts_df, max_tokens=max_tokens)
     prov = provenance.record(
         inputs=[args.prompts], model=model_record, templates=templates,
         engine={**engine.info(), "prompt_split": split_info(engine, prompts_df)},
         params={"sampling": cfg["sampling"], "inference": cfg["inference"], "seed": cfg["seed"],
                 "task_sampling": tasks.sampling(cfg, task), **params},
+        identity=identity,
     )
     prov["preflight"] = checked
     # a task's own sampled section (params.tasks.<task>.sampled) overrides params.sampling for it
-    s, declared = tasks.sampling(cfg, task), tasks.get(task)
     score_prompts(
         engine, prompts_df, args.out, parse=declared.parse_answer, trials=s["trials"],
-        temperature=s["temperature"], max_tokens=declared.max_tokens or cfg["sampling"]["max_tokens"],
-        seed=cfg["seed"],
+        temperature=s["temperature"], max_tokens=max_tokens, seed=cfg["seed"],
         chunk_size=cfg["inference"]["chunk_size"], provenance=prov, progress=not args.no_progress,
     )
 
 
 def cmd_infer(args) -> None:
     """Run one params.yaml model over one (task, strategy) prompts table."""
-    from culteval import prompts
+    from culteval import prompts, provenance
     from culteval.acquire import load_model_record
 
     cfg = _params(args)
     model_record = load_model_record(args.model_json, cfg)  # with the file's path from its sidecar
     spec = cfg["models"][model_record["name"]]
+    culture = cfgmod.culture_of(cfg)
+    # a prompts file of another task, strategy or culture (copied over, or left from an older
+    # layout) is refused here: its rows would be scored and labelled as these
     prompts_df = read_parquet(args.prompts, columns=prompts.COLUMNS,
-                              params={k: cfg[k] for k in ("permutations", "seed", "target")})
+                              params={k: cfg[k] for k in ("permutations", "seed", "target")},
+                              expect={"kind": "prompts", "culture": culture, "task": args.task,
+                                      "strategy": args.strategy})
+    made_from = read_provenance(args.prompts)["identity"]["sources"]
+    identity = provenance.identity("raw", culture=culture, model=model_record["name"], task=args.task,
+                                   strategy=args.strategy,
+                                   sources={"prompts": Path(args.prompts), "items": made_from["items"]})
     _run_inference(args, cfg, prompts_df, model_record, spec, task=args.task,
-                   templates=_templates(prompts_df), params={"model": {model_record["name"]: spec}})
+                   templates=_templates(prompts_df), params={"model": {model_record["name"]: spec}},
+                   identity=identity)
 
 
 def cmd_infer_gguf(args) -> None:
     """Standalone: run inference on any prompts file with any GGUF (no params.yaml model entry needed)."""
+    from culteval import provenance
     from culteval.acquire import describe_model
 
     cfg = _params(args)
     spec = {"path": args.model, "chat_template": args.chat_template, "n_gpu_layers": args.n_gpu_layers}
     model_record = describe_model(Path(args.model).stem, spec)
-    prompts_df = read_parquet(args.prompts)
+    prompts_df = read_parquet(args.prompts)  # any prompts table: integrity and columns only
     task_names = sorted(set(prompts_df["task"]))
     if len(task_names) != 1:
         raise ValueError(f"{args.prompts}: expected prompts of one task, found {task_names}")
-    _run_inference(args, cfg, prompts_df, model_record, spec, task=task_names[0], templates=None, params={})
+    made = (read_provenance(args.prompts) or {}).get("identity") or {"sources": {}}
+    identity = provenance.identity(
+        "raw", culture=made.get("culture"), model=model_record["name"], task=task_names[0],
+        strategy=made.get("strategy"),
+        sources={"prompts": Path(args.prompts), **{k: v for k, v in made["sources"].items() if k == "items"}})
+    _run_inference(args, cfg, prompts_df, model_record, spec, task=task_names[0], templates=None, params={},
+                   identity=identity)
 
 
 def cmd_metrics(args) -> None:
@@ -231,8 +273,9 @@ def cmd_metrics(args) -> None:
 
     cfg = _params(args)
     items, raw = by_culture(args.items, "items", cfg), by_culture(args.raw, "raw", cfg)
-    per_culture = {key: (load_items(items.get(key, [])),
-                         load_raw(raw.get(key, []), params={k: cfg[k] for k in ("sampling", "seed")}))
+    per_culture = {key: (load_items(items.get(key, []), culture=key),
+                         load_raw(raw.get(key, []), params={k: cfg[k] for k in ("sampling", "seed")},
+                                  culture=key, items=items.get(key, [])))
                    for key in cfgmod.culture_keys(cfg)}
     df = summ.summarize_cultures(per_culture, cfg, raw_root=Path(args.raw_root))
     out = Path(args.out_dir)
@@ -322,6 +365,21 @@ def cmd_verify(args) -> None:
     print("agrees within tolerance")
 
 
+def cmd_validate(args) -> None:
+    """Check a stage's outputs before DVC records them: a damaged or mismatched artifact is moved
+    aside and named; with --repair that is all (the stage's run recomputes it), else it fails."""
+    from culteval.pipeline import validate
+
+    n, problems = validate(args.paths)
+    for problem in problems:
+        print(f"culteval validate: {problem}", file=sys.stderr)
+    if problems and not args.repair:
+        raise ValueError(f"{len(problems)} of {n} artifacts under {' '.join(args.paths)} are damaged or "
+                         "not what their path names; they were moved aside: rerun to recompute them")
+    print(f"culteval validate: {n} artifacts checked under {' '.join(args.paths)}, "
+          f"{len(problems)} moved aside" + (" to be recomputed" if problems else ""))
+
+
 def cmd_check(args) -> None:
     """Validate params; preflight each model whose file is known (a path, or an acquired record)."""
     from culteval import gguf, preflight
@@ -384,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--culture", help="the culture (params.cultures key); needed when params name several")
     sp.add_argument("--model-json", required=True)
     sp.add_argument("--task", required=True)
+    sp.add_argument("--strategy", required=True, help="the prompts' strategy (checked against the file)")
     sp.add_argument("--prompts", required=True)
     sp.add_argument("--out", help="raw outputs parquet (not needed with --show)")
     sp.add_argument("--threads", type=int, help="CPU threads (default: params inference.n_threads)")
@@ -419,17 +478,32 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--items", type=int, default=2, metavar="K",
                     help="items per row whose answer may flip between builds: "
                          "tolerance + K/n_items (default 2)")
+    sp = add("validate", cmd_validate, "check artifacts (integrity, identity) before DVC records them")
+    sp.add_argument("paths", nargs="+", help="artifact files or folders (e.g. data/prompts)")
+    sp.add_argument("--repair", action="store_true",
+                    help="exit 0 after moving bad artifacts aside (a stage's run then recomputes them)")
     sp = add("lineage", cmd_lineage, "print the chain of inputs behind a result file")
     sp.add_argument("target")
     return p
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong, for the one error line: culteval's own errors are sentences that name the
+    file, key or model; any other error (the OS's, a library's) is named by its type as well,
+    since its message alone may be a bare path (pyarrow's FileNotFoundError) or a key."""
+    message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    own = (cfgmod.ConfigError, DamagedFileError, WriteError, PreflightError, ValueError, KeyError)
+    if isinstance(exc, own) and message:
+        return message
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (cfgmod.ConfigError, FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
-        print(f"culteval {args.command}: error: {exc}", file=sys.stderr)
+    except (cfgmod.ConfigError, OSError, KeyError, ValueError, RuntimeError) as exc:
+        print(f"culteval {args.command}: error: {describe(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"culteval {args.command}: interrupted; finished chunks are kept, rerun to resume",

@@ -66,6 +66,10 @@ class Phase:
     metrics: tuple[str, ...] = ()
 
 
+#: outputs made of culteval's Parquet artifacts: checked before Snakemake runs (a damaged one is
+#: set aside, so Snakemake remakes it: its own check is by time only) and before DVC records them
+VALIDATED = ("data/items", "data/translations", "data/prompts", "results/raw")
+
 PHASES: dict[str, Phase] = {
     "acquire": Phase(
         target="all_acquire",
@@ -307,7 +311,12 @@ def stage(name: str, cfg: dict, root: Path = ROOT, cultures_form: bool = True) -
                         if v["tasks"][t].get("itemset")})
     # persist: Snakemake, not DVC, decides what inside a folder is stale (DVC would otherwise
     # delete finished inference before rerunning a stage).
-    out: dict = {"cmd": f"snakemake --cores 2 {phase.target}", "deps": list(dict.fromkeys(deps)),
+    cmd = f"snakemake --cores 2 {phase.target}"
+    checked = [o for o in phase.outs if o in VALIDATED]
+    if checked:  # DVC records a stage's outputs only after they were read back as their readers do
+        outs = " ".join(checked)
+        cmd = f"culteval validate --repair {outs} && {cmd} && culteval validate {outs}"
+    out: dict = {"cmd": cmd, "deps": list(dict.fromkeys(deps)),
                  "params": _dvc_params(keys, cfg, cultures_form),
                  "outs": [{o: {"persist": True}} for o in phase.outs]}
     if phase.metrics:

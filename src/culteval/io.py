@@ -40,13 +40,43 @@ class WriteError(RuntimeError):
     """The device refused a write (full disk, quota, read-only); the previous file is unchanged."""
 
 
-def reject(path: str | os.PathLike, reason: str) -> DamagedFileError:
-    """Move a damaged input aside to ``<path>.damaged`` (kept for inspection; its producer reruns)."""
+#: where rejected files go, under the project root: outside every tracked output (data/, results/)
+QUARANTINE = Path(".culteval") / "damaged"
+
+
+def _project_root(path: Path) -> Path | None:
+    """The nearest folder above ``path`` holding a project (its Snakefile or dvc.yaml)."""
+    for parent in path.resolve().parents:
+        if (parent / "Snakefile").is_file() or (parent / "dvc.yaml").is_file():
+            return parent
+    return None
+
+
+def quarantine_path(path: str | os.PathLike) -> Path:
+    """Where :func:`reject` moves ``path``: ``.culteval/damaged/<path in the project>`` under the
+    project root, so neither DVC nor Snakemake ever hashes or reads it as an output; outside a
+    project, ``<path>.damaged`` beside it."""
     path = Path(path)
-    aside = path.with_name(path.name + ".damaged")
-    with contextlib.suppress(OSError):
+    root = _project_root(path)
+    if root is None:
+        return path.with_name(path.name + ".damaged")
+    return root / QUARANTINE / path.resolve().relative_to(root)
+
+
+def reject(path: str | os.PathLike, reason: str) -> DamagedFileError:
+    """Move a damaged or mismatched input aside (:func:`quarantine_path`, kept for inspection) so
+    its producer reruns; the error names the file and the reason."""
+    path = Path(path)
+    aside = quarantine_path(path)
+    moved = True
+    try:
+        aside.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, aside)
-    return DamagedFileError(f"{path}: {reason}; moved to {aside.name}, rerun to recompute it", path, reason)
+    except OSError:
+        moved = False
+    shown = aside.name if aside.parent == path.parent else aside.as_posix()
+    where = f"moved to {shown}" if moved else "could not be moved aside"
+    return DamagedFileError(f"{path}: {reason}; {where}, rerun to recompute it", path, reason)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -63,19 +93,15 @@ def sha256_text(text: str) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place on success only."""
-    path = Path(path)
+def _staged(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path``, removed unless :func:`_commit` renamed it into place; a
+    device error while it is written becomes a :class:`WriteError` naming ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        with open(tmp_path, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
     except OSError as exc:
         if exc.errno not in WRITE_ERRNOS:
             raise
@@ -84,6 +110,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place on success only."""
+    path = Path(path)
+    with _staged(path) as tmp:
+        yield tmp
+        _commit(tmp, path)
 
 
 def dumps_json(obj: Any) -> str:
@@ -186,7 +228,8 @@ def read_record(path: str | os.PathLike) -> dict:
     return join_provenance(content, local)
 
 
-def write_parquet(df: pd.DataFrame, path: str | os.PathLike, provenance: dict | None = None) -> None:
+def write_parquet(df: pd.DataFrame, path: str | os.PathLike, provenance: dict | None = None, *,
+                  sidecar: bool = True) -> None:
     """Write ``df`` (index dropped) with the content part of its provenance record in the file's
     metadata and the commit/machine part in the sidecar (:func:`split_provenance`)."""
     table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
@@ -197,24 +240,64 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike, provenance: dict | 
         meta[PROVENANCE_KEY] = json.dumps(content, sort_keys=True, ensure_ascii=False).encode()
     meta[ROWS_KEY] = str(table.num_rows).encode()  # what a reader checks a hand-cut file against
     table = table.replace_schema_metadata(meta)
-    with atomic_path(path) as tmp:
+    path = Path(path)
+    # Both files are written in full before either is renamed into place: a full disk leaves
+    # the previous pair as it was, never a new artifact beside an old (or no) sidecar.
+    with _staged(path) as tmp:
         # page checksums: a flipped byte in the data is caught on reading, not read as a number
         pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
-    if local is not None:  # the artifact's hash tells a stale sidecar (killed in between) from its own
-        write_json({**local, "artifact_sha256": sha256_file(path)}, sidecar_path(path))
+        # the artifact's hash tells a stale sidecar (killed in between) from its own
+        if local is not None and sidecar:
+            side = sidecar_path(path)
+            try:
+                with _staged(side) as side_tmp:
+                    side_tmp.write_text(dumps_json({**local, "artifact_sha256": sha256_file(tmp)}),
+                                        encoding="utf-8")
+                    _commit(side_tmp, side)
+            except WriteError as exc:
+                raise WriteError(f"{side}: could not be written ({exc.__cause__.strerror}); neither it nor "
+                                 f"{path.name} was replaced: the previous versions, if any, are unchanged"
+                                 ) from exc.__cause__
+        _commit(tmp, path)
+
+
+def identity_mismatch(made: dict | None, expect: dict) -> str | None:
+    """Why an artifact's recorded identity is not ``expect`` (None when it is).
+
+    ``expect`` maps identity keys to the values the reader needs; a dotted key reads a nested
+    value (``sources.items``: the sha256 of the items the artifact was made from).
+    """
+    if made is None:
+        return ("carries no identity record (made by an older culteval or not by culteval), "
+                f"expected {dumps_inline(expect)}")
+    for key, want in sorted(expect.items()):
+        got: Any = made
+        for part in key.split("."):
+            got = got.get(part) if isinstance(got, dict) else None
+        if got != want:
+            what = dumps_inline({k: made.get(k) for k in ("kind", "culture", "task", "strategy", "model")
+                                 if made.get(k) is not None})
+            return f"is {key} {got!r} where {want!r} is expected (the file is {what})"
+    return None
+
+
+def dumps_inline(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False)
 
 
 def read_parquet(path: str | os.PathLike, columns: list[str] | tuple[str, ...] = (),
-                 params: dict | None = None) -> pd.DataFrame:
+                 params: dict | None = None, expect: dict | None = None) -> pd.DataFrame:
     """Read a Parquet file, rejecting it (by path, moved aside) unless it is what its writer wrote.
 
     Checked: it parses with valid page checksums, has ``columns``, holds the row count its
-    writer recorded, and (for ``params``) was made with the same values of those params.
+    writer recorded, (for ``params``) was made with the same values of those params, and (for
+    ``expect``) its provenance's ``identity`` (what it is and what it was made from, see
+    ``culteval.provenance.identity``) holds those values.
     """
     try:
         table = pq.read_table(path, page_checksum_verification=True)
-    except FileNotFoundError:
-        raise
+    except FileNotFoundError:  # pyarrow's message is the bare path
+        raise FileNotFoundError(f"{path}: no such file") from None
     except (pa.ArrowException, OSError) as exc:
         raise reject(path, f"damaged or not a Parquet file ({exc})") from None
     missing = [c for c in columns if c not in table.column_names]
@@ -224,8 +307,13 @@ def read_parquet(path: str | os.PathLike, columns: list[str] | tuple[str, ...] =
     recorded = meta.get(ROWS_KEY)
     if recorded is not None and int(recorded) != table.num_rows:
         raise reject(path, f"{table.num_rows} rows, its writer recorded {int(recorded)}")
+    record = json.loads(meta[PROVENANCE_KEY]) if PROVENANCE_KEY in meta else None
+    if expect is not None:
+        why = identity_mismatch(record.get("identity") if record else None, expect)
+        if why:
+            raise reject(path, why)
     if params:
-        made = json.loads(meta[PROVENANCE_KEY]).get("params", {}) if PROVENANCE_KEY in meta else None
+        made = record.get("params", {}) if record is not None else None
         for key, value in sorted(params.items()):
             now = json.loads(json.dumps(value))
             if made is not None and key in made and made[key] != now:

@@ -6,15 +6,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from culteval.io import read_parquet
+from culteval.io import QUARANTINE, DamagedFileError, read_parquet, sha256_file
 
 
-def load_items(paths: list[str | Path]) -> dict[str, pd.DataFrame]:
+def load_items(paths: list[str | Path], culture: str | None = None) -> dict[str, pd.DataFrame]:
     """One culture's ``data/items/<culture>/<task>.parquet`` files keyed by task (checked against
-    the items contract)."""
+    the items contract, and with ``culture`` against the identity each file records)."""
     from culteval.tasks import COLUMNS
 
-    return {Path(p).stem: read_parquet(p, columns=COLUMNS) for p in sorted(paths)}
+    return {Path(p).stem: read_parquet(p, columns=COLUMNS, expect=None if culture is None else {
+        "kind": "items", "culture": culture, "task": Path(p).stem}) for p in sorted(paths)}
 
 
 def raw_key(path: str | Path) -> tuple[str, str, str]:
@@ -23,11 +24,25 @@ def raw_key(path: str | Path) -> tuple[str, str, str]:
     return path.parent.parent.name, path.parent.name, path.stem
 
 
-def load_raw(paths: list[str | Path], params: dict | None = None) -> dict[tuple[str, str, str], pd.DataFrame]:
-    """Raw outputs keyed by (model, task, strategy), checked against the contract and ``params``."""
+def load_raw(paths: list[str | Path], params: dict | None = None, culture: str | None = None,
+             items: list[str | Path] = ()) -> dict[tuple[str, str, str], pd.DataFrame]:
+    """Raw outputs keyed by (model, task, strategy), checked against the contract and ``params``;
+    with ``culture``, also against the identity each file records: the culture, model, task and
+    strategy its path names and, where the task's item table is among ``items``, that table's
+    sha256 (a raw output of older items would be scored against these items' answers)."""
     from culteval.engine import RAW_COLUMNS
 
-    return {raw_key(p): read_parquet(p, columns=RAW_COLUMNS, params=params) for p in sorted(paths)}
+    items_sha = {Path(p).stem: sha256_file(p) for p in items}
+    out = {}
+    for p in sorted(paths):
+        model, task, strategy = raw_key(p)
+        expect = None
+        if culture is not None:
+            expect = {"kind": "raw", "culture": culture, "model": model, "task": task, "strategy": strategy}
+            if task in items_sha:
+                expect["sources.items"] = items_sha[task]
+        out[(model, task, strategy)] = read_parquet(p, columns=RAW_COLUMNS, params=params, expect=expect)
+    return out
 
 
 # where the culture's key sits in each artifact's path (counted from the file's folder upwards)
@@ -50,3 +65,41 @@ def by_culture(paths: list[str | Path], kind: str, cfg: dict) -> dict[str, list[
                              f"({', '.join(sorted(cfg['cultures']))})")
         out.setdefault(key, []).append(p)
     return out
+
+
+# contract folders and the identity fields their path levels name (docs/contracts.md)
+_LAYOUT = {
+    ("data", "items"): ("items", ("culture", "task")),
+    ("data", "translations"): ("translations", ("culture",)),
+    ("data", "prompts"): ("prompts", ("culture", "task", "strategy")),
+    ("results", "raw"): ("raw", ("culture", "model", "task", "strategy")),
+}
+
+
+def expected_identity(path: str | Path) -> dict | None:
+    """What an artifact at a contract path must be (e.g. ``data/prompts/hi/normad/native.parquet``:
+    kind prompts, culture hi, task normad, strategy native); None outside the contract layout."""
+    parts = Path(path).with_suffix("").parts
+    for i in range(len(parts) - 1):
+        spec = _LAYOUT.get(parts[i:i + 2])
+        if spec and len(parts) - (i + 2) == len(spec[1]):
+            return {"kind": spec[0], **dict(zip(spec[1], parts[i + 2:], strict=True))}
+    return None
+
+
+def validate(paths: list[str | Path]) -> tuple[int, list[str]]:
+    """Read every Parquet artifact under ``paths`` as its stage's reader would (integrity, row
+    count, and the identity its contract path names); a bad one is moved aside. Checkpoint
+    folders and the quarantine are skipped. Returns (files checked, problems)."""
+    files = []
+    for root in map(Path, paths):
+        found = [root] if root.is_file() else sorted(root.rglob("*.parquet")) if root.is_dir() else []
+        files += [f for f in found if not any(part.endswith(".chunks") for part in f.parts)
+                  and QUARANTINE.as_posix() not in f.as_posix()]
+    problems = []
+    for f in files:
+        try:
+            read_parquet(f, expect=expected_identity(f))
+        except DamagedFileError as exc:
+            problems.append(str(exc))
+    return len(files), problems

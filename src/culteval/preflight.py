@@ -93,21 +93,40 @@ def _uncapped(engine) -> Iterator[None]:
         engine.n_ctx = saved
 
 
-def longest_prompt(engine, prompts) -> tuple[int, str | None]:
-    """(tokens, prompt_id) of the longest prompt as the engine evaluates it (chat template applied)."""
+def _tokens(engine, row) -> list[int]:
+    """The prompt's tokens as scoring evaluates them (chat parts where the row has them)."""
+    user = getattr(row, "user", None)
+    if user is None or user != user:  # prompts rendered before templates had blocks: whole text
+        return engine.encode(row.text, row.prompt_id)
+    return engine.encode_parts(row.text, user, row.answer_prefix or "", row.system or "", row.prompt_id)
+
+
+def longest_prompt(engine, prompts, modes: tuple[str, ...] | None = None) -> tuple[int, str | None]:
+    """(tokens, prompt_id) of the longest prompt as the engine evaluates it (chat template applied),
+    among prompts of ``modes`` (all prompts when None)."""
     best: tuple[int, str | None] = (0, None)
+    rows = prompts if modes is None else prompts[prompts["mode"].isin(modes)]
     with _uncapped(engine):
-        for pid, text in sorted(zip(prompts["prompt_id"], prompts["text"], strict=True)):
-            n = len(engine.encode(text, pid))
+        for row in sorted(rows.itertuples(index=False), key=lambda r: r.prompt_id):
+            n = len(_tokens(engine, row))
             if n > best[0]:
-                best = (n, pid)
+                best = (n, row.prompt_id)
     return best
 
 
-def check_prompts(model: str, engine, prompts) -> None:
-    """Refuse before any inference when the longest rendered prompt does not fit ``n_ctx``."""
+def check_prompts(model: str, engine, prompts, max_tokens: int | None = None) -> None:
+    """Refuse before any inference when the longest rendered prompt does not fit ``n_ctx``, or
+    (with ``max_tokens``) a prompt with sampled answers leaves no room for a whole answer: an
+    answer cut at the context's end would be parsed as if the model had stopped there."""
     n, pid = longest_prompt(engine, prompts)
     if n > engine.n_ctx:
         raise PreflightError(
             f"model {model!r}: inference.n_ctx={engine.n_ctx} is shorter than the longest rendered prompt "
             f"({n} tokens, prompt {pid!r})")
+    if max_tokens is None or "mode" not in prompts.columns:
+        return
+    n, pid = longest_prompt(engine, prompts, ("both", "generate"))
+    if pid is not None and n + max_tokens > engine.n_ctx:
+        raise PreflightError(
+            f"model {model!r}: inference.n_ctx={engine.n_ctx} cannot hold prompt {pid!r} ({n} tokens) plus "
+            f"a sampled answer of max_tokens={max_tokens}: raise n_ctx to at least {n + max_tokens}")

@@ -73,10 +73,21 @@ def raw_origin(path: str | Path) -> dict | None:
     return {k: entry[k] for k in ("origin", "source", "pin") if k in entry}
 
 
+def identity(kind: str, *, sources: dict[str, str | Path] | None = None, **fields) -> dict:
+    """What an artifact is, for its readers to check before use (``culteval.io.read_parquet``'s
+    ``expect``): its ``kind`` (items, translations, prompts, raw, chunk), the fields that name
+    it (culture, task, strategy, model; None fields are left out) and ``sources``, the sha256
+    of the artifacts it was made from (a path is hashed; a string is taken as a hash)."""
+    src = {k: v if isinstance(v, str) else sha256_file(v) for k, v in (sources or {}).items()}
+    return {"kind": kind, **{k: v for k, v in fields.items() if v is not None},
+            "sources": dict(sorted(src.items()))}
+
+
 def record(*, inputs: list[str | Path] = (), model: dict | None = None, templates: dict | None = None,
-           params: dict | None = None, engine: dict | None = None) -> dict:
+           params: dict | None = None, engine: dict | None = None, identity: dict | None = None) -> dict:
     """Assemble a provenance record. No timestamps: same inputs, same bytes."""
     return {
+        **({"identity": identity} if identity is not None else {}),
         "culteval_version": __version__,
         "git": git_info(),
         "inputs": [input_record(p) for p in sorted({Path(p).as_posix() for p in inputs})],

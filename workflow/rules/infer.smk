@@ -23,6 +23,7 @@ rule infer:
         settings=settings("infer"),
     shell:
         "{params.cli} infer --culture {wildcards.culture} --model-json {input.model} --task {wildcards.task} "
+        "--strategy {wildcards.strategy} "
         "--prompts {input.prompts} --threads {threads} --out {output} --mem-mb {resources.mem_mb} 2> {log}"
 
 

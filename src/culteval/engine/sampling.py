@@ -48,6 +48,9 @@ class Sampling:
         n = len(tokens)
         # a context holding n_ctx tokens can still sample one more token without evaluating it
         budget = min(max_tokens, self.n_ctx - n + 1)
+        if budget < max_tokens:  # never cut an answer short silently (preflight refuses it first)
+            raise ValueError(f"n_ctx={self.n_ctx} of model {self.model_path.name} cannot hold a prompt of "
+                             f"{n} tokens plus max_tokens={max_tokens} sampled tokens")
         group = self.n_parallel  # trials evaluate up to budget - 1 tokens each, in the prompt's n_ctx
         if budget > 1:
             group = max(1, min(group, (self.n_ctx - n) // (budget - 1)))

@@ -7,12 +7,14 @@ a resumed run trusts only checkpoints made for exactly this job.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -126,26 +128,46 @@ def show_tokens(engine: Engine, prompts: pd.DataFrame, prompt_id: str) -> str:
     return "\n".join(lines)
 
 
-def _read_fingerprint(path: Path) -> dict | None:
-    try:
-        return io.read_json(path)
-    except io.DamagedFileError as exc:
-        print(f"culteval: checkpoint {exc.path}: {exc.reason}; discarding the checkpoints", file=sys.stderr)
-        return None  # a damaged fingerprint vouches for nothing: the checkpoints are discarded
+def job_id(fingerprint: dict) -> str:
+    """sha256 of a job's canonical fingerprint: what each of its checkpoint chunks records."""
+    return io.sha256_text(io.dumps_json(fingerprint))
 
 
-def _checkpoint_ok(path: Path, prompt_ids: list[str]) -> bool:
-    """Whether a chunk file is a complete checkpoint of exactly ``prompt_ids``; a damaged one is set aside."""
+def _checkpoint_ok(path: Path, prompt_ids: list[str], job: str) -> bool:
+    """Whether a chunk file is a complete checkpoint of exactly ``prompt_ids`` made by this job
+    (same prompts' content, model, engine and sampling settings); any other is set aside."""
     if not path.exists():
         return False
     try:
-        got = io.read_parquet(path, columns=RAW_COLUMNS)["prompt_id"]
+        got = io.read_parquet(path, columns=RAW_COLUMNS, expect={"kind": "chunk", "job": job})["prompt_id"]
         if sorted(set(got)) != sorted(prompt_ids):
             raise io.reject(path, "holds other prompts than its chunk")
     except io.DamagedFileError as exc:
         print(f"culteval: checkpoint {exc.path}: {exc.reason}; recomputing it", file=sys.stderr)
         return False
     return True
+
+
+@contextlib.contextmanager
+def _exclusive(chunk_dir: Path, out_path: Path) -> Iterator[None]:
+    """Hold the job's lock: a second process scoring the same output would interleave chunks."""
+    chunk_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(chunk_dir / ".lock", "a+")  # noqa: SIM115 (held for the whole job)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "pid unknown"
+            raise RuntimeError(f"{out_path}: another culteval process ({holder}) is writing it; "
+                               "wait for it to finish") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}")
+        lock.flush()
+        yield
+    finally:
+        lock.close()
 
 
 def _score_one(engine: Engine, p, *, parse, trials, temperature, max_tokens, seed, tokens=None) -> list[dict]:
@@ -212,8 +234,6 @@ def score_prompts(
     exploits) in fixed chunks checkpointed under ``<out_path>.chunks/``; a rerun skips done
     chunks. Reuse is exact, so a resumed run writes the same bytes as an uninterrupted one.
     """
-    from tqdm import tqdm
-
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     missing = {"prompt_id", "item_id", "permutation", "option_order", "labels", "shown_options", "text",
@@ -236,21 +256,33 @@ def score_prompts(
     settings = {"trials": trials, "temperature": temperature, "max_tokens": max_tokens, "seed": seed,
                 "chunk_size": chunk_size, "parse": getattr(parse, "__qualname__", repr(parse))}
     chunk_dir = Path(f"{out_path}.chunks")
-    fp = _fingerprint(engine, ordered, settings)
-    fp_path = chunk_dir / "fingerprint.json"
-    stale = not fp_path.exists() or _read_fingerprint(fp_path) != json.loads(io.dumps_json(fp))
-    if chunk_dir.exists() and stale:
-        shutil.rmtree(chunk_dir)  # stale checkpoints from other prompts or settings
-    chunk_dir.mkdir(parents=True, exist_ok=True)
-    io.write_json(fp, fp_path)
+    job = job_id(_fingerprint(engine, ordered, settings))
+    with _exclusive(chunk_dir, out_path):
+        result = _score_chunks(engine, ordered, tokens, chunk_dir, job, parse=parse, trials=trials,
+                               temperature=temperature, max_tokens=max_tokens, seed=seed,
+                               chunk_size=chunk_size, progress=progress, desc=out_path.name)
+        try:
+            io.write_parquet(result, out_path, provenance)
+        except io.WriteError as exc:
+            raise io.WriteError(f"{exc} The finished chunks stay in {chunk_dir}: free space and rerun "
+                                "to resume.") from exc
+        # the output is complete: its checkpoints (and any chunk set aside) are no longer needed
+        shutil.rmtree(chunk_dir, ignore_errors=True)
+    return result
+
+
+def _score_chunks(engine, ordered, tokens, chunk_dir: Path, job: str, *, parse, trials, temperature,
+                  max_tokens, seed, chunk_size, progress, desc) -> pd.DataFrame:
+    """Score the chunks not already checkpointed for this job, then the result from all chunks."""
+    from tqdm import tqdm
 
     n_chunks = (len(ordered) + chunk_size - 1) // chunk_size
     paths = [chunk_dir / f"{c:05d}.parquet" for c in range(n_chunks)]
     ids = [ordered["prompt_id"].iloc[c * chunk_size:(c + 1) * chunk_size].tolist() for c in range(n_chunks)]
-    ok = [_checkpoint_ok(paths[c], ids[c]) for c in range(n_chunks)]
+    ok = [_checkpoint_ok(paths[c], ids[c], job) for c in range(n_chunks)]
     done = sum(len(ids[c]) for c in range(n_chunks) if ok[c])
     bar = tqdm(total=len(ordered), initial=done, unit="prompt", file=sys.stderr, disable=not progress,
-               desc=out_path.name)
+               desc=desc)
     try:
         for c in range(n_chunks):
             if ok[c]:
@@ -261,16 +293,14 @@ def score_prompts(
                 rows += _score_one(engine, p, parse=parse, trials=trials, temperature=temperature,
                                    max_tokens=max_tokens, seed=seed, tokens=tokens[c * chunk_size + i])
                 bar.update(1)
-            io.write_parquet(_frame(rows), paths[c])
+            io.write_parquet(_frame(rows), paths[c], {"identity": {"kind": "chunk", "job": job, "chunk": c}},
+                             sidecar=False)  # a checkpoint's record is its identity alone
     finally:
         bar.close()
 
     # both fresh and resumed runs build the result from the chunk files, so the bytes agree
-    parts = [io.read_parquet(p) for p in paths]
+    parts = [io.read_parquet(p, expect={"kind": "chunk", "job": job}) for p in paths]
     rows = [r for part in parts for r in part.to_dict("records")]
     for r in rows:
         r["probs"] = None if r["probs"] is None else list(r["probs"])
-    result = _frame(rows).sort_values(["prompt_id", "trial"], kind="stable").reset_index(drop=True)
-    io.write_parquet(result, out_path, provenance)
-    shutil.rmtree(chunk_dir)
-    return result
+    return _frame(rows).sort_values(["prompt_id", "trial"], kind="stable").reset_index(drop=True)
