@@ -36,7 +36,9 @@ FROM_TRANSLATE = {"translate", *FROM_RENDER}
 
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if k != "CULTEVAL_PARAMS"}
-    return {**env, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(ROOT / "src")}
+    # the stages' commands call the project's console scripts, as under `make` (.venv/bin on PATH)
+    path = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return {**env, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(ROOT / "src"), "PATH": path}
 
 
 def _run(cwd: Path, *cmd: str) -> subprocess.CompletedProcess:
