@@ -121,3 +121,15 @@ def test_consistency_claim_from_the_mixed_model_or_the_correlations():
     corr[0] = (*corr[0][:5], NAN, NAN, NAN, 2, "")
     c = _verdicts(corr)["consistency-alignment"]
     assert c.verdict == NOT_TESTABLE and "fewer than 3 models" in c.reason
+
+
+def test_too_few_items_for_the_sign_flip_test_are_said():
+    # two questions: the exact sign-flip p is at least 2/4, so no verdict could ever be reached
+    c = _verdicts(_paired("delta:a-vs-baseline:United States", "global_opinions", "default", "sim_target",
+                          -0.2, -0.3, -0.1, 0.5, n=2))["respondent-proxy"]
+    assert c.verdict == INCONCLUSIVE
+    assert c.reason.endswith("with 2 items the sign-flip test cannot give p below 0.5, and Holm's first "
+                             "threshold over 1 rows is 0.05: no row could be significant")
+    # seven questions (p >= 2/128) and eight rows (Holm's first threshold 0.05/8): no row could be
+    seven = _respondent({(m, s): (-0.2, 2 / 128) for m in "ab" for s in ("default", "native", "x", "y")})
+    assert "with 7 items" in _verdicts(seven)["respondent-proxy"].reason

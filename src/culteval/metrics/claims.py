@@ -135,9 +135,24 @@ def respondent_claim(summary: pd.DataFrame, index, countries: dict) -> Claim:
         n_sig = sum(ln["significant"] for ln in lines)
         claim.verdict = INCONCLUSIVE
         claim.reason = (f"{n_sig} of {len(lines)} model x strategy runs are significantly further from "
-                        f"{target} than the respondents (Holm, level {LEVEL}); the others do not differ "
-                        "significantly")
+                        f"{target} than the respondents (Holm, level {LEVEL}), the others do not differ "
+                        f"significantly{_floor(lines)}")
     return claim
+
+
+def _floor(lines: list[dict]) -> str:
+    """A note when the items are too few for any row to be significant: with n items the exact
+    sign-flip test's smallest two-sided p is 2 / 2**n, and Holm's first threshold is LEVEL / rows."""
+    n = min((ln["n_items"] for ln in lines if ln["p_kind"] == "sign-flip"), default=0)
+    smallest, first = 2.0 / 2 ** n, LEVEL / len(lines) if lines else LEVEL
+    if 0 < n and smallest >= first:
+        return (f"; with {n} items the sign-flip test cannot give p below {smallest:.3g}, and Holm's "
+                f"first threshold over {len(lines)} rows is {first:.3g}: no row could be significant")
+    return ""
+
+
+def _count(group: str, n: int) -> str:
+    return f"{group} ({n} model{'' if n == 1 else 's'})"
 
 
 def regional_claim(summary: pd.DataFrame, index, countries: dict) -> Claim:
@@ -151,7 +166,7 @@ def regional_claim(summary: pd.DataFrame, index, countries: dict) -> Claim:
         missing = " and ".join(n for n, have in (("regional (Indic)", regional), ("global", glob))
                                if not have)
         claim.reason = (f"no {missing} model in this run (groups present: "
-                        f"{', '.join(f'{g} ({n} models)' for g, n in sorted(groups.items())) or 'none'})")
+                        f"{', '.join(_count(g, n) for g, n in sorted(groups.items())) or 'none'})")
         return claim
     lines = []
     rows = summary[summary["model"].str.match(GROUP_PAIR.pattern) & summary["task"].eq("global_opinions")
@@ -179,7 +194,7 @@ def regional_claim(summary: pd.DataFrame, index, countries: dict) -> Claim:
     claim.reason = (f"{len(closer)} of {len(lines)} strategies show the regional models significantly "
                     "closer" if closer else
                     f"no strategy of {len(lines)} shows the regional models significantly closer (no "
-                    "difference detected; see the CIs)")
+                    f"difference detected; see the CIs){_floor(lines)}")
     if any(ln["scope"] == "these models only" for ln in lines):
         claim.reason += "; with < 2 models in a group the comparison speaks for these models only"
     return claim
@@ -208,7 +223,7 @@ def finetune_claim(summary: pd.DataFrame, index, countries: dict) -> Claim:
     claim.verdict = CONTRADICTED if moved else SUPPORTED
     claim.reason = (f"{len(moved)} of {len(lines)} accuracies moved significantly" if moved
                     else f"none of {len(lines)} accuracies moved significantly (no difference detected; "
-                         "see the CIs)")
+                         f"see the CIs){_floor(lines)}")
     return claim
 
 
