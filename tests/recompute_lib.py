@@ -231,3 +231,36 @@ def check_paired(root: Path, cfg: dict, name: str, task: str, strategy: str, met
     assert s.loc[(name, task, strategy, f"{metric}:p_permutation"), "value"] == pytest.approx(p_perm)
     assert s.loc[(name, task, strategy, f"{metric}:p_sign"), "value"] == pytest.approx(p_sign)
     return len(ids)
+
+
+def sim_target_per_question(root: Path, cfg: dict, model: str, strategy: str) -> dict[str, float]:
+    """Sim(model, target) per question with a (national) target distribution."""
+    return _opinions(root, cfg, model, strategy)["sim_target"]
+
+
+def respondent_sim_target(root: Path, cfg: dict) -> dict[str, float]:
+    """Sim(reference respondents, target) per question with both countries' (national) shares: the
+    reference country's answer distribution standing in as a model answering for the target."""
+    target, reference = cfg["target"]["country"], cfg["reference"]["country"]
+    items = read_items(root, "global_opinions")
+    out = {}
+    for iid, text, meta in zip(items["item_id"], items["distributions"], items["meta"], strict=True):
+        d = national(text, meta, target)
+        if target in d and reference in d:
+            out[iid] = sim(d[reference], d[target])
+    return out
+
+
+def sampled_correct_per_item(root: Path, model: str, task: str, strategy: str, subset: str,
+                             country: str | None = None) -> dict[str, float]:
+    """Per item of ``subset`` (of ``country``): the share of its sampled trials (all prompts) whose
+    parsed answer is the gold option; an invalid answer (-1) counts as wrong."""
+    items = read_items(root, task)
+    items = items[(items["subset"] == subset) & ((items["country"] == country) if country else True)]
+    _, trials = run_outputs(root, model, task, strategy)
+    out = {}
+    for iid, opts, ans in zip(items["item_id"], items["options"], items["answer"], strict=True):
+        parsed = trials.loc[trials["item_id"] == iid, "parsed"]
+        if len(parsed):
+            out[iid] = float((parsed == gold(opts, ans)).mean())
+    return out

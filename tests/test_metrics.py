@@ -262,7 +262,8 @@ def test_summary_long_format_and_independent_recompute(go_items, go_raw, tmp_pat
     assert list(df.columns) == COLUMNS
     assert df.equals(df.sort_values(["model", "task", "strategy", "metric"]).reset_index(drop=True))
     assert set(df["model"]) == {"m1", "baseline:United States", "baseline:uniform",
-                                "baseline:all-country mean", "group:global"}
+                                "baseline:all-country mean", "group:global",
+                                "delta:m1-vs-baseline:United States"}  # the model vs the US respondents
     assert set(df.loc[df["model"].str.startswith("baseline:"), "strategy"]) == {"none"}
     # recompute Sim(target) from the raw rows by hand
     sims = []

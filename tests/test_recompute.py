@@ -27,6 +27,10 @@ from recompute_lib import (
     easy_correct_per_item,
     opinion_numbers,
     read_items,
+    respondent_sim_target,
+    sampled_correct_per_item,
+    sim_target_per_question,
+    summary,
     summary_value,
 )
 from scipy.stats import spearmanr
@@ -226,3 +230,28 @@ def write_raw(df: pd.DataFrame, path: Path, culture: str, model: str, task: str,
         "raw", culture=culture, model=model, task=task, strategy=strategy,
         sources={"prompts": "0" * 64, "items": items})})
     return path
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_each_model_vs_the_reference_respondents(run, strategy):
+    """delta:<model>-vs-baseline:United States: per question Sim(model, India) minus Sim(US shares,
+    India) on the questions with both countries, recomputed from the files."""
+    us = respondent_sim_target(run, CFG)
+    assert len(us) == 6  # questions with both countries' distributions
+    for model in MODELS:
+        x = sim_target_per_question(run, CFG, model, strategy)
+        assert check_paired(run, CFG, f"delta:{model}-vs-baseline:{R}", "global_opinions", strategy,
+                            "sim_target", x, us) == 6
+
+
+def test_paired_deltas_on_sampled_accuracy(run):
+    """Fine-tuned vs base and group vs group on sampled accuracy (the paper's practice protocol) are
+    paired like the argmax ones; one global model: the group test keeps the models fixed."""
+    cb = {m: sampled_correct_per_item(run, m, "culturalbench", "default", "easy", T) for m in MODELS}
+    assert check_paired(run, CFG, "delta:beta-vs-alpha", "culturalbench", "default", "acc_sampled_target",
+                        cb["beta"], cb["alpha"]) == 3
+    nm = {m: sampled_correct_per_item(run, m, "normad", "native", "rot") for m in MODELS}
+    regional = {i: (nm["beta"][i] + nm["gamma"][i]) / 2 for i in nm["alpha"]}
+    assert check_paired(run, CFG, "group:global-vs-regional", "normad", "native", "acc_sampled_rot",
+                        nm["alpha"], regional) == 5
+    assert not summary(run)["metric"].str.endswith(":p_models").any()  # alpha is the only global model

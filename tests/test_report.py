@@ -110,6 +110,12 @@ def test_html_report(tmp_path):
     assert "figures/" not in html and "href=" not in html
     assert not re.search(r"""(src|url)\(?=?["']?(https?:|//)""", html)
     assert not re.search(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d", html)  # no timestamp
+    # the page opens with the claims, before the notes and warnings; each claim with its verdict
+    # (here from the data: no respondent comparison, one group, no base, no consistency rows)
+    claims = html.split('<h2 id="claims">')[1].split('<p class="note">')[0]
+    assert html.index('<h2 id="claims">') < html.index("a &lt;note&gt;") < html.index('<h2 id="warnings">')
+    assert claims.count('<span class="verdict not-testable">not testable</span>') == 4
+    assert "no regional (Indic) and global model in this run (groups present: none)" in claims
     # same inputs, same bytes
     again = build_report(s, figs, prov, inputs, tmp_path / "report2.html", notes=["a <note> & more"])
     assert again.read_bytes() == out.read_bytes()
@@ -231,7 +237,8 @@ def test_paper_tables_place_each_number_with_its_items_and_flags(tmp_path):
     assert op[("m", "default")][1]["marks"] == "A"  # nCAD rests on the documented assumption
     (comp,) = t["comparisons"]["rows"]  # differences only: the plain group mean is not a comparison
     assert comp["key"] == ["delta:m-vs-b", "culturalbench", "default", "acc_prob"]
-    assert comp["cell"]["ci"] == "[-0.01, 0.11]" and comp["p"] == ["0.031", "0.2"]
+    assert comp["cell"]["ci"] == "[-0.01, 0.11]" and comp["p"] == ["0.031", "0.2", ""]  # no p (models)
+    assert comp["scope"] == "these models (items resampled)"
     figs = render_all(s, None, CFG, tmp_path / "figures")
     prov = {"params": {"target": {"country": "India"}, "reference": {"country": "United States"}}}
     html = build_report(s, figs, prov, [], tmp_path / "r.html").read_text()

@@ -8,6 +8,7 @@ import pytest
 from culteval.stats import (
     align,
     compare,
+    compare_groups,
     group_scores,
     paired_bootstrap_ci,
     paired_permutation_p,
@@ -87,3 +88,52 @@ def test_alignment_determinism_and_groups():
     assert group_scores(scores, ["m1", "m2"]) == {"q1": 0.5, "q2": 0.5}
     with pytest.raises(KeyError, match="m3"):
         group_scores(scores, ["m1", "m3"])
+
+
+def _models(rng, offsets, n=30):
+    """Per model, per-item scores: a shared item difficulty plus the model's own offset."""
+    item = rng.normal(size=n)
+    return {f"m{k}": {f"q{i:02d}": float(item[i] + off + rng.normal(scale=0.05)) for i in range(n)}
+            for k, off in enumerate(offsets)}
+
+
+def test_group_comparison_with_one_model_keeps_the_models_fixed():
+    rng = np.random.default_rng(3)
+    a, b = _models(rng, [0.5]), _models(rng, [0.0, 0.1])
+    res = compare_groups(a, b, 300, 0.95, 5)
+    assert not res.models_resampled and res.p_models is None
+    assert res.paired == compare(group_scores(a, sorted(a)), group_scores(b, sorted(b)), 300, 0.95, 5)
+
+
+def test_group_comparison_resamples_models_when_each_group_has_two():
+    # group a: one model far above b, one below; items alone call the difference certain,
+    # the models of group a disagree about its sign: resampling them widens the CI over 0
+    rng = np.random.default_rng(4)
+    both = _models(rng, [1.0, -0.6, 0.0, 0.0])
+    a = {m: both[m] for m in ("m0", "m1")}
+    b = {m: {i: v + 0.0 for i, v in both[m].items()} for m in ("m2", "m3")}
+    items_only = compare(group_scores(a, sorted(a)), group_scores(b, sorted(b)), 500, 0.95, 1)
+    assert items_only.ci_low > 0  # conditional on these two models: a is higher
+    res = compare_groups(a, b, 500, 0.95, 1)
+    assert res.models_resampled and res.paired.diff == pytest.approx(items_only.diff)
+    assert res.paired.ci_low < 0 < res.paired.ci_high
+    # 2 + 2 models, 6 label assignments: every other split separates m0 (+1) from m1 (-0.6) and
+    # differs by 0.8 > the observed 0.2, so the labels tell nothing: p = 1
+    assert res.p_models == pytest.approx(1.0)
+    # perfectly separated groups reach the smallest p the design allows, 2/6
+    far = {m: {i: v + 5 for i, v in both[m].items()} for m in ("m2", "m3")}
+    assert compare_groups(far, b, 200, 0.95, 1).p_models == pytest.approx(2 / 6)
+
+
+def test_hierarchical_ci_covers_a_new_models_mean():
+    # many models per group drawn around group means 0.3 apart: the CI should cover 0.3
+    rng = np.random.default_rng(9)
+    hits = 0
+    for rep in range(40):
+        offs = rng.normal(scale=0.3, size=8)
+        both = _models(rng, [*(offs[:4] + 0.3), *offs[4:]], n=20)
+        a = {m: both[m] for m in ("m0", "m1", "m2", "m3")}
+        b = {m: both[m] for m in ("m4", "m5", "m6", "m7")}
+        r = compare_groups(a, b, 300, 0.95, rep).paired
+        hits += r.ci_low <= 0.3 <= r.ci_high
+    assert hits >= 30  # items-only CIs (width ~0.05) would miss most of these

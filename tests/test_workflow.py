@@ -132,6 +132,8 @@ def test_new_metrics_recompute_from_the_real_run_files(tiny_run):
         check_opinions,
         check_paired,
         easy_correct_per_item,
+        respondent_sim_target,
+        sim_target_per_question,
     )
 
     from culteval.config import load_params
@@ -153,3 +155,9 @@ def test_new_metrics_recompute_from_the_real_run_files(tiny_run):
     easy = {m: easy_correct_per_item(tiny_run, m, "demographic") for m in models}
     assert check_paired(tiny_run, cfg, "group:global-vs-instruct", "culturalbench", "demographic",
                         "acc_prob", easy[models[0]], easy[models[1]]) == 2
+    us = respondent_sim_target(tiny_run, cfg)
+    for model in models:
+        for strategy in cfg["strategies"]:
+            mine = sim_target_per_question(tiny_run, cfg, model, strategy)
+            assert check_paired(tiny_run, cfg, f"delta:{model}-vs-baseline:United States", "global_opinions",
+                                strategy, "sim_target", mine, us) == 2

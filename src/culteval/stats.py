@@ -107,6 +107,98 @@ def compare(a: Mapping[str, float], b: Mapping[str, float], n_boot: int, ci: flo
                   p_sign=sign_test_p(x, y), n_items=int(x.size))
 
 
+# --- groups of models: models resampled within groups as well as items -----------------------
+
+MIN_GROUP_MODELS = 2  # fewer models in a group: its models are fixed, the comparison speaks for them only
+EXACT_MAX_RELABELLINGS = 10000  # up to this many group assignments the label test enumerates them all
+
+
+@dataclass(frozen=True)
+class GroupPaired:
+    """A group comparison: ``paired`` as :func:`compare` on the groups' per-item means (CI resampling
+    models within groups and items when ``models_resampled``), and ``p_models``, the two-sided
+    permutation p of the models' group labels (None unless ``models_resampled``)."""
+
+    paired: Paired
+    p_models: float | None
+    models_resampled: bool
+
+
+def _matrix(scores: Mapping[str, Mapping[str, float]], models: Sequence[str], ids: list[str]) -> np.ndarray:
+    return np.array([[scores[m][i] for i in ids] for m in models], dtype=float)
+
+
+def hierarchical_bootstrap_ci(a: np.ndarray, b: np.ndarray, n_boot: int, ci: float,
+                              seed: int) -> tuple[float, float]:
+    """Percentile CI of mean(a) - mean(b) for (models x items) score matrices over the same items:
+    each resample draws models with replacement within each group and items with replacement (one
+    item draw for both groups), so the interval covers other models of the same kind as well as
+    other items. NaN for fewer than two items or ``n_boot < 1``."""
+    if a.shape[1] < 2 or n_boot < 1:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    n = a.shape[1]
+    stats = np.empty(n_boot)
+    for k in range(n_boot):
+        ia = rng.integers(0, a.shape[0], a.shape[0])
+        ib = rng.integers(0, b.shape[0], b.shape[0])
+        it = rng.integers(0, n, n)
+        stats[k] = a[np.ix_(ia, it)].mean() - b[np.ix_(ib, it)].mean()
+    alpha = (1.0 - ci) / 2.0
+    lo, hi = np.percentile(stats, [100 * alpha, 100 * (1 - alpha)])
+    return float(lo), float(hi)
+
+
+def model_label_p(a: np.ndarray, b: np.ndarray, n_perm: int, seed: int) -> float:
+    """Two-sided permutation p for "the groups do not differ": the models' group labels are
+    exchangeable, the statistic is the difference of the groups' mean per-model scores (each
+    model's mean over the shared items). Exact over every assignment up to
+    ``EXACT_MAX_RELABELLINGS`` (so with 2 + 2 models p is never below 2/6), else ``n_perm``
+    random ones with p = (1 + hits) / (1 + n_perm)."""
+    from itertools import combinations
+    from math import comb
+
+    per_model = np.concatenate([a.mean(axis=1), b.mean(axis=1)])
+    na, total = a.shape[0], per_model.size
+    observed = abs(per_model[:na].mean() - per_model[na:].mean())
+    tol = 1e-12 * max(1.0, float(np.abs(per_model).max()))
+
+    def stat(members) -> float:
+        mask = np.zeros(total, bool)
+        mask[list(members)] = True
+        return abs(per_model[mask].mean() - per_model[~mask].mean())
+
+    if comb(total, na) <= EXACT_MAX_RELABELLINGS:
+        hits = [stat(c) >= observed - tol for c in combinations(range(total), na)]
+        return float(np.mean(hits))
+    rng = np.random.default_rng(seed)
+    hits = sum(stat(rng.permutation(total)[:na]) >= observed - tol for _ in range(n_perm))
+    return (1 + hits) / (1 + n_perm)
+
+
+def compare_groups(a: Mapping[str, Mapping[str, float]], b: Mapping[str, Mapping[str, float]],
+                   n_boot: int, ci: float, seed: int) -> GroupPaired:
+    """Group ``a`` vs group ``b`` (per model, its per-item scores) on the items every model has.
+
+    The difference is that of the groups' per-item means. With >= ``MIN_GROUP_MODELS`` models in
+    each group the CI resamples models within groups as well as items
+    (:func:`hierarchical_bootstrap_ci`) and ``p_models`` permutes the models' group labels; with
+    fewer the models are fixed (the CI resamples items only): the result speaks for these models
+    only. ``p_permutation`` and ``p_sign`` are always the item-level tests on the groups' means.
+    """
+    models_a, models_b = sorted(a), sorted(b)
+    sa, sb = group_scores(a, models_a), group_scores(b, models_b)
+    res = compare(sa, sb, n_boot, ci, seed)
+    resampled = min(len(models_a), len(models_b)) >= MIN_GROUP_MODELS
+    if not resampled or not res.n_items:
+        return GroupPaired(res, None, False)
+    ids, _, _ = align(sa, sb)
+    ma, mb = _matrix(a, models_a, ids), _matrix(b, models_b, ids)
+    lo, hi = hierarchical_bootstrap_ci(ma, mb, n_boot, ci, seed)
+    res = Paired(res.diff, lo, hi, res.p_permutation, res.p_sign, res.n_items)
+    return GroupPaired(res, model_label_p(ma, mb, n_boot, seed), True)
+
+
 # --- unpaired: one metric over its units ---------------------------------------------------------
 
 def bootstrap_ci(values, cfg: dict, stat=np.mean) -> tuple[float, float]:

@@ -146,20 +146,32 @@ def normad_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame, cfg: dic
     return rows
 
 
-def culturalbench_item_scores(items: pd.DataFrame, dists: dict, cfg: dict) -> dict[str, dict[str, float]]:
-    """Per-question correctness behind acc_prob and acc_question, over all items and per country."""
+def culturalbench_item_scores(items: pd.DataFrame, dists: dict, cfg: dict,
+                              raw: pd.DataFrame | None = None) -> dict[str, dict[str, float]]:
+    """Per-question scores behind acc_prob and acc_question (argmax) and, when ``raw`` has sampled
+    trials, behind acc_sampled and acc_question_sampled (the same per-question values those rows
+    average), over all items and per country."""
     out = {}
     for suffix, sub in country_scopes(items, cfg):
         easy, hard = sub[sub["subset"] == "easy"], sub[sub["subset"] == "hard"]
         out["acc_prob" + suffix] = prob_correct(easy, dists).to_dict()
         out["acc_question" + suffix] = question_correct(hard, prob_correct(hard, dists)).to_dict()
+        if raw is not None:
+            out["acc_sampled" + suffix] = sampled_scores(easy, raw)["correct"].to_dict()
+            judged = sampled_scores(hard, raw)["correct"]
+            out["acc_question_sampled" + suffix] = question_correct_sampled(hard, judged).to_dict()
     return {m: v for m, v in out.items() if v}
 
 
-def normad_item_scores(items: pd.DataFrame, dists: dict, cfg: dict) -> dict[str, dict[str, float]]:
-    """Per-story correctness behind acc_prob_<context>, over all stories and per country."""
+def normad_item_scores(items: pd.DataFrame, dists: dict, cfg: dict,
+                       raw: pd.DataFrame | None = None) -> dict[str, dict[str, float]]:
+    """Per-story scores behind acc_prob_<context> and, when ``raw`` has sampled trials,
+    acc_sampled_<context>, over all stories and per country."""
     out = {}
     for suffix, sub in country_scopes(items, cfg):
         for ctx in sorted(sub["subset"].unique()):
-            out[f"acc_prob_{ctx}{suffix}"] = prob_correct(sub[sub["subset"] == ctx], dists).to_dict()
+            ctx_items = sub[sub["subset"] == ctx]
+            out[f"acc_prob_{ctx}{suffix}"] = prob_correct(ctx_items, dists).to_dict()
+            if raw is not None:
+                out[f"acc_sampled_{ctx}{suffix}"] = sampled_scores(ctx_items, raw)["correct"].to_dict()
     return {m: v for m, v in out.items() if v}

@@ -161,8 +161,10 @@ def global_opinions_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame 
 OPINION_METRICS = ("sim_target", "sim_reference", "cad", "ncad")
 
 
-def global_opinions_item_scores(items: pd.DataFrame, dists: dict, cfg: dict) -> dict[str, dict[str, float]]:
-    """Per metric, the per-question values its summary row averages (for paired comparisons)."""
+def global_opinions_item_scores(items: pd.DataFrame, dists: dict, cfg: dict,
+                                raw: pd.DataFrame | None = None) -> dict[str, dict[str, float]]:
+    """Per metric, the per-question values its summary row averages (for paired comparisons);
+    ``raw`` (sampled answers) is not used: the opinion metrics rest on the distributions."""
     pq = per_question(items, dists, cfg["target"]["country"], cfg["reference"]["country"])
     return {m: v for m in OPINION_METRICS
             if (v := {i: float(x) for i, x in zip(pq["item_id"], pq[m], strict=True) if not np.isnan(x)})}

@@ -11,9 +11,10 @@ import pandas as pd
 from culteval import tasks
 from culteval.io import write_csv
 from culteval.metrics import MetricInputs, model_distributions
+from culteval.metrics.agreement import agreement_metrics
 from culteval.metrics.comparisons import comparison_rows, mixed_rows
 from culteval.metrics.flags import flag_column
-from culteval.metrics.paired import merge, paired_rows
+from culteval.metrics.paired import merge, paired_rows, reference_baseline, respondent_rows
 from culteval.metrics.robustness import robustness_metrics
 
 COLUMNS = ["culture", "model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items", "flags"]
@@ -24,11 +25,13 @@ ALL_CULTURES = "all"
 
 def task_metrics(task: str, items: pd.DataFrame, raw: pd.DataFrame, cfg: dict,
                  inputs: MetricInputs | None = None) -> list[dict]:
-    """The rows a task declares (``Task.metrics``) plus robustness for one (model, task, strategy) table."""
+    """The rows a task declares (``Task.metrics``) plus robustness and logit-generation agreement
+    for one (model, task, strategy) table."""
     declared = tasks.get(task)
     compute = declared.metric_function()
     rows = compute(items, model_distributions(raw, items), raw, cfg, inputs or MetricInputs())
-    return rows + robustness_metrics(raw, cfg, ordered_scale=declared.ordered_scale)
+    return (rows + robustness_metrics(raw, cfg, ordered_scale=declared.ordered_scale)
+            + agreement_metrics(raw, cfg))
 
 
 def metric_items(items: dict[str, pd.DataFrame], cfg: dict) -> dict[str, pd.DataFrame]:
@@ -86,7 +89,7 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
     """
     inputs = MetricInputs(raw_root=Path(raw_root) if raw_root is not None else None)
     items = metric_items(items, cfg)
-    rows, scores = [], {}
+    rows, scores, baseline_scores = [], {}, {}
     for task in sorted(items):  # rows about the run's reference data (e.g. the map's fit quality)
         if tasks.get(task).reference_rows:
             rows += tasks.get(task).function("reference_rows")(items[task], cfg, inputs)
@@ -99,7 +102,8 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
         declared = tasks.get(task)
         if declared.item_scores:
             run_dists = model_distributions(raw[(model, task, strategy)], items[task])
-            scores[(model, task, strategy)] = declared.function("item_scores")(items[task], run_dists, cfg)
+            scores[(model, task, strategy)] = declared.function("item_scores")(
+                items[task], run_dists, cfg, raw=raw[(model, task, strategy)])
     for task in sorted(items):
         declared = tasks.get(task)
         if declared.baselines is None:
@@ -108,10 +112,12 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
             if dists:
                 for r in declared.metric_function()(items[task], dists, None, cfg, inputs):
                     rows.append({"model": name, "task": task, "strategy": "none", **r})
+                if declared.item_scores and name == reference_baseline(cfg):  # models vs respondents
+                    baseline_scores[(name, task)] = declared.function("item_scores")(items[task], dists, cfg)
     cols = COLUMNS[1:]
     base = pd.DataFrame(rows, columns=cols)
-    df = pd.DataFrame(rows + merge(comparison_rows(base, cfg, mixed=mixed), paired_rows(scores, cfg)),
-                      columns=cols)
+    paired = paired_rows(scores, cfg) + respondent_rows(scores, baseline_scores, cfg)
+    df = pd.DataFrame(rows + merge(comparison_rows(base, cfg, mixed=mixed), paired), columns=cols)
     df["n_items"] = df["n_items"].astype("int64")
     df["flags"] = flag_column(df, cfg, raw_root)  # what each row rests on (metrics/flags.py)
     df.insert(0, "culture", culture_key(cfg))

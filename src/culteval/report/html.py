@@ -17,6 +17,7 @@ import jinja2
 import pandas as pd
 
 from culteval.io import write_text
+from culteval.metrics.claims import claims, evidence_text
 from culteval.metrics.comparisons import COMPARISON_PREFIXES, LANGUAGE_N, LANGUAGE_TABLE
 from culteval.metrics.cultural_map import NO_MICRODATA
 from culteval.report.tables import flag_list, fmt, legend, paper_tables
@@ -113,8 +114,16 @@ class CultureSection:
     countries: dict[str, str] | None = None
 
 
-def _culture_context(section: CultureSection, prefix: str, title: str) -> dict:
-    """The template variables of one culture's section (element ids start with ``prefix``)."""
+def claim_rows(summary: pd.DataFrame, countries: dict[str, str] | None) -> list[dict]:
+    """The papers' claims tested on ``summary`` (metrics/claims.py), as the template shows them."""
+    return [{"key": c.key, "paper": c.paper, "sentence": c.sentence, "verdict": c.verdict, "reason": c.reason,
+             "evidence": [evidence_text(e) for e in c.evidence]} for c in claims(summary, countries)]
+
+
+def _culture_context(section: CultureSection, prefix: str, title: str,
+                     across: pd.DataFrame | None = None) -> dict:
+    """The template variables of one culture's section (element ids start with ``prefix``);
+    ``across``: the rows about every culture at once, which its claims read too."""
     summary = section.summary
     plain = ~COMPARISONS[1](summary)  # comparison rows get their own section
     figures = []
@@ -125,7 +134,9 @@ def _culture_context(section: CultureSection, prefix: str, title: str) -> dict:
         shown = summary[select(summary) & plain]
         figures.append({"id": prefix + fig.stem, "title": name, "note": NO_MICRODATA if no_map else "",
                         "rows": table_rows(shown), "legend": legend(_flags_of(shown)), **embed_png(fig)})
+    evidence = summary if across is None else pd.concat([summary, across], ignore_index=True)
     return {"prefix": prefix, "title": title, "warnings": warnings_rows(summary), "figures": figures,
+            "claims": claim_rows(evidence, section.countries),
             "tables": paper_tables(summary, section.countries),
             "comparisons": table_rows(summary[COMPARISONS[1](summary)])}
 
@@ -147,9 +158,9 @@ def render_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs
         parts = [CultureSection(key="", title="", summary=summary, figures=list(figures),
                                 countries=countries)]
     several = len(parts) > 1
-    cultures = [_culture_context(p, f"{p.key}-" if several else "", p.title if several else "")
-                for p in parts]
     across = summary[summary["culture"].astype(str).eq("all")] if several and "culture" in summary else None
+    cultures = [_culture_context(p, f"{p.key}-" if several else "", p.title if several else "", across)
+                for p in parts]
     languages = [] if languages is None else [
         {"model": str(r.model), "culture": str(r.culture), "strategy": str(r.strategy),
          "language": str(r.language), "values": [fmt(getattr(r, m)) for m in LANGUAGE_TABLE],

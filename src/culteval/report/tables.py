@@ -6,8 +6,9 @@
   grouped by measure and split by country (target, reference, both);
 * the map: each model's placement and distances and the target-reference distance;
   the projection's fit to the published country points when microdata are supplied;
-* comparisons: group differences and fine-tuned-vs-base deltas with their 95% CI and
-  paired p-values on one row.
+* logit-generation agreement per model x task x strategy;
+* comparisons: group differences, fine-tuned-vs-base deltas and each model vs the reference
+  respondents with their 95% CI, paired p-values and what they speak for on one row.
 
 Every cell carries its value, the number of items it rests on and its flags (the
 ``flags`` column of the summary), shown as letters beside the number and spelled out
@@ -36,7 +37,9 @@ OPINION_METRICS = {"sim_target": "Sim (target)", "sim_reference": "Sim (referenc
 PRACTICE_TASKS = ("culturalbench", "normad", "blend")
 MAP_METRICS = ("map_x", "map_y", "map_dist_target", "map_dist_reference", "map_x_sampled", "map_y_sampled",
                "map_dist_target_sampled", "map_dist_reference_sampled", "map_dist_target_reference")
-P_VALUES = ("p_permutation", "p_sign")
+P_VALUES = ("p_permutation", "p_sign", "p_models")
+AGREEMENT_METRICS = {"logit_gen_agreement": "sampled answer = logit argmax",
+                     "logit_gen_tv": "TV(sampled frequencies, option distribution)"}
 # practice measures (docs/metrics.md) in the paper's order; "logits": argmax of the answer distribution
 PRACTICE_MEASURES = {
     "acc_prob": "Easy (logits)", "acc_sampled": "Easy / answers (sampled)",
@@ -187,6 +190,28 @@ def map_tables(summary: pd.DataFrame) -> list[dict]:
     return out
 
 
+def agreement_table(summary: pd.DataFrame) -> dict:
+    """Logit-generation agreement per model x task x strategy (metrics/agreement.py)."""
+    df = summary[summary["metric"].isin(AGREEMENT_METRICS) & ~summary["model"].str.contains(":", regex=False)]
+    cols = [{"metric": m} for m in AGREEMENT_METRICS if m in set(df["metric"])]
+    return _table("Logit-generation agreement", df, cols,
+                  [[_head(AGREEMENT_METRICS[c["metric"]], metric=c["metric"]) for c in cols]],
+                  note="Per prompt with both a logit distribution and sampled answers: the share of its "
+                       "sampled answers equal to the distribution's argmax (invalid answers disagree), and "
+                       "the total-variation distance between the answers' frequencies (invalid answers a "
+                       "category of their own) and the distribution; mean over items. Trials are sampled "
+                       "at the run's temperature and few per prompt, so TV > 0 even for a faithful sampler.",
+                  key=("model", "task", "strategy"))
+
+
+def scope(model: str, has_p_models: bool) -> str:
+    """What a comparison row speaks for: group rows without a models-resampled test are about these
+    models only (docs/metrics.md)."""
+    if model.startswith("group:"):
+        return "models and items resampled" if has_p_models else "these models only"
+    return "these models (items resampled)"
+
+
 def comparisons_table(summary: pd.DataFrame) -> dict:
     """Group differences and fine-tuned-vs-base deltas: value with CI, and paired p-values."""
     # differences only: delta:<m>-vs-<base> and group:<a>-vs-<b> (plain group means sit in the tables above)
@@ -202,11 +227,15 @@ def comparisons_table(summary: pd.DataFrame) -> dict:
         ps = [fmt(pvals[(r.model, r.task, r.strategy, r.metric, p)].value)
               if (r.model, r.task, r.strategy, r.metric, p) in pvals else "" for p in P_VALUES]
         rows.append({"key": [str(r.model), str(r.task), str(r.strategy), str(r.metric)], "cell": c,
-                     "p": ps})
+                     "p": ps, "scope": scope(str(r.model), bool(ps[P_VALUES.index("p_models")]))})
     return {"title": "Comparisons", "rows": rows, "legend": legend(seen),
-            "note": "group:<a>-vs-<b> and delta:<model>-vs-<base> rows are paired on shared items (one "
-                    "bootstrap resample of items for both sides; n = shared items). The group:<group> "
-                    "rows of the tables above are plain means over the group's models (n = models)."}
+            "note": "group:<a>-vs-<b>, delta:<model>-vs-<base> and delta:<model>-vs-baseline:<reference> "
+                    "(the model minus the reference country's respondents) rows are paired on shared items "
+                    "(one bootstrap resample of items for both sides; n = shared items). A group comparison "
+                    "with >= 2 models in each group also resamples models within groups (CI) and permutes "
+                    "their group labels (p models); otherwise it speaks for these models only. The "
+                    "group:<group> rows of the tables above are plain means over the group's models "
+                    "(n = models)."}
 
 
 def paper_tables(summary: pd.DataFrame, countries: dict[str, str] | None = None) -> dict:
@@ -215,4 +244,5 @@ def paper_tables(summary: pd.DataFrame, countries: dict[str, str] | None = None)
     if "flags" not in summary.columns:
         summary = summary.assign(flags="")
     return {"opinions": opinions_table(summary), "practices": practice_tables(summary, countries),
-            "map": map_tables(summary), "comparisons": comparisons_table(summary)}
+            "map": map_tables(summary), "agreement": agreement_table(summary),
+            "comparisons": comparisons_table(summary)}

@@ -306,9 +306,11 @@ class Task:
     options form an ordered answer scale (opinion surveys), which enables
     rank-correlation consistency. ``baselines``: ``"module:function"`` giving human
     reference answers as ``{name: {item_id: distribution}}``, scored like a model.
-    ``item_scores``: ``"module:function"`` giving per-unit scores ``{metric: {unit: value}}``
-    for paired (like-for-like) comparisons between models. ``metric_view``: a function
-    ``(items, cfg) -> items`` applied before any metric (e.g. national samples only).
+    ``item_scores``: ``"module:function"`` ``(items, dists, cfg, raw=None)`` giving per-unit
+    scores ``{metric: {unit: value}}`` for paired (like-for-like) comparisons between models
+    (``raw``: the run's raw outputs, for metrics of sampled answers; None for a baseline).
+    ``metric_view``: a function ``(items, cfg) -> items`` applied before any metric (e.g.
+    national samples only).
     ``reference_rows``: a function ``(items, cfg, inputs) -> rows`` about the run's
     reference data rather than a model (e.g. the map projection's fit quality).
     ``numbered_options``: the templates also list the options by number ("2) No"), so a
