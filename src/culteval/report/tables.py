@@ -35,7 +35,8 @@ OPINION_METRICS = {"sim_target": "Sim (target)", "sim_reference": "Sim (referenc
                    "sim_target_shared": "Sim (target, shared questions)", "cad": "CAD", "ncad": "nCAD"}
 PRACTICE_TASKS = ("culturalbench", "normad", "blend")
 MAP_METRICS = ("map_x", "map_y", "map_dist_target", "map_dist_reference", "map_x_sampled", "map_y_sampled",
-               "map_dist_target_sampled", "map_dist_reference_sampled", "map_dist_target_reference")
+               "map_dist_target_sampled", "map_dist_reference_sampled", "map_invalid_rate_sampled",
+               "map_dist_target_reference")
 P_VALUES = ("p_permutation", "p_sign")
 # practice measures (docs/metrics.md) in the paper's order; "logits": argmax of the answer distribution
 PRACTICE_MEASURES = {
@@ -178,13 +179,27 @@ def map_tables(summary: pd.DataFrame) -> list[dict]:
                        "points, the yardstick for the models' distances.")]
     fit = maps[maps["metric"].str.startswith("fit_")]
     if not fit.empty:
-        metrics = sorted(set(fit["metric"]))
-        out.append(_table("Map projection vs the published country points", fit,
-                          [{"metric": m} for m in metrics], [[_head(m) for m in metrics]],
-                          note="The projection fitted on the supplied microdata, applied to each "
-                               "country's respondents: distance to its published point, overall RMSE "
-                               "and correlations (n = respondents or countries)."))
+        out.append(map_fit_table(fit))
     return out
+
+
+def map_fit_table(fit: pd.DataFrame) -> dict:
+    """The projection's fit, one row per microdata country-wave (``fit_dist``, items not asked)
+    and one row ``all`` (counts of waves, RMSE, correlations)."""
+    parts = fit["metric"].str.split(":")
+    per_wave = parts.str.len() > 1
+    df = fit.assign(wave=["all" if len(p) == 1 else f"{p[1]} {p[2]}" for p in parts],
+                    metric=[p[0] if len(p) < 4 else f"{p[0]}:{p[3]}" for p in parts])
+    wave_metrics = sorted(set(df.loc[per_wave, "metric"]), key=lambda m: (m != "fit_dist", m))
+    metrics = wave_metrics + sorted(set(df.loc[~per_wave, "metric"]))
+    return _table("Map projection vs the published country points", df, [{"metric": m} for m in metrics],
+                  [[_head(m) for m in metrics]], key=("wave",),
+                  note="The projection fitted on the supplied microdata, applied to each country-wave's "
+                       "complete respondents: distance to the published point of that wave (n = "
+                       "respondents); fit_not_asked:<item> marks a wave where no respondent has a "
+                       "valid answer to that item (not placed; n = its respondents); row all: counts "
+                       "of country-waves (placed, items not asked, no published point that year), "
+                       "RMSE and correlations over the placed ones (n = waves).")
 
 
 def comparisons_table(summary: pd.DataFrame) -> dict:
