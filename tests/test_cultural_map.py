@@ -206,7 +206,8 @@ def test_placement_from_samples_and_expected_values_named_apart(micro, mirror):
     m = {r["metric"]: r["value"] for r in map_metrics(items, dists, cfg, proj, coords, raw)}
     assert m["sampled_Y003"] == -2.0 and m["sampled_Y002"] == 1.0 and m["sampled_A008"] == 1.0
     # beside the sampled placement: the share of sampled answers it left out (11 of 39 trials)
-    inv = {r["metric"]: r for r in map_metrics(items, dists, cfg, proj, coords, raw)}["map_invalid_rate_sampled"]
+    rows = {r["metric"]: r for r in map_metrics(items, dists, cfg, proj, coords, raw)}
+    inv = rows["map_invalid_rate_sampled"]
     assert (inv["value"], inv["n_items"]) == (pytest.approx(11 / 39), 39)
     assert m["expected_Y003"] == 0.0 and m["expected_A008"] == 5.0
     exp_pt = proj.project({v: m[f"expected_{v}"] for v in MAP_VARS})

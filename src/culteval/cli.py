@@ -132,15 +132,16 @@ def cmd_render(args) -> None:
 
     cfg = _params(args)
     items = read_parquet(args.items, columns=tasks.COLUMNS, params=_items_params(cfg, args.task))
-    translations = None
+    translations, machine = None, None
     inputs = [args.items]
     if args.strategy in cfgmod.TRANSLATED_STRATEGIES:
         table = read_parquet(args.translations, columns=translate.COLUMNS)
-        translations = translate.translations_to_dict(table)
+        translations, machine = translate.translations_to_dict(table), translate.machine_sources(table)
         inputs.append(args.translations)
     # mode "both" where the task's params ask for sampled answers (params.tasks.<task>.sampled)
     mode = tasks.sampling(cfg, args.task)["mode"]
-    df = prompts.render(items, args.strategy, cfg, translations=translations, mode=mode, root=cfgmod.ROOT)
+    df = prompts.render(items, args.strategy, cfg, translations=translations, mode=mode, root=cfgmod.ROOT,
+                        machine=machine)
     prov = provenance.record(inputs=inputs, templates=_templates(df),
                              params={"permutations": cfg["permutations"], "seed": cfg["seed"],
                                      "target": cfg["target"], "strategy": args.strategy})
@@ -227,18 +228,23 @@ def cmd_infer_gguf(args) -> None:
 
 def cmd_metrics(args) -> None:
     from culteval.metrics import summary as summ
-    from culteval.pipeline import by_culture, load_items, load_raw
+    from culteval.pipeline import by_culture, load_items, load_machine_translated, load_raw
 
     cfg = _params(args)
     items, raw = by_culture(args.items, "items", cfg), by_culture(args.raw, "raw", cfg)
     per_culture = {key: (load_items(items.get(key, [])),
                          load_raw(raw.get(key, []), params={k: cfg[k] for k in ("sampling", "seed")}))
                    for key in cfgmod.culture_keys(cfg)}
-    df = summ.summarize_cultures(per_culture, cfg, raw_root=Path(args.raw_root))
+    machine = None
+    if args.prompts:  # the machine_translated flag comes from the rendered prompts' string origins
+        prompts = by_culture(args.prompts, "prompts", cfg)
+        machine = {key: load_machine_translated(prompts.get(key, [])) for key in cfgmod.culture_keys(cfg)}
+    df = summ.summarize_cultures(per_culture, cfg, raw_root=Path(args.raw_root), machine=machine)
     out = Path(args.out_dir)
     summ.write_summary(df, out / "summary.csv")
     write_json(summ.metrics_json(df), out / "metrics.json")
-    write_record(_aggregate_provenance([*args.items, *args.raw], cfg), out / "provenance.json")
+    write_record(_aggregate_provenance([*args.items, *args.raw, *(args.prompts or [])], cfg),
+                 out / "provenance.json")
 
 
 def _aggregate_provenance(inputs: list[str], cfg: dict) -> dict:
@@ -405,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("metrics", cmd_metrics, "aggregate raw outputs into summary.csv and metrics.json")
     sp.add_argument("--items", nargs="+", required=True)
     sp.add_argument("--raw", nargs="+", required=True)
+    sp.add_argument("--prompts", nargs="*", default=None,
+                    help="the rendered prompts (their string origins give the machine_translated flag)")
     sp.add_argument("--raw-root", default="data/raw")
     sp.add_argument("--out-dir", required=True)
     sp = add("report", cmd_report, "figures and the HTML report")

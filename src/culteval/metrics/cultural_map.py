@@ -197,7 +197,8 @@ def fit_projection(microdata: pd.DataFrame) -> Projection:
 
 #: microdata columns holding the survey year of each respondent (IVS: S020), in order of preference
 YEAR_COLUMNS = ("year", "S020")
-FIT_COLUMNS = ["geo", "name", "year", "status", "n_total", "n", "x", "y", "x_pub", "y_pub", "dist", "not_asked"]
+FIT_COLUMNS = ["geo", "name", "year", "status", "n_total", "n", "x", "y", "x_pub", "y_pub", "dist",
+               "not_asked"]
 PLACED, NOT_ASKED, UNPUBLISHED = "placed", "items not asked", "no published point"
 
 

@@ -23,9 +23,11 @@ import pandas as pd
 
 # One letter per flag (culteval.metrics.flags), with the caption's explanation.
 FLAGS = {
-    "subset": ("S", "the task's data are a subset of the benchmark (a limit, or a subset file)"),
-    "translated": ("T", "prompt shown in the target language, machine-translated and unreviewed "
-                        "unless the translation table says otherwise"),
+    "subset": ("S", "the task's data are a subset of the benchmark (a limit, a sampled item set, or a "
+                    "subset file; rows pooling strategies or cultures: any pooled run's)"),
+    "machine_translated": ("T", "the prompts show strings machine-translated (a translator model, or a "
+                                "translation-table entry not marked reviewed); for rows pooling "
+                                "strategies or cultures, at least one pooled run's prompts do"),
     "non-national": ("N", "rests on a target distribution from a non-national sample"),
     "ncad-assumption": ("A", "nCAD's normalisation is this project's documented choice"),
     "y002-independence": ("Y", "Y002 derived from two choice distributions treated as independent"),
