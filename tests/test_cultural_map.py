@@ -12,18 +12,21 @@ the fit on a sample must recover it within 0.05 on both axes.
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from culteval.metrics.cultural_map import (
+    IVS_FILES,
     MAP_VARS,
     fit_projection,
     fit_quality,
     fit_quality_rows,
     map_metrics,
     projection_from_moments,
+    published_points,
     sampled_distributions,
     to_map,
 )
@@ -56,6 +59,7 @@ def synthetic_microdata(per_country=5000, seed=1, missing=0.01):
     df = pd.DataFrame(x, columns=list(MAP_VARS))
     df["S017"] = rng.uniform(0.5, 1.5, size=len(df))
     df["country"] = np.repeat(COUNTRIES, per_country)
+    df["year"] = 2020
     # WVS missing codes: -5 on Y003 (outside its range), -1/-2 on raw items; these rows must be dropped
     k = int(missing * len(df))
     rows = rng.choice(len(df), size=2 * k, replace=False)
@@ -98,7 +102,7 @@ def test_synthetic_microdata_has_negative_y003_and_missing_codes(micro):
 def test_fit_recovers_known_placements_with_negative_y003(micro):
     known = known_points()
     q = fit_quality(fit_projection(micro), micro, known)
-    assert list(q["geo"]) == COUNTRIES
+    assert list(q["geo"]) == COUNTRIES and set(q["status"]) == {"placed"}
     # every respondent counts except those carrying a missing code (negative Y003 is not one)
     complete = micro[(micro["Y003"] != -5) & (micro["A008"] >= 0)].groupby("country").size()
     assert q["n"].tolist() == complete.loc[COUNTRIES].tolist()
@@ -116,13 +120,44 @@ def test_fit_quality_rows_report_a_misplaced_published_point(micro):
     known = known_points()
     shifted = known.assign(y=np.where(known["geo"] == "c3", known["y"] + 1.0, known["y"]))
     rows = {r["metric"]: r for r in fit_quality_rows(fit_quality(fit_projection(micro), micro, shifted))}
-    assert rows["fit_dist:c3"]["value"] == pytest.approx(1.0, abs=0.05)
-    assert rows["fit_dist:c0"]["value"] < 0.05 and rows["fit_dist:c0"]["n_items"] > 4000
+    assert rows["fit_dist:c3:2020"]["value"] == pytest.approx(1.0, abs=0.05)
+    assert rows["fit_dist:c0:2020"]["value"] < 0.05 and rows["fit_dist:c0:2020"]["n_items"] > 4000
+    assert rows["fit_waves"]["value"] == rows["fit_waves_placed"]["value"] == len(COUNTRIES)
     assert rows["fit_rmse"]["value"] == pytest.approx(np.sqrt(1 / len(COUNTRIES)), abs=0.03)
     assert rows["fit_corr_x"]["n_items"] == len(COUNTRIES) and rows["fit_corr_x"]["value"] > 0.99
     # names match too, case-insensitively; unknown countries are skipped
     by_name = micro.assign(country=micro["country"].str.upper().replace({"C7": "nowhere"}))
     assert list(fit_quality(fit_projection(micro), by_name, known)["geo"]) == COUNTRIES[:-1]
+
+
+def test_each_country_wave_is_compared_with_its_own_published_point(micro):
+    """c0 surveyed twice: its 2010 respondents are c1's, so its 2010 point is c1's; pooling both
+    waves against one published year would miss both points. A wave without a published point
+    (c2 in 2019) is named, not compared with another year's point."""
+    known = known_points()
+    two = micro.assign(country=micro["country"].replace({"c1": "c0"}),
+                       year=np.where(micro["country"] == "c1", 2010, np.where(micro["country"] == "c2", 2019,
+                                                                              2020)))
+    pts = pd.concat([known, known[known["geo"] == "c1"].assign(geo="c0", name="C0", year=2010)],
+                    ignore_index=True)
+    q = fit_quality(fit_projection(micro), two, pts).set_index(["geo", "year"])
+    assert q.loc[("c0", 2010), "status"] == q.loc[("c0", 2020), "status"] == "placed"
+    assert q.loc[("c0", 2010), "dist"] < 0.05 and q.loc[("c0", 2020), "dist"] < 0.05
+    assert q.loc[("c2", 2019), "status"] == "no published point" and np.isnan(q.loc[("c2", 2019), "dist"])
+    rows = {r["metric"]: r["value"] for r in fit_quality_rows(q.reset_index())}
+    assert rows["fit_waves_unpublished"] == 1 and rows["fit_waves_placed"] == len(COUNTRIES) - 1
+    with pytest.raises(ValueError, match="survey year"):
+        fit_quality(fit_projection(micro), micro.drop(columns="year"), pts)
+
+
+def test_a_wave_that_did_not_ask_an_item_is_named_not_dropped(micro):
+    lacking = micro.assign(E025=micro["E025"].mask(micro["country"] == "c5", -4.0))
+    q = fit_quality(fit_projection(micro), lacking, known_points()).set_index("geo")
+    assert q.loc["c5", "status"] == "items not asked" and q.loc["c5", "not_asked"] == "E025"
+    assert q.loc["c5", "n_total"] == (micro["country"] == "c5").sum() and q.loc["c5", "n"] == 0
+    rows = {r["metric"]: r for r in fit_quality_rows(q.reset_index())}
+    assert rows["fit_not_asked:c5:2020:E025"]["n_items"] == (micro["country"] == "c5").sum()
+    assert "fit_dist:c5:2020" not in rows and rows["fit_waves_not_asked"]["value"] == 1
 
 
 def _map_items():
@@ -170,6 +205,10 @@ def test_placement_from_samples_and_expected_values_named_apart(micro, mirror):
     proj = fit_projection(micro)
     m = {r["metric"]: r["value"] for r in map_metrics(items, dists, cfg, proj, coords, raw)}
     assert m["sampled_Y003"] == -2.0 and m["sampled_Y002"] == 1.0 and m["sampled_A008"] == 1.0
+    # beside the sampled placement: the share of sampled answers it left out (11 of 39 trials)
+    rows = {r["metric"]: r for r in map_metrics(items, dists, cfg, proj, coords, raw)}
+    inv = rows["map_invalid_rate_sampled"]
+    assert (inv["value"], inv["n_items"]) == (pytest.approx(11 / 39), 39)
     assert m["expected_Y003"] == 0.0 and m["expected_A008"] == 5.0
     exp_pt = proj.project({v: m[f"expected_{v}"] for v in MAP_VARS})
     smp_pt = proj.project({v: m[f"sampled_{v}"] for v in MAP_VARS})
@@ -193,7 +232,20 @@ def test_summary_reports_fit_quality_before_placing(tmp_path, micro, mirror):
     geo = dict(zip(COUNTRIES, ["india", "united_states", "japan", "sweden", "nigeria", "brazil", "china",
                                "germany"], strict=True))
     path = tmp_path / "ivs.csv"
-    micro.assign(country=micro["country"].map(geo)).to_csv(path, index=False)
+    # every published country has a 2020 point here; Sweden's wave did not ask F063 and Y002
+    sweden = micro["country"].eq("c3")
+    micro.assign(country=micro["country"].map(geo),
+                 F063=micro["F063"].mask(sweden, -4.0), Y002=micro["Y002"].mask(sweden, np.nan)
+                 ).to_csv(path, index=False)
+    pts = published_points(mirror / "ivs_map")
+    pts = pts.assign(year=np.where(pts["geo"].isin(list(geo.values())), 2020, pts["year"]))
+    raw_root = tmp_path / "raw"
+    (raw_root / "ivs_map").mkdir(parents=True)
+    for which, col in (("tradagg", "y"), ("survsagg", "x")):
+        vals = pts[col] if which == "tradagg" else -pts[col]
+        pd.DataFrame({"geo": pts["geo"], "year": pts["year"], which: vals}).drop_duplicates(
+            ["geo", "year"]).to_csv(raw_root / "ivs_map" / IVS_FILES[which], index=False)
+    shutil.copy(mirror / "ivs_map" / IVS_FILES["names"], raw_root / "ivs_map" / IVS_FILES["names"])
     items = _map_items()
     dists = {iid: np.full(len(o), 1 / len(o))
              for iid, o in zip(items["item_id"], items["options"], strict=True)}
@@ -205,11 +257,24 @@ def test_summary_reports_fit_quality_before_placing(tmp_path, micro, mirror):
            "country_aliases": aliases,
            "metrics": {"bootstrap": 10, "ci": 0.95, "low_mass": 0.1},
            "cultural_map": {"microdata": str(path), "target_year": None}, "models": {"m1": {"group": "g"}}}
-    df = summarize({"cultural_map": items}, {("m1", "cultural_map", "default"): raw}, cfg, raw_root=mirror)
+    df = summarize({"cultural_map": items}, {("m1", "cultural_map", "default"): raw}, cfg, raw_root=raw_root)
     fit = df[df["model"] == MAP_FIT_MODEL].set_index("metric")
-    expected = {f"fit_dist:{g}" for g in geo.values()} | {"fit_rmse", "fit_corr_x", "fit_corr_y"}
+    expected = ({f"fit_dist:{g}:2020" for g in geo.values() if g != "sweden"}
+                | {f"fit_not_asked:sweden:2020:{v}" for v in ("F063", "Y002")}
+                | {"fit_rmse", "fit_corr_x", "fit_corr_y", "fit_waves", "fit_waves_placed",
+                   "fit_waves_not_asked", "fit_waves_unpublished"})
     assert expected == set(fit.index)
-    assert fit.loc["fit_corr_x", "n_items"] == 8 and not is_model(MAP_FIT_MODEL)
+    assert fit.loc["fit_corr_x", "n_items"] == 7 and not is_model(MAP_FIT_MODEL)
+    assert fit.loc["fit_waves_not_asked", "value"] == 1 and fit.loc["fit_waves", "value"] == 8
+    assert fit.loc["fit_not_asked:sweden:2020:F063", "n_items"] == (micro["country"] == "c3").sum()
     # synthetic respondents are nowhere near the real published points: the fit says so
     assert fit.loc["fit_rmse", "value"] > 0.3
     assert "map_x" in set(df.loc[df["model"] == "m1", "metric"])
+    # the report: one row per country-wave, Sweden's named with the items it lacks
+    from culteval.report.tables import map_tables
+
+    table = {tuple(r["key"]): r["cells"] for r in map_tables(df.assign(flags=""))[1]["rows"]}
+    heads = [c["label"] for c in map_tables(df.assign(flags=""))[1]["header"][0]]
+    assert len(table) == 9 and ("all",) in table
+    sweden = dict(zip(heads, table[("sweden 2020",)], strict=True))
+    assert sweden["fit_dist"]["value"] == "" and sweden["fit_not_asked:F063"]["value"] == "1"

@@ -413,3 +413,23 @@ def test_released_llama_context_is_a_clear_error_not_a_crash(default_model):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 3, (run.returncode, run.stderr[-2000:])
     assert "released by culteval.engine.Engine" in run.stdout
+
+
+def test_base_models_score_the_same_spellings_as_chat_models(engine):
+    """One label rule (engine.LABEL_RULE): a base model's option mass counts NormAd's option
+    numbers too, as a chat model's does, and the rule is recorded in the engine's provenance."""
+    from culteval.engine import LABEL_RULE
+
+    labels = ["Yes", "No", "Neither"]
+    spellings = [[x, str(i + 1)] for i, x in enumerate(labels)]
+    text = ("Story: Ravi takes off his shoes before entering a friend's home.\nIs what Ravi did "
+            "socially acceptable?\nOptions:\n1) Yes\n2) No\n3) Neither\nAnswer:")
+    ids = engine.answer_token_ids(labels, spellings)
+    for i, label_ids in enumerate(ids):
+        number = engine.llm.tokenize(str(i + 1).encode(), add_bos=False, special=False)[0]
+        assert number in label_ids and set(engine.answer_token_ids(labels)[i]) < set(label_ids)
+    tokens = engine.encode(text)
+    both, mass_both = engine.distribution_from_tokens(tokens, labels, spellings=spellings)
+    alone, mass_alone = engine.distribution_from_tokens(tokens, labels)
+    assert mass_both > mass_alone and both != alone
+    assert engine.info()["label_rule"] == LABEL_RULE

@@ -90,7 +90,8 @@ def test_flags_per_row(tmp_path):
     complete = {"files": {"a.csv": {"subset": None}}}
     (tmp_path / "culturalbench" / "PROVENANCE.json").write_text(json.dumps(complete))
     f = flag_column(df, CFG, tmp_path).tolist()
-    assert f == ["ncad-assumption", "translated", "y002-independence", "", "subset", "", "ncad-assumption"]
+    assert f == ["ncad-assumption", "machine_translated", "y002-independence", "", "subset", "",
+                 "ncad-assumption"]
     limited = {**CFG, "tasks": {"culturalbench": {"limit": 5}}}
     assert flag_column(df, limited, None).tolist()[5] == "subset"
 
@@ -102,7 +103,8 @@ def test_flags_survive_the_csv(tmp_path):
     write_summary(df, tmp_path / "s.csv")
     back = read_summary(tmp_path / "s.csv")
     assert back["flags"].tolist() == df["flags"].tolist()
-    assert back.set_index(["model", "metric"]).loc[("m1", "ncad"), "flags"] == "ncad-assumption;translated"
+    ncad = back.set_index(["model", "metric"]).loc[("m1", "ncad"), "flags"]
+    assert ncad == "machine_translated;ncad-assumption"
 
 
 def test_a_sampled_item_set_flags_its_task_as_a_subset(tmp_path):
@@ -114,3 +116,55 @@ def test_a_sampled_item_set_flags_its_task_as_a_subset(tmp_path):
     cfg = {"tasks": {"normad": {"itemset": str(sampled), "limit": None},
                      "cultural_map": {"itemset": str(whole), "limit": None}}}
     assert flag_column(df, cfg).tolist() == ["subset", ""]
+
+
+def test_machine_translated_comes_from_the_prompts_not_the_strategy_name():
+    df = pd.DataFrame({"model": ["m1"] * 3, "task": ["normad"] * 3,
+                       "strategy": ["default", "cross_lingual", "native"], "metric": "acc_prob_none",
+                       "value": 0.5})
+    # cross_lingual prompts show only reviewed strings, native ones a machine-made one
+    machine = {("normad", "default"): False, ("normad", "cross_lingual"): False, ("normad", "native"): True}
+    assert flag_column(df, CFG, None, machine).tolist() == ["", "", "machine_translated"]
+    # without the prompts' origins every translated strategy is assumed machine-made
+    assert flag_column(df, CFG, None).tolist() == ["", "machine_translated", "machine_translated"]
+
+
+def test_rows_pooling_strategies_or_cultures_carry_their_inputs_flags():
+    from culteval.metrics.flags import with_pooled
+
+    go = "global_opinions"
+    df = pd.DataFrame({"culture": ["hi", "hi", "hi", "da", "da", "all"],
+                       "model": ["m1", "m1", "mixed_effects", "m1", "baseline:Denmark", "mixed_effects"],
+                       "task": [go] * 6, "strategy": ["default", "native", "all", "native", "none", "all"],
+                       "metric": ["alignment", "alignment", "coef:consistency", "alignment", "sim_target",
+                                  "coef:consistency"], "value": 0.5})
+    flags = pd.Series(["subset", "machine_translated;subset", "", "non-national", "ncad-assumption", ""])
+    got = with_pooled(df, flags).tolist()
+    # the culture-all row: every culture's evaluated runs (not the baseline's metric flag)
+    assert got[5] == "machine_translated;non-national;subset"
+    # the culture's own strategy-all row: its culture's runs only (not Danish non-national)
+    assert got[2] == "machine_translated;subset"
+    # through flag_column: a strategy-all row of a subset task is no longer bare
+    one = pd.DataFrame({"model": ["m1", "mixed_effects"], "task": ["normad"] * 2,
+                        "strategy": ["native", "all"], "metric": ["acc_prob_none", "coef:x"], "value": 0.5})
+    limited = {**CFG, "tasks": {"normad": {"limit": 5}}}
+    assert flag_column(one, limited, None, {("normad", "native"): True}).tolist() == [
+        "machine_translated;subset", "machine_translated;subset"]
+
+
+def test_the_metrics_stage_reads_machine_translated_from_the_prompt_files(tmp_path):
+    from culteval.io import write_parquet
+    from culteval.pipeline import by_culture, load_machine_translated
+    from culteval.provenance import identity
+
+    paths = []
+    for strategy, marks in (("native", [False, True]), ("cross_lingual", [False, False])):
+        path = tmp_path / "data" / "prompts" / "hi" / "normad" / f"{strategy}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df = pd.DataFrame({"task": "normad", "strategy": strategy, "machine_translated": marks})
+        made = identity("prompts", culture="hi", task="normad", strategy=strategy)
+        write_parquet(df, path, {"identity": made})
+        paths.append(str(path))
+    grouped = by_culture(paths, "prompts", {"cultures": {"hi": {}}})
+    assert load_machine_translated(grouped["hi"]) == {("normad", "native"): True,
+                                                      ("normad", "cross_lingual"): False}

@@ -309,6 +309,7 @@ def synthetic_microdata(n=3000, seed=0):
     df = pd.DataFrame({v: 5 + 2 * data[v] for v in MAP_VARS})  # raw scales: nonnegative codes
     df["S017"] = rng.uniform(0.5, 1.5, size=n)
     df["country"] = "synthetic"
+    df["year"] = 2020
     return df, secular, selfexp
 
 

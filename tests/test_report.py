@@ -208,7 +208,8 @@ def test_paper_tables_place_each_number_with_its_items_and_flags(tmp_path):
     rows = [("m", "culturalbench", "default", "acc_prob_target", 0.61, 0.5, 0.7, 46, "subset"),
             ("m", "culturalbench", "default", "acc_prob_reference", 0.72, 0.6, 0.8, 20, "subset"),
             ("m", "culturalbench", "default", "acc_prob", 0.64, 0.55, 0.73, 66, "subset"),
-            ("m", "culturalbench", "native", "acc_prob_target", 0.41, 0.3, 0.5, 46, "subset;translated"),
+            ("m", "culturalbench", "native", "acc_prob_target", 0.41, 0.3, 0.5, 46,
+             "subset;machine_translated"),
             ("m", "culturalbench", "default", "acc_question_reference", 0.25, 0.1, 0.4, 20, "subset"),
             ("m", "culturalbench", "default", "invalid_rate", 0.0, 0.0, 0.0, 66, "subset"),
             ("m", "global_opinions", "default", "sim_target", 0.8, 0.7, 0.9, 67, ""),
@@ -230,8 +231,9 @@ def test_paper_tables_place_each_number_with_its_items_and_flags(tmp_path):
     assert [c["value"] for c in by_key[("m", "default")]] == ["0.61", "0.72", "0.64", "0.25"]
     assert [c["n"] for c in by_key[("m", "default")]] == [46, 20, 66, 20]
     native = by_key[("m", "native")][0]
-    assert (native["value"], native["marks"], native["flags"]) == ("0.41", "S T", "subset; translated")
-    assert [e["flag"] for e in cb["legend"]] == ["subset", "translated"]
+    assert (native["value"], native["marks"]) == ("0.41", "T S")
+    assert native["flags"] == "machine_translated; subset"
+    assert [e["flag"] for e in cb["legend"]] == ["subset", "machine_translated"]
     op = {tuple(r["key"]): r["cells"] for r in t["opinions"]["rows"]}
     assert op[("baseline:United States", "none")][0]["n"] == 7
     assert op[("m", "default")][1]["marks"] == "A"  # nCAD rests on the documented assumption
@@ -243,12 +245,13 @@ def test_paper_tables_place_each_number_with_its_items_and_flags(tmp_path):
     prov = {"params": {"target": {"country": "India"}, "reference": {"country": "United States"}}}
     html = build_report(s, figs, prov, [], tmp_path / "r.html").read_text()
     tables = html.split('<h2 id="tables">')[1].split('<h2 id="cultural_map">')[0]
-    flagged = '0.41<sup class="flag" title="subset; translated">S T</sup><span class="items"> n=46</span>'
+    flagged = ('0.41<sup class="flag" title="machine_translated; subset">T S</sup>'
+               '<span class="items"> n=46</span>')
     assert flagged in tables
-    assert "<b>T</b> translated: prompt shown in the target language" in tables
+    assert "<b>T</b> machine_translated: the prompts show strings machine-translated" in tables
     assert "<th colspan=\"1\">United States</th>" in tables  # the run's countries head the columns
     assert "<td>delta:m-vs-b</td>" in tables and '<td class="n">0.031</td>' in tables
     # the figures' captions and the long tables carry the flags too
     assert "<figcaption>Accuracy (CulturalBench, NormAd): the numbers in the table beside it. Flags: " \
            "<b>S</b> subset" in html
-    assert "<td>subset; translated</td>" in html.split('<h2 id="all-metrics">')[1]
+    assert "<td>machine_translated; subset</td>" in html.split('<h2 id="all-metrics">')[1]

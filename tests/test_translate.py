@@ -17,7 +17,9 @@ from culteval.translate import (
     build_translations,
     glossary_path,
     load_table,
+    machine_sources,
     make_model_translator,
+    reviewed_sources,
     translations_to_dict,
 )
 
@@ -213,3 +215,41 @@ def test_shipped_tables_cover_their_countries_questions(mirror, cfg, language, c
     assert not set(needed) - set(table), sorted(set(needed) - set(table))[:5]
     readme = (ROOT / "workflow" / "translations" / "README.md").read_text(encoding="utf-8")
     assert f"{sha(path)}  {language}.jsonl" in readme
+
+
+def test_machine_translated_follows_each_strings_origin(tmp_path, cfg):
+    """A table entry marked reviewed is not machine-made; an unmarked entry, a translator model's
+    output and (per prompt) any shown string of those origins are; numbers are no translation."""
+    table = tmp_path / "hi.jsonl"
+    rows = [{"en": "Is it fine?", "hi": "क्या ठीक है?", "reviewed": True},
+            {"en": "Tea", "hi": "चाय", "reviewed": True}, {"en": "Coffee", "hi": "कॉफ़ी"}]
+    table.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert reviewed_sources(table, "hi") == {"Is it fine?", "Tea"}
+    assert load_table(table, "hi")["Tea"] == "चाय"  # the review mark is not a language key
+    df = build_translations(["Is it fine?", "Tea", "Coffee", "Milk", "12"], cfg, table_path=table,
+                            translator=FakeTranslator())
+    got = df.set_index("source")["machine_translated"].to_dict()
+    assert got == {"Is it fine?": False, "Tea": False, "Coffee": True, "Milk": True, "12": False}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"en": "Tea", "hi": "चाय", "reviewed": "maybe"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad\.jsonl:1: 'reviewed'"):
+        load_table(bad, "hi")
+
+    def item(i, options):
+        return {"item_id": f"culturalbench/easy/{i:04d}", "task": "culturalbench", "subset": "easy",
+                "group_id": f"culturalbench/easy/{i:04d}", "country": "India", "question": "Is it fine?",
+                "options": options, "answer": options[0], "distributions": "{}", "context": "{}",
+                "meta": "{}"}
+
+    items = pd.DataFrame([item(0, ["Tea", "12"]), item(1, ["Tea", "Coffee"])])
+    tr = translations_to_dict(df)
+    for strategy in ("cross_lingual", "native"):
+        p = render(items, strategy, cfg, translations={**tr, "India": "भारत", "United States": "अमेरिका"},
+                   mode="distribution", machine=machine_sources(df))
+        by_item = p.groupby("item_id")["machine_translated"].agg(set).to_dict()
+        assert by_item == {"culturalbench/easy/0000": {False}, "culturalbench/easy/0001": {True}}
+    english = render(items, "default", cfg, translations=None, mode="distribution")
+    assert not english["machine_translated"].any()
+    unknown = render(items, "native", cfg, translations={**tr, "India": "भारत", "United States": "अमेरिका"},
+                     mode="distribution")
+    assert unknown["machine_translated"].all()  # no origins known: counted as machine-made

@@ -146,7 +146,7 @@ def cmd_render(args) -> None:
     culture = cfgmod.culture_of(cfg)
     items = read_parquet(args.items, columns=tasks.COLUMNS, params=_items_params(cfg, args.task),
                          expect={"kind": "items", "culture": culture, "task": args.task})
-    translations = None
+    translations, machine = None, None
     inputs = [args.items]
     sources = {"items": Path(args.items)}
     if args.strategy in cfgmod.TRANSLATED_STRATEGIES:
@@ -157,11 +157,12 @@ def cmd_render(args) -> None:
             "kind": "translations", "culture": culture,
             f"sources.items/{args.task}": sha256_file(args.items)})
         sources["translations"] = Path(args.translations)
-        translations = translate.translations_to_dict(table)
+        translations, machine = translate.translations_to_dict(table), translate.machine_sources(table)
         inputs.append(args.translations)
     # mode "both" where the task's params ask for sampled answers (params.tasks.<task>.sampled)
     mode = tasks.sampling(cfg, args.task)["mode"]
-    df = prompts.render(items, args.strategy, cfg, translations=translations, mode=mode, root=cfgmod.ROOT)
+    df = prompts.render(items, args.strategy, cfg, translations=translations, mode=mode, root=cfgmod.ROOT,
+                        machine=machine)
     prov = provenance.record(inputs=inputs, templates=_templates(df),
                              params={"permutations": cfg["permutations"], "seed": cfg["seed"],
                                      "target": cfg["target"], "strategy": args.strategy},
@@ -269,7 +270,7 @@ def cmd_infer_gguf(args) -> None:
 
 def cmd_metrics(args) -> None:
     from culteval.metrics import summary as summ
-    from culteval.pipeline import by_culture, load_items, load_raw
+    from culteval.pipeline import by_culture, load_items, load_machine_translated, load_raw
 
     cfg = _params(args)
     items, raw = by_culture(args.items, "items", cfg), by_culture(args.raw, "raw", cfg)
@@ -277,11 +278,16 @@ def cmd_metrics(args) -> None:
                          load_raw(raw.get(key, []), params={k: cfg[k] for k in ("sampling", "seed")},
                                   culture=key, items=items.get(key, [])))
                    for key in cfgmod.culture_keys(cfg)}
-    df = summ.summarize_cultures(per_culture, cfg, raw_root=Path(args.raw_root))
+    machine = None
+    if args.prompts:  # the machine_translated flag comes from the rendered prompts' string origins
+        prompts = by_culture(args.prompts, "prompts", cfg)
+        machine = {key: load_machine_translated(prompts.get(key, [])) for key in cfgmod.culture_keys(cfg)}
+    df = summ.summarize_cultures(per_culture, cfg, raw_root=Path(args.raw_root), machine=machine)
     out = Path(args.out_dir)
     summ.write_summary(df, out / "summary.csv")
     write_json(summ.metrics_json(df), out / "metrics.json")
-    write_record(_aggregate_provenance([*args.items, *args.raw], cfg), out / "provenance.json")
+    write_record(_aggregate_provenance([*args.items, *args.raw, *(args.prompts or [])], cfg),
+                 out / "provenance.json")
 
 
 def _aggregate_provenance(inputs: list[str], cfg: dict) -> dict:
@@ -464,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("metrics", cmd_metrics, "aggregate raw outputs into summary.csv and metrics.json")
     sp.add_argument("--items", nargs="+", required=True)
     sp.add_argument("--raw", nargs="+", required=True)
+    sp.add_argument("--prompts", nargs="*", default=None,
+                    help="the rendered prompts (their string origins give the machine_translated flag)")
     sp.add_argument("--raw-root", default="data/raw")
     sp.add_argument("--out-dir", required=True)
     sp = add("report", cmd_report, "figures and the HTML report")

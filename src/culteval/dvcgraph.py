@@ -112,7 +112,7 @@ PHASES: dict[str, Phase] = {
                            "seed")},
         # the tasks name their metric functions as strings: the whole metrics package is read
         code=("workflow/rules/score.smk", "culteval.metrics", "culteval.pipeline", "culteval.tasks"),
-        deps=("data/raw", "data/items", "results/raw"),
+        deps=("data/raw", "data/items", "data/prompts", "results/raw"),
         outs=("results/metrics/summary.csv", "results/metrics/provenance.json"),
         metrics=("results/metrics/metrics.json",),
     ),

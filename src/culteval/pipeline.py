@@ -45,12 +45,24 @@ def load_raw(paths: list[str | Path], params: dict | None = None, culture: str |
     return out
 
 
+def load_machine_translated(paths: list[str | Path]) -> dict[tuple[str, str], bool]:
+    """One culture's ``data/prompts/<culture>/<task>/<strategy>.parquet`` files: per (task,
+    strategy), whether any rendered prompt shows a machine-made translation (its
+    ``machine_translated`` column, decided from the strings' origins at render time)."""
+    out = {}
+    for p in sorted(paths, key=str):
+        df = read_parquet(p, columns=["task", "strategy", "machine_translated"], expect=expected_identity(p))
+        out[(Path(p).parent.name, Path(p).stem)] = bool(df["machine_translated"].any())
+    return out
+
+
 # where the culture's key sits in each artifact's path (counted from the file's folder upwards)
-_CULTURE_LEVEL = {"items": 0, "raw": 2}
+_CULTURE_LEVEL = {"items": 0, "raw": 2, "prompts": 1}
 
 
 def culture_of_path(path: str | Path, kind: str) -> str:
-    """The culture key of ``data/items/<culture>/<task>.parquet`` (kind ``items``) or
+    """The culture key of ``data/items/<culture>/<task>.parquet`` (kind ``items``),
+    ``data/prompts/<culture>/<task>/<strategy>.parquet`` (kind ``prompts``) or
     ``results/raw/<culture>/<model>/<task>/<strategy>.parquet`` (kind ``raw``)."""
     return Path(path).parents[_CULTURE_LEVEL[kind]].name
 

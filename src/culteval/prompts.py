@@ -27,7 +27,7 @@ from culteval.translate import MissingTranslation, item_strings, strings_to_tran
 COLUMNS = [
     "prompt_id", "item_id", "task", "subset", "group_id", "strategy", "permutation", "option_order",
     "labels", "shown_options", "label_spellings", "text", "system", "user", "answer_prefix",
-    "template", "template_sha256", "mode",
+    "template", "template_sha256", "mode", "machine_translated",
 ]
 #: Blocks every template defines (docs/templates.md); ``system`` is optional.
 BLOCKS = ("user", "answer")
@@ -106,12 +106,16 @@ def render(
     translations: dict[str, str] | None,
     mode: str,
     root: Path = ROOT,
+    machine: set[str] | None = None,
 ) -> pd.DataFrame:
     """Prompts for every item x permutation under ``strategy`` (docs/contracts.md "Prompts").
 
     Templates are read from ``root/workflow/templates``. Under cross_lingual and
     native every question/option/context string comes from ``translations``; any
     missing string raises :class:`MissingTranslation` (never a silent English fallback).
+    ``machine``: the sources whose translation is machine-made (``translate.machine_sources``);
+    a prompt's ``machine_translated`` says whether it shows one of them. None (no origins
+    known) counts every translated prompt as machine-translated.
     """
     if mode not in tasks.MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {tasks.MODES}")
@@ -158,6 +162,11 @@ def render(
         context = {key: tr(v) if isinstance(v, str) and v else v
                    for key, v in tasks.json_object(item.context, "context", item.item_id).items()}
         question = tr(item.question)
+        # from the origins of the strings this prompt shows, not from the strategy's name
+        shown_sources = set(item_strings(item))
+        if strategy == "native":
+            shown_sources.add(cfg["target"]["country"])
+        machine_made = translate and (machine is None or bool(shown_sources & machine))
         for p, order in enumerate(permutation_orders(len(options), k, seed, item.item_id)):
             shown = [tr(options[i]) for i in order]
             labels = task.answer_labels(shown, item.item_id)
@@ -170,8 +179,9 @@ def render(
                 "option_order": order, "labels": labels, "shown_options": shown,
                 "label_spellings": task.label_spellings(labels), "text": text, "system": system,
                 "user": user, "answer_prefix": answer,
-                "template": rel, "template_sha256": sha, "mode": mode,
+                "template": rel, "template_sha256": sha, "mode": mode, "machine_translated": machine_made,
             })
     out = pd.DataFrame(rows, columns=COLUMNS)
     out["permutation"] = out["permutation"].astype("int64")
+    out["machine_translated"] = out["machine_translated"].astype(bool)
     return out.sort_values("prompt_id", kind="stable").reset_index(drop=True)

@@ -28,7 +28,10 @@ from culteval import tasks
 from culteval.config import ROOT, TRANSLATED_STRATEGIES
 from culteval.io import sha256_file
 
-COLUMNS = ["source", "target", "origin", "translator_prompt_sha256"]
+COLUMNS = ["source", "target", "origin", "translator_prompt_sha256", "machine_translated"]
+#: the key (JSONL) or column (CSV) a translation table marks a human-reviewed entry with; an entry
+#: without it is a machine translation (the shipped tables are machine-made, unreviewed)
+REVIEWED = "reviewed"
 # What the translate stage reads beside the table, kept apart from the task templates render reads.
 TRANSLATION_DIR = Path("workflow") / "translations"
 TRANSLATOR_TEMPLATE = TRANSLATION_DIR / "translator.j2"
@@ -82,19 +85,41 @@ def glossary_path(cfg: dict, root: Path = ROOT) -> Path:
 
 def load_table(path: str | Path, language: str | None = None) -> dict[str, str]:
     """Read a translation table: JSONL ``{"en", <language>}`` or ``{"source", "target"}``, or CSV
-    with columns ``source,target``.
+    with columns ``source,target``; each entry may carry ``reviewed`` (:func:`reviewed_sources`).
 
     ``language`` names the JSONL target key (e.g. ``hi``); None accepts a single non-``en`` key.
     A source listed twice with different targets, or an empty target, is an error naming the line.
     """
+    return {src: tgt for src, (tgt, _) in _entries(path, language).items()}
+
+
+def reviewed_sources(path: str | Path, language: str | None = None) -> set[str]:
+    """The sources whose entry says ``"reviewed": true`` (CSV: column ``reviewed`` = true/1/yes):
+    translations a person checked. Every other entry counts as a machine translation."""
+    return {src for src, (_, reviewed) in _entries(path, language).items() if reviewed}
+
+
+def _reviewed(value, path: Path, n: int) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value or "").strip().lower()
+    if text in ("", "false", "0", "no"):
+        return False
+    if text in ("true", "1", "yes"):
+        return True
+    raise ValueError(f"{path}:{n}: {REVIEWED!r} must be true or false, got {value!r}")
+
+
+def _entries(path: str | Path, language: str | None) -> dict[str, tuple[str, bool]]:
     path = Path(path)
-    pairs: list[tuple[int, str, str]] = []
+    pairs: list[tuple[int, str, str, bool]] = []
     if path.suffix.lower() == ".csv":
         with open(path, encoding="utf-8", newline="") as f:
             reader = csv.DictReader(f)
             if not {"source", "target"} <= set(reader.fieldnames or ()):
                 raise ValueError(f"{path}: CSV needs columns source,target; has {reader.fieldnames}")
-            pairs = [(n, r["source"], r["target"]) for n, r in enumerate(reader, start=2)]
+            pairs = [(n, r["source"], r["target"], _reviewed(r.get(REVIEWED), path, n))
+                     for n, r in enumerate(reader, start=2)]
     else:
         with open(path, encoding="utf-8") as f:
             for n, line in enumerate(f, start=1):
@@ -104,22 +129,23 @@ def load_table(path: str | Path, language: str | None = None) -> dict[str, str]:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"{path}:{n}: not JSON: {exc}") from None
+                reviewed = _reviewed(obj.pop(REVIEWED, False), path, n)
                 if "source" in obj and "target" in obj:
-                    pairs.append((n, obj["source"], obj["target"]))
+                    pairs.append((n, obj["source"], obj["target"], reviewed))
                     continue
                 keys = [k for k in obj if k != "en"]
                 key = language if language is not None else (keys[0] if len(keys) == 1 else None)
                 if "en" not in obj or key not in obj:
                     raise ValueError(f"{path}:{n}: expected keys 'en' and {language or '<one language>'!r}, "
                                      f"got {sorted(obj)}")
-                pairs.append((n, obj["en"], obj[key]))
-    table: dict[str, str] = {}
-    for n, src, tgt in pairs:
+                pairs.append((n, obj["en"], obj[key], reviewed))
+    table: dict[str, tuple[str, bool]] = {}
+    for n, src, tgt, reviewed in pairs:
         if not isinstance(src, str) or not isinstance(tgt, str) or not tgt.strip():
             raise ValueError(f"{path}:{n}: empty or non-string entry for {src!r}")
-        if table.get(src, tgt) != tgt:
+        if table.get(src, (tgt,))[0] != tgt:
             raise ValueError(f"{path}:{n}: {src!r} translated twice, differently")
-        table[src] = tgt
+        table[src] = (tgt, reviewed or table.get(src, ("", False))[1])
     return table
 
 
@@ -171,26 +197,29 @@ def build_translations(
 ) -> pd.DataFrame:
     """Translate ``strings`` (docs/contracts.md "Translations"), sorted by source.
 
-    The table's sha256 is recorded in each string's origin. ``translator`` is a callable
+    The table's sha256 is recorded in each string's origin; ``machine_translated`` is True for
+    a translator model's output and a table entry not marked reviewed (:func:`reviewed_sources`),
+    False for reviewed entries and ``identity`` strings. ``translator`` is a callable
     with attributes ``model_sha256`` and ``prompt_sha256`` (see :func:`make_model_translator`).
     Translator output that is empty, or identical to a source containing letters, is an error.
     """
     lang = cfg["target"]["language"]
-    sources: list[tuple[dict[str, str], str]] = []
+    sources: list[tuple[dict[str, tuple[str, bool]], str]] = []
     if table_path is not None:
         actual = sha256_file(table_path)
-        sources.append((load_table(table_path, lang), f"table:{actual}"))
+        sources.append((_entries(table_path, lang), f"table:{actual}"))
     glossary = glossary_path(cfg, root)
     if glossary.is_file():
-        sources.append((load_table(glossary, lang), f"table:{sha256_file(glossary)}"))
+        sources.append((_entries(glossary, lang), f"table:{sha256_file(glossary)}"))
 
     rows, untranslated = [], []
     for s in sorted(set(strings)):
         hit = next(((t[s], origin) for t, origin in sources if s in t), None)
         if hit is not None:
-            rows.append((s, hit[0], hit[1], None))
+            (target, reviewed), origin = hit
+            rows.append((s, target, origin, None, not reviewed))
         elif not has_letters(s):
-            rows.append((s, s, "identity", None))
+            rows.append((s, s, "identity", None, False))
         else:
             untranslated.append(s)
     if untranslated and translator is None:
@@ -203,9 +232,14 @@ def build_translations(
         if not out or not out.strip() or out.strip() == s.strip():
             what = "nothing" if not out.strip() else "the source unchanged"
             raise ValueError(f"translator returned {what} for {s!r}")
-        rows.append((s, out, f"model:{translator.model_sha256}", translator.prompt_sha256))
-    df = pd.DataFrame(rows, columns=COLUMNS)
+        rows.append((s, out, f"model:{translator.model_sha256}", translator.prompt_sha256, True))
+    df = pd.DataFrame(rows, columns=COLUMNS).astype({"machine_translated": bool})
     return df.sort_values("source", kind="stable").reset_index(drop=True)
+
+
+def machine_sources(df: pd.DataFrame) -> set[str]:
+    """The sources of a translations table whose translation is machine-made (not reviewed)."""
+    return set(df.loc[df["machine_translated"].astype(bool), "source"])
 
 
 def translations_to_dict(df: pd.DataFrame) -> dict[str, str]:

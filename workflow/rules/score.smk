@@ -2,6 +2,7 @@ rule metrics:
     input:
         item_tables=ALL_ITEMS,
         raw=ALL_RAW,
+        prompts=ALL_PROMPTS,
         maps="data/raw/ivs_map/PROVENANCE.json",
         code=phase_code("metrics"),
     output:
@@ -17,4 +18,4 @@ rule metrics:
         cli=CLI,
         settings=settings("metrics"),
     shell:
-        "{params.cli} metrics --items {input.item_tables} --raw {input.raw} --out-dir results/metrics 2> {log}"
+        "{params.cli} metrics --items {input.item_tables} --raw {input.raw} --prompts {input.prompts} --out-dir results/metrics 2> {log}"

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from culteval import io
-from culteval.engine.encoding import Encoding
+from culteval.engine.encoding import LABEL_RULE, Encoding
 from culteval.engine.evaluation import Evaluation, _ReleasedContext  # noqa: F401 (tests use it)
 from culteval.engine.sampling import SAMPLER, Sampling, trial_seed  # noqa: F401 (public)
 from culteval.engine.scoring import (  # noqa: F401 (the engine's public interface)
@@ -141,6 +141,7 @@ class Engine(Encoding, Evaluation, Sampling):
             "segment": self.segment,
             "n_parallel": self.n_parallel,
             "sampler": SAMPLER,
+            "label_rule": LABEL_RULE,
             **self.template_info,
         }
 

@@ -12,6 +12,14 @@ from collections.abc import Sequence
 
 import jinja2
 
+#: Which answer spellings an option's probability mass counts, the same for base and chat models
+#: (recorded in the raw outputs' provenance, ``engine.label_rule``): every form the prompt offers
+#: for its label (``label_spellings``: the label, and its number where the options are numbered),
+#: each as written and after a space; their distinct first tokens, dropping a token two labels
+#: share while every label keeps one of its own. Version 1 scored base models on the label alone.
+LABEL_RULE = ("v2: label_spellings (label + option number where numbered), bare and space-prefixed, "
+              "first tokens, shared ones dropped; base and chat models alike")
+
 
 class Encoding:
     """Mixin of :class:`culteval.engine.Engine`: tokenizer-side methods (no evaluation)."""
@@ -84,28 +92,45 @@ class Encoding:
             raise ValueError(f"prompt {prompt_id!r} has no tokens for model {self.model_path.name}")
         return tokens
 
-    def answer_token_ids(self, labels: Sequence[str]) -> list[list[int]]:
-        """Per label, the distinct first token ids of its spellings ``label`` and ``" " + label``.
+    def answer_token_ids(self, labels: Sequence[str],
+                         spellings: Sequence[Sequence[str]] | None = None) -> list[list[int]]:
+        """Base models: per label, the distinct first token ids of every form the prompt offers
+        (``spellings``, default the label alone), each as written and after a space (``LABEL_RULE``).
 
-        Tokenisers differ ("A" vs " A"), so both spellings count; a spelling whose first
-        token is bare whitespace says nothing about the label and is skipped.
+        Tokenisers differ ("A" vs " A"), so both count; a spelling whose first token is bare
+        whitespace says nothing about the label and is skipped; a first token two labels share
+        is dropped while every label keeps one of its own (:meth:`_drop_shared`).
         """
-        key = tuple(labels)
+        forms_per_label = [list(f) for f in spellings] if spellings else [[x] for x in labels]
+        key = (None, tuple(tuple(f) for f in forms_per_label))  # chat keys start with a str prefix
         if key in self._label_cache:
             return self._label_cache[key]
         ids: list[list[int]] = []
-        for label in labels:
+        for forms in forms_per_label:
             firsts = set()
-            for spelling in (label, " " + label):
+            for spelling in (x for form in forms for x in (form, " " + form)):
                 toks = self.llm.tokenize(spelling.encode("utf-8"), add_bos=False, special=False)
                 if toks and self._token_text(toks[0]).strip():
                     firsts.add(toks[0])
             if not firsts:
-                raise ValueError(f"answer label {label!r} has no token in model {self.model_path.name}")
+                raise ValueError(f"answer label {forms!r} has no token in model {self.model_path.name}")
             ids.append(sorted(firsts))
-        self._check_distinct(labels, ids)
+        ids = self._drop_shared(ids)
+        self._check_distinct([f[0] for f in forms_per_label], ids)
         self._label_cache[key] = ids
         return ids
+
+    @staticmethod
+    def _drop_shared(ids: list[list[int]]) -> list[list[int]]:
+        """A first token that spellings of two labels share (Hindi words an English tokenizer starts
+        with the same byte token) is evidence for neither: dropped, as long as every label keeps a
+        token of its own; otherwise ``ids`` unchanged (and :meth:`_check_distinct` refuses them)."""
+        counts: dict[int, int] = {}
+        for label_ids in ids:
+            for t in label_ids:
+                counts[t] = counts.get(t, 0) + 1
+        unique = [[t for t in label_ids if counts[t] == 1] for label_ids in ids]
+        return unique if all(unique) else ids
 
     def _generation_prompt(self) -> str:
         """The text the chat template adds to open the model's reply (e.g. "<|im_start|>assistant\n")."""
@@ -144,16 +169,7 @@ class Encoding:
             if not firsts:
                 raise ValueError(f"answer label {list(forms)!r} has no token in model {self.model_path.name}")
             ids.append(sorted(firsts))
-        # A first token that spellings of two labels share (Hindi words an English tokenizer starts
-        # with the same byte token) is evidence for neither: dropped, as long as every label keeps
-        # a token of its own (NormAd's numbers); otherwise the labels cannot be told apart.
-        counts: dict[int, int] = {}
-        for label_ids in ids:
-            for t in label_ids:
-                counts[t] = counts.get(t, 0) + 1
-        unique = [[t for t in label_ids if counts[t] == 1] for label_ids in ids]
-        if all(unique):
-            ids = unique
+        ids = self._drop_shared(ids)
         self._check_distinct([f[0] for f in spellings], ids)
         self._label_cache[key] = ids
         return ids

@@ -124,13 +124,14 @@ class Evaluation:
     ) -> tuple[list[float], float]:
         """Like :meth:`option_distribution`, for prompt tokens from :meth:`encode`/:meth:`encode_parts`.
 
-        Base models score the labels' first tokens (:meth:`answer_token_ids`); chat models
-        every spelling the prompt offers, read after the answer prefix (:meth:`label_token_ids`).
+        Both kinds score every spelling the prompt offers (``LABEL_RULE``): base models as a
+        continuation of the text (:meth:`answer_token_ids`), chat models read after the answer
+        prefix (:meth:`label_token_ids`).
         """
         if self.is_chat:
             label_ids = self.label_token_ids(spellings or [[x] for x in labels], answer_prefix)
         else:
-            label_ids = self.answer_token_ids(labels)
+            label_ids = self.answer_token_ids(labels, spellings)
         logits = self._prompt_logits(tokens)
         unnorm = np.exp(logits - logits.max())  # softmax in float64, one pass over the vocabulary
         mass = np.array([unnorm[ids].sum() for ids in label_ids]) / unnorm.sum()

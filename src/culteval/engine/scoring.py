@@ -122,7 +122,7 @@ def show_tokens(engine: Engine, prompts: pd.DataFrame, prompt_id: str) -> str:
     if engine.is_chat:
         ids = engine.label_token_ids(s["label_spellings"] or [[x] for x in p.labels], s["answer_prefix"])
     else:
-        ids = engine.answer_token_ids(list(p.labels))
+        ids = engine.answer_token_ids(list(p.labels), s["label_spellings"])
     lines += [f"# label {label!r}: " + ", ".join(f"{t} {engine._token_text(t)!r}" for t in label_ids)
               for label, label_ids in zip(p.labels, ids, strict=True)]
     return "\n".join(lines)

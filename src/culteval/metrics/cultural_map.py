@@ -32,12 +32,8 @@ IVS_FILES = {"tradagg": "ddf--datapoints--tradagg--by--geo--year.csv",
              "names": "ddf--entities--geo--country.csv"}
 
 
-def published_coordinates(ivs_dir: str | Path, target_year: int | None = None) -> pd.DataFrame:
-    """One point per country: ``geo, name, year, x, y``, sorted by geo.
-
-    The latest year with both scores per country; with ``target_year`` the year
-    closest to it (ties: the later year).
-    """
+def published_points(ivs_dir: str | Path) -> pd.DataFrame:
+    """Every published country-wave: ``geo, name, year, x, y``, sorted by geo and year."""
     ivs_dir = Path(ivs_dir)
     for f in IVS_FILES.values():
         if not (ivs_dir / f).is_file():
@@ -46,16 +42,26 @@ def published_coordinates(ivs_dir: str | Path, target_year: int | None = None) -
     surv = pd.read_csv(ivs_dir / IVS_FILES["survsagg"])
     names = pd.read_csv(ivs_dir / IVS_FILES["names"]).rename(columns={"country": "geo"})
     df = trad.merge(surv, on=["geo", "year"]).dropna(subset=["tradagg", "survsagg"])
-    if target_year is None:
-        df = df.sort_values(["geo", "year"]).groupby("geo").tail(1)
-    else:
-        df = df.assign(_d=(df["year"] - int(target_year)).abs(), _neg=-df["year"])
-        df = df.sort_values(["geo", "_d", "_neg"]).groupby("geo").head(1).drop(columns=["_d", "_neg"])
     df = df.merge(names, on="geo", how="left")
     df["name"] = df["name"].fillna(df["geo"])
     out = pd.DataFrame({"geo": df["geo"], "name": df["name"], "year": df["year"].astype(int),
                         "x": -df["survsagg"], "y": df["tradagg"]})
-    return out.sort_values("geo").reset_index(drop=True)
+    return out.sort_values(["geo", "year"]).reset_index(drop=True)
+
+
+def published_coordinates(ivs_dir: str | Path, target_year: int | None = None) -> pd.DataFrame:
+    """One point per country: ``geo, name, year, x, y``, sorted by geo.
+
+    The latest year with both scores per country; with ``target_year`` the year
+    closest to it (ties: the later year).
+    """
+    df = published_points(ivs_dir)
+    if target_year is None:
+        df = df.groupby("geo").tail(1)
+    else:
+        df = df.assign(_d=(df["year"] - int(target_year)).abs(), _neg=-df["year"])
+        df = df.sort_values(["geo", "_d", "_neg"]).groupby("geo").head(1).drop(columns=["_d", "_neg"])
+    return df.sort_values("geo").reset_index(drop=True)
 
 
 def country_rows(coords: pd.DataFrame, country: str, cfg: dict) -> pd.DataFrame:
@@ -129,15 +135,20 @@ class Projection:
         return {"x": float(x), "y": float(y), "tradagg": float(y), "survsagg": float(-x)}
 
 
-def valid_rows(x: np.ndarray) -> np.ndarray:
-    """Rows of ``x`` (MAP_VARS columns) with every value present: finite, raw items >= 0
+def valid_values(x: np.ndarray) -> np.ndarray:
+    """Per cell of ``x`` (MAP_VARS columns): the value is present: finite, a raw item >= 0
     (negative = WVS missing code), Y003 within ``Y003_RANGE``."""
-    ok = np.isfinite(x).all(axis=1)
-    raw = [i for i, v in enumerate(MAP_VARS) if v != "Y003"]
-    y3 = x[:, MAP_VARS.index("Y003")]
+    ok = np.isfinite(x)
     with np.errstate(invalid="ignore"):
-        ok &= (x[:, raw] >= 0).all(axis=1) & (y3 >= Y003_RANGE[0]) & (y3 <= Y003_RANGE[1])
+        for i, v in enumerate(MAP_VARS):
+            lo, hi = Y003_RANGE if v == "Y003" else (0.0, np.inf)
+            ok[:, i] &= (x[:, i] >= lo) & (x[:, i] <= hi)
     return ok
+
+
+def valid_rows(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` (MAP_VARS columns) with every value present (:func:`valid_values`)."""
+    return valid_values(x).all(axis=1)
 
 
 def _matrix(microdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -184,49 +195,104 @@ def fit_projection(microdata: pd.DataFrame) -> Projection:
     return projection_from_moments(*_weighted_stats(x[ok], w[ok]))
 
 
-def fit_quality(projection: Projection, microdata: pd.DataFrame, coords: pd.DataFrame) -> pd.DataFrame:
-    """Per microdata country matched to a published point: the country's placement and its distance.
+#: microdata columns holding the survey year of each respondent (IVS: S020), in order of preference
+YEAR_COLUMNS = ("year", "S020")
+FIT_COLUMNS = ["geo", "name", "year", "status", "n_total", "n", "x", "y", "x_pub", "y_pub", "dist",
+               "not_asked"]
+PLACED, NOT_ASKED, UNPUBLISHED = "placed", "items not asked", "no published point"
 
-    Country placement = the S017-weighted mean of its valid respondents' map coordinates (the
-    aggregates are country means of individual scores). ``microdata["country"]`` holds a
-    published ``geo`` key or country ``name`` (case-insensitive). Columns ``geo, name, n, x, y,
-    x_pub, y_pub, dist``, sorted by geo; empty without a ``country`` column or any match.
+
+def year_column(microdata: pd.DataFrame) -> str:
+    """The microdata's survey-year column (``YEAR_COLUMNS``); an error naming them when absent."""
+    for c in YEAR_COLUMNS:
+        if c in microdata.columns:
+            return c
+    raise ValueError(f"cultural map microdata: fit quality needs each respondent's survey year (a column "
+                     f"{' or '.join(YEAR_COLUMNS)}) to compare each country-wave with its published point; "
+                     f"columns are {sorted(map(str, microdata.columns))[:20]}")
+
+
+def fit_quality(projection: Projection, microdata: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
+    """Per microdata country-wave (country x survey year) matched to a published country: its
+    placement against the published point of *that* year (:func:`published_points`).
+
+    Country-wave placement = the S017-weighted mean of its complete respondents' map
+    coordinates (the aggregates are country means of individual scores).
+    ``microdata["country"]`` holds a published ``geo`` key or country ``name``
+    (case-insensitive); the year comes from :func:`year_column`. ``status``: ``placed``;
+    ``items not asked`` (``not_asked`` names the MAP_VARS no respondent of that wave has a
+    valid value for, ``;``-joined: listwise deletion would drop the whole wave, so it is named
+    and not placed); ``no published point`` (the country has none for that year).
+    ``n_total``: respondents with a positive weight; ``n``: complete ones. Columns
+    ``FIT_COLUMNS``, sorted by geo and year; countries matching no published one are left out.
     """
-    cols = ["geo", "name", "n", "x", "y", "x_pub", "y_pub", "dist"]
-    if "country" not in microdata.columns or coords is None or coords.empty:
-        return pd.DataFrame(columns=cols)
+    if "country" not in microdata.columns or points is None or points.empty:
+        return pd.DataFrame(columns=FIT_COLUMNS)
+    year = pd.to_numeric(microdata[year_column(microdata)], errors="coerce").to_numpy(float)
     x, w = _matrix(microdata)
-    ok = valid_rows(x) & np.isfinite(w) & (w > 0)
+    weighted = np.isfinite(w) & (w > 0) & np.isfinite(year)
+    cells = valid_values(x) & weighted[:, None]
+    ok = cells.all(axis=1)
     sc = projection.scores(np.where(ok[:, None], x, 0.0))
     mx, my = to_map(sc[:, 0], sc[:, 1])
-    by_key = {str(k).lower(): r for k, r in zip(coords["geo"], coords.itertuples(), strict=True)}
-    by_key.update({str(r.name).lower(): r for r in coords.itertuples()})
-    rows = []
+    geo_of = {str(g).lower(): g for g in points["geo"]}
+    geo_of.update({str(n).lower(): g for g, n in zip(points["geo"], points["name"], strict=True)})
+    pub = {(r.geo, int(r.year)): r for r in points.itertuples()}
+    names = dict(zip(points["geo"], points["name"], strict=True))
     country = microdata["country"].astype(str).str.lower().to_numpy()
-    for key in sorted(set(country[ok])):
-        pub = by_key.get(key)
-        if pub is None:
+    rows = []
+    for key, yr in sorted({(c, int(y)) for c, y in zip(country[weighted], year[weighted], strict=True)}):
+        geo = geo_of.get(key)
+        if geo is None:
             continue
-        m = ok & (country == key)
-        px, py = float(np.average(mx[m], weights=w[m])), float(np.average(my[m], weights=w[m]))
-        rows.append({"geo": pub.geo, "name": pub.name, "n": int(m.sum()), "x": px, "y": py,
-                     "x_pub": float(pub.x), "y_pub": float(pub.y),
-                     "dist": float(np.hypot(px - pub.x, py - pub.y))})
-    return pd.DataFrame(rows, columns=cols).sort_values("geo").reset_index(drop=True)
+        m = weighted & (country == key) & (year == yr)
+        not_asked = [v for i, v in enumerate(MAP_VARS) if not cells[m, i].any()]
+        row = {"geo": geo, "name": names[geo], "year": yr, "n_total": int(m.sum()), "n": int((m & ok).sum()),
+               "x": np.nan, "y": np.nan, "x_pub": np.nan, "y_pub": np.nan, "dist": np.nan,
+               "not_asked": ";".join(not_asked)}
+        p = pub.get((geo, yr))
+        if p is not None:
+            row.update(x_pub=float(p.x), y_pub=float(p.y))
+        if not_asked:
+            row["status"] = NOT_ASKED
+        elif p is None:
+            row["status"] = UNPUBLISHED
+        else:
+            m &= ok
+            px, py = float(np.average(mx[m], weights=w[m])), float(np.average(my[m], weights=w[m]))
+            row.update(status=PLACED, x=px, y=py, dist=float(np.hypot(px - p.x, py - p.y)))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=FIT_COLUMNS).sort_values(["geo", "year"]).reset_index(drop=True)
 
 
 def fit_quality_rows(quality: pd.DataFrame) -> list[dict]:
-    """``fit_dist:<geo>`` per country, ``fit_rmse`` overall and, with >= 3 countries,
-    ``fit_corr_x``/``fit_corr_y`` (Pearson, fitted vs published)."""
+    """Summary rows of :func:`fit_quality` (docs/metrics.md "Cultural map").
+
+    ``fit_dist:<geo>:<year>`` per placed country-wave (n = complete respondents);
+    ``fit_not_asked:<geo>:<year>:<VAR>`` per item a country-wave lacks (value 1 = the share of
+    its respondents without a valid answer; n = its respondents); counts of country-waves
+    ``fit_waves`` (all matched to a published country), ``fit_waves_placed``,
+    ``fit_waves_not_asked``, ``fit_waves_unpublished`` (n = all matched waves); over the placed
+    waves ``fit_rmse`` and, with >= 3, ``fit_corr_x``/``fit_corr_y`` (Pearson, fitted vs published).
+    """
     if quality.empty:
         return []
-    n = len(quality)
-    rows = [plain_row(f"fit_dist:{g}", d, int(k)) for g, d, k in zip(quality["geo"], quality["dist"],
-                                                                     quality["n"], strict=True)]
-    rows.append(plain_row("fit_rmse", float(np.sqrt(np.mean(quality["dist"] ** 2))), n))
+    placed = quality[quality["status"] == PLACED]
+    rows = [plain_row(f"fit_dist:{g}:{y}", d, int(k))
+            for g, y, d, k in zip(placed["geo"], placed["year"], placed["dist"], placed["n"], strict=True)]
+    for r in quality[quality["status"] == NOT_ASKED].itertuples():
+        rows += [plain_row(f"fit_not_asked:{r.geo}:{r.year}:{v}", 1.0, int(r.n_total))
+                 for v in r.not_asked.split(";")]
+    total = len(quality)
+    rows.append(plain_row("fit_waves", float(total), total))
+    for name, status in (("placed", PLACED), ("not_asked", NOT_ASKED), ("unpublished", UNPUBLISHED)):
+        rows.append(plain_row(f"fit_waves_{name}", float((quality["status"] == status).sum()), total))
+    n = len(placed)
+    if n:
+        rows.append(plain_row("fit_rmse", float(np.sqrt(np.mean(placed["dist"] ** 2))), n))
     if n >= 3:
         for axis in ("x", "y"):
-            r = np.corrcoef(quality[axis], quality[f"{axis}_pub"])[0, 1]
+            r = np.corrcoef(placed[axis], placed[f"{axis}_pub"])[0, 1]
             rows.append(plain_row(f"fit_corr_{axis}", float(r), n))
     return rows
 
@@ -261,6 +327,17 @@ def sampled_distributions(items: pd.DataFrame, raw: pd.DataFrame) -> dict[str, n
         if parsed.size:
             out[str(iid)] = np.bincount(parsed, minlength=n_opts[iid]) / parsed.size
     return out
+
+
+def sampled_invalid(items: pd.DataFrame, raw: pd.DataFrame) -> tuple[int, int]:
+    """(invalid, all) sampled trials on the map items: invalid = unparsed (-1, missing) or out of
+    range, the answers :func:`sampled_distributions` leaves out of the placement."""
+    n_opts = dict(zip(items["item_id"], items["options"].map(len), strict=True))
+    s = sampled_rows(raw)
+    s = s[s["item_id"].isin(list(n_opts))]
+    parsed = s["parsed"].fillna(-1).astype(int).to_numpy()
+    size = s["item_id"].map(n_opts).to_numpy()
+    return int(((parsed < 0) | (parsed >= size)).sum()), len(s)
 
 
 def expected_answers(items: pd.DataFrame, dists: dict[str, np.ndarray]) -> tuple[dict, dict]:
@@ -317,7 +394,9 @@ def map_metrics(items: pd.DataFrame, dists: dict, cfg: dict, projection: Project
     published target-reference distance, to read the model's distances against) when both
     points exist; with a projection, ``map_x``/``map_y``/``map_dist_target``/``map_dist_reference``
     from expected answers and the same with suffix ``_sampled`` from the sampled answers of
-    ``raw`` (plus ``sampled_<VAR>``), each when all ten variables are available.
+    ``raw`` (plus ``sampled_<VAR>``), each when all ten variables are available, and
+    ``map_invalid_rate_sampled`` (share of sampled map answers left out as invalid; n = trials)
+    whenever ``raw`` has sampled trials.
     """
     expected, answers = expected_answers(items, dists)
     rows = [plain_row(f"expected_{k}", v, 1) for k, v in sorted({**expected, **answers}.items())]
@@ -330,6 +409,9 @@ def map_metrics(items: pd.DataFrame, dists: dict, cfg: dict, projection: Project
         rows += _placement_rows(answers, projection, coords, cfg, "")
     if raw is not None:
         _, sampled = expected_answers(items, sampled_distributions(items, raw))
+        bad, trials = sampled_invalid(items, raw)
+        if trials:  # beside the sampled placement: the share of answers it leaves out
+            rows.append(plain_row("map_invalid_rate_sampled", bad / trials, trials))
         rows += [plain_row(f"sampled_{v}", sampled[v], 1) for v in MAP_VARS if v in sampled]
         if all(v in sampled for v in MAP_VARS):
             rows += _placement_rows(sampled, projection, coords, cfg, "_sampled")
@@ -342,17 +424,19 @@ MAP_FIT_MODEL = "reference:ivs_map_fit"  # how well the fitted projection reprod
 def map_fit(cfg: dict, raw_root: str | Path | None
             ) -> tuple[Projection | None, pd.DataFrame | None, list[dict]]:
     """The fitted projection (None without ``cfg.cultural_map.microdata``), the published
-    coordinates, and the projection's fit-quality rows against the published points."""
+    coordinates (one point per country), and the projection's fit-quality rows against the
+    published point of each microdata country-wave."""
     cm = cfg.get("cultural_map") or {}
-    coords = None
+    coords, points = None, None
     if raw_root is not None and (Path(raw_root) / "ivs_map").is_dir():
         coords = published_coordinates(Path(raw_root) / "ivs_map", cm.get("target_year"))
+        points = published_points(Path(raw_root) / "ivs_map")
     micro = cm.get("microdata")
     if not micro:
         return None, coords, []
     data = load_microdata(micro)
     projection = fit_projection(data)
-    return projection, coords, fit_quality_rows(fit_quality(projection, data, coords))
+    return projection, coords, fit_quality_rows(fit_quality(projection, data, points))
 
 
 def map_inputs(cfg: dict, raw_root: str | Path | None) -> tuple[Projection | None, pd.DataFrame | None]:

@@ -8,11 +8,17 @@ Flags (sorted, joined by ``;``, empty when none):
 * ``ncad-assumption``: nCAD's normalisation is the project's assumption.
 * ``y002-independence``: the value uses Y002 derived from two choice distributions
   treated as independent (``expected_Y002``/``sampled_Y002`` and every placement).
-* ``translated``: the prompt was shown in the target language (strategies other than
-  default/demographic); the translations table records whether each string is a
-  reviewed or a machine translation.
+* ``machine_translated``: the prompts show at least one string whose translation is
+  machine-made: from a translator model, or a translation-table entry not marked
+  ``"reviewed": true`` (``culteval.translate``). Read from the rendered prompts'
+  ``machine_translated`` column (the strings' origins), per (task, strategy); without
+  them (a summary built from raw outputs alone) every translated strategy is assumed so.
 * ``non-national``: a GlobalOpinionQA number that rests on at least one target
   distribution from a non-national sample (admitted by ``metrics.non_national``).
+
+A row about several strategies (strategy ``all``: the mixed model and its per-language
+correlations) or several cultures (culture ``all``) rests on every evaluated model's rows of
+its task: it carries, beside its own, the union of their data flags (``POOLED_FLAGS``).
 """
 
 from __future__ import annotations
@@ -22,9 +28,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from culteval.metrics.comparisons import ENGLISH_STRATEGIES
+from culteval.config import TRANSLATED_STRATEGIES
+from culteval.metrics.comparisons import is_model
 
 TARGET_METRICS = ("sim_target", "sim_target_shared", "cad", "ncad", "alignment")
+#: the flags about the data a row rests on, which rows pooling several runs inherit
+POOLED_FLAGS = ("machine_translated", "non-national", "subset")
+ALL = "all"
 
 
 def subset_tasks(tasks, cfg: dict, raw_root: str | Path | None) -> set[str]:
@@ -47,21 +57,45 @@ def subset_tasks(tasks, cfg: dict, raw_root: str | Path | None) -> set[str]:
     return out
 
 
-def _metric_flags(task: str, strategy: str, metric: str) -> list[str]:
+def _metric_flags(task: str, metric: str) -> list[str]:
     base = metric.split(":")[0]  # "<metric>:p_sign" rests on what <metric> rests on
     out = []
     if base == "ncad":
         out.append("ncad-assumption")
-    if task == "cultural_map" and (base.endswith("Y002") or (base.startswith("map_")
-                                                            and base != "map_dist_target_reference")):
+    no_y002 = ("map_dist_target_reference", "map_invalid_rate_sampled")  # neither rests on Y002
+    placement = base.startswith("map_") and base not in no_y002
+    if task == "cultural_map" and (base.endswith("Y002") or placement):
         out.append("y002-independence")
-    if strategy not in (*ENGLISH_STRATEGIES, "none", "all"):
-        out.append("translated")
     return out
 
 
-def flag_column(df: pd.DataFrame, cfg: dict, raw_root: str | Path | None = None) -> pd.Series:
-    """One flags string per row of a long summary table (see the module doc)."""
+def _machine(task: str, strategy: str, machine: dict[tuple[str, str], bool] | None) -> bool:
+    if machine is None:  # no prompts read: assume the worst for every translated strategy
+        return strategy in TRANSLATED_STRATEGIES
+    return bool(machine.get((task, strategy), False))
+
+
+def pooled_flags(df: pd.DataFrame, flags: pd.Series, task: str, culture: str = ALL) -> set[str]:
+    """The data flags (``POOLED_FLAGS``) of the evaluated models' rows of ``task`` about one
+    strategy and culture (of ``culture``; ``all``: of every culture): what a row pooling them
+    rests on."""
+    inputs = (df["task"] == task) & (df["strategy"] != ALL) & df["model"].map(is_model)
+    if "culture" in df.columns:
+        cultures = df["culture"].astype(str)
+        inputs &= (cultures != ALL) if culture == ALL else (cultures == culture)
+    out = set()
+    for f in flags[inputs]:
+        out.update(x for x in f.split(";") if x in POOLED_FLAGS)
+    return out
+
+
+def flag_column(df: pd.DataFrame, cfg: dict, raw_root: str | Path | None = None,
+                machine: dict[tuple[str, str], bool] | None = None) -> pd.Series:
+    """One flags string per row of a long summary table (see the module doc).
+
+    ``machine``: per (task, strategy), whether its rendered prompts show a machine-made
+    translation (``culteval.pipeline.load_machine_translated``); None: not known.
+    """
     subset = subset_tasks(sorted(set(df["task"])), cfg, raw_root)
     go = df[(df["task"] == "global_opinions") & (df["metric"] == "target_non_national") & (df["value"] > 0)]
     non_national = set(zip(go["model"], go["strategy"], strict=True))
@@ -69,7 +103,9 @@ def flag_column(df: pd.DataFrame, cfg: dict, raw_root: str | Path | None = None)
     flags = []
     cols = zip(df["model"], df["task"], df["strategy"], df["metric"], strict=True)
     for model, task, strategy, metric in cols:
-        f = _metric_flags(task, strategy, metric)
+        f = _metric_flags(task, metric)
+        if _machine(task, strategy, machine):
+            f.append("machine_translated")
         if task in subset:
             f.append("subset")
         pooled = comparisons_nn and model.startswith(("group:", "delta:"))
@@ -77,4 +113,19 @@ def flag_column(df: pd.DataFrame, cfg: dict, raw_root: str | Path | None = None)
         if task == "global_opinions" and rests and metric.split(":")[0] in TARGET_METRICS:
             f.append("non-national")
         flags.append(";".join(sorted(f)))
-    return pd.Series(flags, index=df.index, dtype=object)
+    out = pd.Series(flags, index=df.index, dtype=object)
+    return with_pooled(df, out)
+
+
+def with_pooled(df: pd.DataFrame, flags: pd.Series) -> pd.Series:
+    """``flags`` with every strategy-``all`` or culture-``all`` row given the union of its
+    inputs' data flags (:func:`pooled_flags`: its culture's rows, or every culture's)."""
+    # a one-culture table (no culture column yet) pools within itself
+    cultures = df["culture"].astype(str) if "culture" in df.columns else pd.Series("", index=df.index)
+    pooling = (df["strategy"].astype(str) == ALL) | (cultures == ALL)
+    flags = flags.copy()
+    for culture, task in sorted(set(zip(cultures[pooling], df.loc[pooling, "task"], strict=True))):
+        extra = pooled_flags(df, flags, task, culture)
+        for i in df.index[pooling & (df["task"] == task) & (cultures == culture)]:
+            flags[i] = ";".join(sorted(set(filter(None, flags[i].split(";"))) | extra))
+    return flags

@@ -13,7 +13,7 @@ from culteval.io import write_csv
 from culteval.metrics import MetricInputs, model_distributions
 from culteval.metrics.agreement import agreement_metrics
 from culteval.metrics.comparisons import comparison_rows, mixed_rows
-from culteval.metrics.flags import flag_column
+from culteval.metrics.flags import flag_column, with_pooled
 from culteval.metrics.paired import merge, paired_rows, reference_baseline, respondent_rows
 from culteval.metrics.robustness import robustness_metrics
 
@@ -54,28 +54,33 @@ def culture_key(cfg: dict) -> str:
 
 
 def summarize_cultures(per_culture: dict[str, tuple[dict, dict]], cfg: dict,
-                       raw_root: str | Path | None = None) -> pd.DataFrame:
+                       raw_root: str | Path | None = None,
+                       machine: dict[str, dict[tuple[str, str], bool]] | None = None) -> pd.DataFrame:
     """The summary of a run over ``cfg.cultures``: ``per_culture`` maps each culture key to its
     (items, raw) as :func:`summarize` takes them; each culture is summarised in its own view of
     the params (``culture_cfg``), its rows keyed by column ``culture``. With several cultures the
     mixed model (and its per-language fallback) is fitted once over all of them (culture
-    ``all``), each culture's target-language prompts as their own language.
+    ``all``), each culture's target-language prompts as their own language. ``machine``: per
+    culture, :func:`culteval.pipeline.load_machine_translated` of its prompts (the flags).
     """
     from culteval.config import culture_cfg
 
     several = len(per_culture) > 1
-    frames = [summarize(items, raw, culture_cfg(cfg, key), raw_root, mixed=not several)
+    frames = [summarize(items, raw, culture_cfg(cfg, key), raw_root, mixed=not several,
+                        machine=None if machine is None else machine.get(key, {}))
               for key, (items, raw) in sorted(per_culture.items())]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     if several:
         extra = pd.DataFrame(mixed_rows(df, cfg), columns=COLUMNS[:-1]).assign(culture=ALL_CULTURES, flags="")
         df = pd.concat([df, extra[COLUMNS]], ignore_index=True)
+        df["flags"] = with_pooled(df, df["flags"])  # rows about every culture: their inputs' flags
     df["n_items"] = df["n_items"].astype("int64")
     return df.sort_values(SORT, kind="stable").reset_index(drop=True)
 
 
 def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd.DataFrame], cfg: dict,
-              raw_root: str | Path | None = None, *, mixed: bool = True) -> pd.DataFrame:
+              raw_root: str | Path | None = None, *, mixed: bool = True,
+              machine: dict[tuple[str, str], bool] | None = None) -> pd.DataFrame:
     """One culture's metrics in the long format ``culture, model, task, strategy, metric, value,
     ci_low, ci_high, n_items, flags`` (``cfg``: a one-culture config or culture view).
 
@@ -85,7 +90,8 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
     comparisons (``metrics.comparisons.comparison_rows``): ``group:<group>`` means,
     ``delta:<model>-vs-<base>`` and ``mixed_effects``. ``raw_root`` (the acquired data
     folder holding ``ivs_map/``) enables map distances. ``mixed``: fit the mixed model here
-    (False when :func:`summarize_cultures` fits it over several cultures).
+    (False when :func:`summarize_cultures` fits it over several cultures). ``machine``: per
+    (task, strategy), whether its prompts show a machine-made translation (metrics/flags.py).
     """
     inputs = MetricInputs(raw_root=Path(raw_root) if raw_root is not None else None)
     items = metric_items(items, cfg)
@@ -119,7 +125,7 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
     paired = paired_rows(scores, cfg) + respondent_rows(scores, baseline_scores, cfg)
     df = pd.DataFrame(rows + merge(comparison_rows(base, cfg, mixed=mixed), paired), columns=cols)
     df["n_items"] = df["n_items"].astype("int64")
-    df["flags"] = flag_column(df, cfg, raw_root)  # what each row rests on (metrics/flags.py)
+    df["flags"] = flag_column(df, cfg, raw_root, machine)  # what each row rests on (metrics/flags.py)
     df.insert(0, "culture", culture_key(cfg))
     return df.sort_values(SORT, kind="stable").reset_index(drop=True)
 

@@ -24,9 +24,11 @@ import pandas as pd
 
 # One letter per flag (culteval.metrics.flags), with the caption's explanation.
 FLAGS = {
-    "subset": ("S", "the task's data are a subset of the benchmark (a limit, or a subset file)"),
-    "translated": ("T", "prompt shown in the target language, machine-translated and unreviewed "
-                        "unless the translation table says otherwise"),
+    "subset": ("S", "the task's data are a subset of the benchmark (a limit, a sampled item set, or a "
+                    "subset file; rows pooling strategies or cultures: any pooled run's)"),
+    "machine_translated": ("T", "the prompts show strings machine-translated (a translator model, or a "
+                                "translation-table entry not marked reviewed); for rows pooling "
+                                "strategies or cultures, at least one pooled run's prompts do"),
     "non-national": ("N", "rests on a target distribution from a non-national sample"),
     "ncad-assumption": ("A", "nCAD's normalisation is this project's documented choice"),
     "y002-independence": ("Y", "Y002 derived from two choice distributions treated as independent"),
@@ -36,7 +38,8 @@ OPINION_METRICS = {"sim_target": "Sim (target)", "sim_reference": "Sim (referenc
                    "sim_target_shared": "Sim (target, shared questions)", "cad": "CAD", "ncad": "nCAD"}
 PRACTICE_TASKS = ("culturalbench", "normad", "blend")
 MAP_METRICS = ("map_x", "map_y", "map_dist_target", "map_dist_reference", "map_x_sampled", "map_y_sampled",
-               "map_dist_target_sampled", "map_dist_reference_sampled", "map_dist_target_reference")
+               "map_dist_target_sampled", "map_dist_reference_sampled", "map_invalid_rate_sampled",
+               "map_dist_target_reference")
 P_VALUES = ("p_permutation", "p_sign", "p_models")
 AGREEMENT_METRICS = {"logit_gen_agreement": "sampled answer = logit argmax",
                      "logit_gen_tv": "TV(sampled frequencies, option distribution)"}
@@ -181,12 +184,7 @@ def map_tables(summary: pd.DataFrame) -> list[dict]:
                        "points, the yardstick for the models' distances.")]
     fit = maps[maps["metric"].str.startswith("fit_")]
     if not fit.empty:
-        metrics = sorted(set(fit["metric"]))
-        out.append(_table("Map projection vs the published country points", fit,
-                          [{"metric": m} for m in metrics], [[_head(m) for m in metrics]],
-                          note="The projection fitted on the supplied microdata, applied to each "
-                               "country's respondents: distance to its published point, overall RMSE "
-                               "and correlations (n = respondents or countries)."))
+        out.append(map_fit_table(fit))
     return out
 
 
@@ -210,6 +208,25 @@ def scope(model: str, has_p_models: bool) -> str:
     if model.startswith("group:"):
         return "models and items resampled" if has_p_models else "these models only"
     return "these models (items resampled)"
+
+
+def map_fit_table(fit: pd.DataFrame) -> dict:
+    """The projection's fit, one row per microdata country-wave (``fit_dist``, items not asked)
+    and one row ``all`` (counts of waves, RMSE, correlations)."""
+    parts = fit["metric"].str.split(":")
+    per_wave = parts.str.len() > 1
+    df = fit.assign(wave=["all" if len(p) == 1 else f"{p[1]} {p[2]}" for p in parts],
+                    metric=[p[0] if len(p) < 4 else f"{p[0]}:{p[3]}" for p in parts])
+    wave_metrics = sorted(set(df.loc[per_wave, "metric"]), key=lambda m: (m != "fit_dist", m))
+    metrics = wave_metrics + sorted(set(df.loc[~per_wave, "metric"]))
+    return _table("Map projection vs the published country points", df, [{"metric": m} for m in metrics],
+                  [[_head(m) for m in metrics]], key=("wave",),
+                  note="The projection fitted on the supplied microdata, applied to each country-wave's "
+                       "complete respondents: distance to the published point of that wave (n = "
+                       "respondents); fit_not_asked:<item> marks a wave where no respondent has a "
+                       "valid answer to that item (not placed; n = its respondents); row all: counts "
+                       "of country-waves (placed, items not asked, no published point that year), "
+                       "RMSE and correlations over the placed ones (n = waves).")
 
 
 def comparisons_table(summary: pd.DataFrame) -> dict:
