@@ -302,5 +302,6 @@ def test_metrics_and_report_commands_over_the_rystrom_cultures(tmp_path, mirror)
         assert {p.name for p in (out / "figures" / key).iterdir()} >= {"cad.png", "provenance.json"}
     # the synthetic models are not params entries, so they declare no multilingual score: named
     assert ("mixed-effects model not fitted: params.models.alpha.multilingual.da: not declared (a score "
-            "in [0, 1] for each language the model is fitted in); params.models.alpha.multilingual.en") in html
+            "in [0, 1] for each language the model is fitted in); params.models.alpha.multilingual.en"
+            ) in html
     assert '<h1 id="languages">' in html and '<h1 id="all-cultures">' in html
