@@ -480,8 +480,11 @@ def test_mixed_effects_rows_and_note():
     assert mixed_effects_note(full, cfg) is None
     few = summary[summary["model"].isin(["m0", "m1", "m2"])]
     note = mixed_effects_note(few, cfg)  # m1 is the only model of its family: the term is an intercept
-    assert note.startswith("mixed-effects model not fitted: multilingual:family[global]:language[en]: "
-                           "multilingual is 1 for every model of family global in en")
+    assert note.startswith("mixed-effects model not fitted: multilingual is the same for every model of the "
+                           "family in the language, so each of these terms is a family x language "
+                           "intercept, not an effect of multilingual ability: "
+                           "multilingual:family[global]:language[en] (1), "
+                           "multilingual:family[global]:language[hi] (0.9);")
     assert note.endswith("the per-language consistency-alignment correlations "
                          "(correlation:consistency-alignment rows) stand in")
     fallback = pd.DataFrame(comparison_rows(few, cfg)).set_index("metric")
@@ -513,7 +516,8 @@ def test_mixed_effects_names_each_unidentified_term():
     assert reasons[0] == "random intercept per model: need >= 2 models, have 1"
     assert reasons[1] == ("design rank 3 < 4 columns: not estimable (a linear combination of each other): "
                           "consistency:language[hi], multilingual:family[f]:language[hi]")
-    assert reasons[-1].startswith("multilingual:family[f]:language[hi]: multilingual is 1 for every model")
+    assert reasons[-1].endswith("ability: multilingual:family[f]:language[en] (1), "
+                                "multilingual:family[f]:language[hi] (1)")
     assert not mixed_effects(pd.DataFrame(rows))["ok"]
     go = pd.DataFrame([{"model": "m", "task": "global_opinions", "strategy": "default", "metric": "alignment",
                         "value": 0.3, "ci_low": np.nan, "ci_high": np.nan, "n_items": 67}])

@@ -232,11 +232,13 @@ def unidentified(data: pd.DataFrame) -> list[str]:
                        f"(a linear combination of each other): {', '.join(bad)}")
     if len(x) <= x.shape[1]:
         reasons.append(f"{len(x)} model x strategy rows for {x.shape[1]} fixed-effect columns")
-    for (fam, lang), grp in data.groupby(["family", "language"], sort=True):
-        if grp["multilingual"].nunique() == 1 and grp["multilingual"].iloc[0] != 0:
-            reasons.append(f"multilingual:family[{fam}]:language[{lang}]: multilingual is "
-                           f"{grp['multilingual'].iloc[0]:g} for every model of family {fam} in {lang}, so "
-                           "the term is a family x language intercept, not an effect of multilingual ability")
+    constant = [f"multilingual:family[{fam}]:language[{lang}] ({grp['multilingual'].iloc[0]:g})"
+                for (fam, lang), grp in data.groupby(["family", "language"], sort=True)
+                if grp["multilingual"].nunique() == 1 and grp["multilingual"].iloc[0] != 0]
+    if constant:  # all-zero columns are named above
+        reasons.append("multilingual is the same for every model of the family in the language, so each "
+                       "of these terms is a family x language intercept, not an effect of multilingual "
+                       "ability: " + ", ".join(constant))
     return reasons
 
 
