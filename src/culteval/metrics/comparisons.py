@@ -225,7 +225,7 @@ def unidentified(data: pd.DataFrame) -> list[str]:
     x = design.to_numpy()
     for j, name in enumerate(design.columns):
         if not np.any(x[:, j]):
-            reasons.append(f"{name}: no rows (the column is all zero)")
+            reasons.append(f"{name}: the column is all zero (no rows, or 0 on every row)")
     bad = [c for c in not_estimable(design) if np.any(design[c].to_numpy())]
     if bad:
         reasons.append(f"design rank {np.linalg.matrix_rank(x)} < {x.shape[1]} columns: not estimable "
