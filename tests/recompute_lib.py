@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import binomtest
+from scipy.stats import binomtest, spearmanr
 
 TOL = 1e-9
 
@@ -264,3 +264,121 @@ def sampled_correct_per_item(root: Path, model: str, task: str, strategy: str, s
         if len(parsed):
             out[iid] = float((parsed == gold(opts, ans)).mean())
     return out
+
+
+# ---- Rystrom et al.: pro-score alignment and split-half self-consistency ----
+
+RULE_FILE = Path(__file__).resolve().parents[1] / "src" / "culteval" / "metrics" / "proscore.yaml"
+
+
+def _rule() -> dict:
+    import yaml
+
+    return yaml.safe_load(RULE_FILE.read_text(encoding="utf-8"))
+
+
+def pro_options(options) -> tuple[list[int], list[int]] | None:
+    """(pro option indices, substantive option indices) by Rystrom et al.'s rule (first of 3 points,
+    upper half of 10, lower half otherwise; missing-answer options are neither); None if unscorable."""
+    rule = _rule()
+    missing = {str(o).casefold() for o in rule["missing_options"]}
+    subst = [i for i, o in enumerate(options) if str(o).strip().casefold() not in missing]
+    k = len(subst)
+    if k < rule["min_points"] or k > rule["max_points"]:
+        return None
+    pro = subst[:1] if k == 3 else subst[5:] if k == 10 else subst[:k // 2]
+    return pro, subst
+
+
+def _rho(x, y) -> float:
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
+
+
+def alignment_numbers(items: pd.DataFrame, dists: dict, country: str, target: str) -> tuple[float, int, int]:
+    """(Spearman of model vs survey pro-score across questions, questions scored, questions with the
+    country's national distribution that the rule could not score)."""
+    xs, ys, unscored = [], [], 0
+    for iid, options, text, meta in zip(items["item_id"], items["options"], items["distributions"],
+                                        items["meta"], strict=True):
+        d = national(text, meta, target)
+        if country not in d or iid not in dists:
+            continue
+        rule = pro_options(list(options))
+        p, s = np.asarray(dists[iid], float), np.asarray(d[country], float)
+        if rule is None or p[rule[1]].sum() <= 0 or s[rule[1]].sum() <= 0:
+            unscored += 1
+            continue
+        xs.append(p[rule[0]].sum() / p[rule[1]].sum())
+        ys.append(s[rule[0]].sum() / s[rule[1]].sum())
+    return _rho(xs, ys), len(xs), unscored
+
+
+def check_alignment(root: Path, cfg: dict, model: str, strategy: str) -> dict[str, int]:
+    """``alignment`` (target) and ``alignment_reference`` rows and their ``_unscored`` counts."""
+    items = read_items(root, "global_opinions")
+    dists = dists_from_file(raw_path(root, model, "global_opinions", strategy))
+    s = summary(root)
+    key = (s["model"] == model) & (s["task"] == "global_opinions") & (s["strategy"] == strategy)
+    counts = {}
+    target = cfg["target"]["country"]
+    for metric, country in (("alignment", target), ("alignment_reference", cfg["reference"]["country"])):
+        rho, n, unscored = alignment_numbers(items, dists, country, target)
+        rows = s[key & (s["metric"] == metric)]
+        if np.isnan(rho):
+            assert rows.empty, (model, strategy, metric)
+        else:
+            assert len(rows) == 1 and int(rows["n_items"].iloc[0]) == n, (model, strategy, metric)
+            assert float(rows["value"].iloc[0]) == pytest.approx(rho, abs=TOL), (model, strategy, metric)
+        if n + unscored:
+            got, total = summary_value(root, model, "global_opinions", strategy, f"{metric}_unscored")
+            assert (got, total) == (unscored, n + unscored), (model, strategy, metric)
+        counts[metric] = n
+    return counts
+
+
+def split_half_numbers(items: pd.DataFrame, trials: pd.DataFrame, seed: int) -> tuple[float, int, int, int]:
+    """(split-half self-consistency, questions, invalid answers, answers): per question its valid
+    sampled answers as pro (1) / con (0); per seeded split (``default_rng(seed)``, questions in id
+    order, one permutation each) the two equal halves' pro shares are Spearman-correlated; the mean
+    over defined splits / (1 - scoring_noise)."""
+    rule = _rule()
+    opts = dict(zip(items["item_id"], items["options"], strict=True))
+    answers, invalid, total = {}, 0, 0
+    for iid, grp in trials.groupby("item_id"):
+        r = pro_options(list(opts[iid]))
+        if r is None:
+            continue
+        parsed = grp["parsed"].astype(int).tolist()
+        total += len(parsed)
+        invalid += sum(a < 0 for a in parsed)
+        valid = [a for a in parsed if a >= 0 and a in r[1]]
+        answers[iid] = np.array([float(a in r[0]) for a in valid])
+    usable = [answers[k] for k in sorted(answers) if len(answers[k]) >= 2]
+    if len(usable) < 3:
+        return float("nan"), len(usable), invalid, total
+    rng = np.random.default_rng(seed)
+    corrs = []
+    for _ in range(int(rule["splits"])):
+        halves = []
+        for v in usable:
+            order, h = rng.permutation(len(v)), len(v) // 2
+            halves.append((v[order[:h]].mean(), v[order[h:2 * h]].mean()))
+        rho = _rho([a for a, _ in halves], [b for _, b in halves])
+        if not np.isnan(rho):
+            corrs.append(rho)
+    value = float(np.mean(corrs)) / (1 - float(rule["scoring_noise"])) if corrs else float("nan")
+    return value, len(usable), invalid, total
+
+
+def check_consistency(root: Path, cfg: dict, model: str, strategy: str) -> int:
+    """``self_consistency_split_half`` and ``invalid_rate_proscore``; returns the questions."""
+    items = read_items(root, "global_opinions")
+    _, trials = run_outputs(root, model, "global_opinions", strategy)
+    value, n, invalid, total = split_half_numbers(items, trials, int(cfg["seed"]))
+    got, total_got = summary_value(root, model, "global_opinions", strategy, "invalid_rate_proscore")
+    assert total_got == total and got == pytest.approx(invalid / total, abs=TOL)
+    got, n_got = summary_value(root, model, "global_opinions", strategy, "self_consistency_split_half")
+    assert n_got == n and got == pytest.approx(value, abs=TOL), (model, strategy)
+    return n

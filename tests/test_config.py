@@ -20,7 +20,8 @@ def test_default_params_are_valid():
     assert "gemma-3-270m" in cfg["models"]
     # the mixed model's labels, as the model cards state them
     assert {m: (e["family"], e["multilingual"]) for m, e in cfg["models"].items()} == {
-        "gemma-3-270m": ("gemma-3", 1), "smollm2-135m-instruct": ("smollm2", 0)}
+        "gemma-3-270m": ("gemma-3", {"en": 1, "hi": 1}),
+        "smollm2-135m-instruct": ("smollm2", {"en": 1, "hi": 0})}
 
 
 def test_overlay_deep_merges(tmp_path):
@@ -44,10 +45,15 @@ def test_overlay_deep_merges(tmp_path):
         (lambda c: c["models"]["gemma-3-270m"].update(base="nonexistent"), "params.models.gemma-3-270m.base"),
         (lambda c: c["translation"].update(translator_model="ghost"), "params.translation.translator_model"),
         (lambda c: [t.update(enabled=False) for t in c["tasks"].values()], "no task is enabled"),
-        (lambda c: c["models"]["gemma-3-270m"].update(multilingual=1.5),
-         "params.models.gemma-3-270m.multilingual"),
+        (lambda c: c["models"]["gemma-3-270m"].update(multilingual={"en": 1.5, "hi": 1}),
+         "params.models.gemma-3-270m.multilingual.en"),
         (lambda c: c["models"]["gemma-3-270m"].update(multilingual="yes"),
          "params.models.gemma-3-270m.multilingual"),
+        # one label for every language is not accepted: the mixed model needs one per language
+        (lambda c: c["models"]["gemma-3-270m"].update(multilingual=1),
+         "params.models.gemma-3-270m.multilingual: 1 is not of type 'object'"),
+        (lambda c: c["models"]["gemma-3-270m"].update(multilingual={"en": 1}),
+         "params.models.gemma-3-270m.multilingual: no score for language 'hi' (the run's languages: en, hi)"),
         (lambda c: c["models"]["gemma-3-270m"].update(family=""), "params.models.gemma-3-270m.family"),
     ],
 )

@@ -255,18 +255,18 @@ def test_the_report_has_a_section_per_culture_and_the_languages_table(tmp_path):
     table = language_table(df, cfg)
     assert set(zip(table["culture"], table["strategy"], table["language"], strict=True)) == {
         ("da", "default", "en"), ("da", "native", "da"), ("nl", "default", "en"), ("nl", "native", "nl")}
-    shown = ["alignment", "self_consistency_corr_null", "self_consistency_corr_corrected"]
+    shown = ["alignment", "self_consistency_split_half", "invalid_rate_proscore"]
     assert table[shown].notna().all().all()
     wide = df[df["task"].eq("global_opinions")].set_index(["culture", "model", "strategy", "metric"])["value"]
     for r in table.itertuples(index=False):
         paired = "alignment_reference" if r.language == "en" else "alignment"
         assert r.alignment == wide[(r.culture, r.model, r.strategy, paired)]
-        assert r.self_consistency_corr_corrected == wide[(r.culture, r.model, r.strategy,
-                                                          "self_consistency_corr_corrected")]
+        assert r.self_consistency_split_half == wide[(r.culture, r.model, r.strategy,
+                                                      "self_consistency_split_half")]
         n = df[df["task"].eq("global_opinions")].set_index(
             ["culture", "model", "strategy", "metric"])["n_items"]
         assert r.n_alignment == n[(r.culture, r.model, r.strategy, paired)]  # the paired country's questions
-        assert r.n_consistency == n[(r.culture, r.model, r.strategy, "self_consistency_corr")]
+        assert r.n_consistency == n[(r.culture, r.model, r.strategy, "self_consistency_split_half")]
     html = build_report(df, sections, {}, [], tmp_path / "r.html", languages=table).read_text()
     for key, country in (("da", "Denmark"), ("nl", "Netherlands")):
         assert f'<h1 id="{key}-culture">{country} vs United States</h1>' in html
@@ -300,5 +300,8 @@ def test_metrics_and_report_commands_over_the_rystrom_cultures(tmp_path, mirror)
                        ("pt", "Brazil (Portuguese)")):
         assert f'<h1 id="{key}-culture">{title} vs United States</h1>' in html
         assert {p.name for p in (out / "figures" / key).iterdir()} >= {"cad.png", "provenance.json"}
-    assert "mixed-effects model not fitted: random intercept per model: need &gt;= 4 models, have 3" in html
+    # the synthetic models are not params entries, so they declare no multilingual score: named
+    assert ("mixed-effects model not fitted: params.models.alpha.multilingual.da: not declared (a score "
+            "in [0, 1] for each language the model is fitted in); params.models.alpha.multilingual.en"
+            ) in html
     assert '<h1 id="languages">' in html and '<h1 id="all-cultures">' in html

@@ -227,35 +227,6 @@ def test_robustness(go_raw):
     assert low["low_mass_share"]["value"] == 1.0
 
 
-def test_self_consistency_corr():
-    answers = [0, 1, 2, 3, 0, 1, 2, 3]
-    trials = {f"global_opinions/{i:04d}": [a, a] for i, a in enumerate(answers)}
-    raw = raw_table({k: [[0.25] * 4] for k in trials}, trials)
-    m = rows_by_metric(robustness_metrics(raw, CFG, ordered_scale=True))
-    assert m["self_consistency_corr"]["value"] == pytest.approx(1.0)
-    assert m["self_consistency"]["value"] == pytest.approx(1.0)
-    assert m["self_consistency_corr_corrected"]["value"] == pytest.approx(1.0)
-
-
-def test_self_consistency_corr_chance_null():
-    """Questions with more options have larger indices in every answer set: independent random
-    answers correlate. The null measures that on the run's own questions; the corrected value of
-    independent random answers is near 0, while the uncorrected one is well above 0."""
-    rng = np.random.default_rng(3)
-    k = [2] * 60 + [5] * 60 + [10] * 60  # mixed scales, as GlobalOpinionQA's
-    trials = {f"global_opinions/{i:04d}": [int(rng.integers(n)), int(rng.integers(n))]
-              for i, n in enumerate(k)}
-    raw = raw_table({q: [[1 / n] * n] for q, n in zip(trials, k, strict=True)}, trials)
-    m = rows_by_metric(robustness_metrics(raw, CFG, ordered_scale=True))
-    null = m["self_consistency_corr_null"]
-    assert 0.3 < null["value"] < 0.6 and null["ci_low"] < null["value"] < null["ci_high"]
-    assert m["self_consistency_corr"]["value"] > 0.2  # chance alone
-    assert abs(m["self_consistency_corr_corrected"]["value"]) < 0.2
-    assert null["n_items"] == len(k)
-    again = rows_by_metric(robustness_metrics(raw, CFG, ordered_scale=True))
-    assert again["self_consistency_corr_null"] == null  # seeded: same run, same null
-
-
 def test_summary_long_format_and_independent_recompute(go_items, go_raw, tmp_path):
     raw = {("m1", "global_opinions", "default"): go_raw}
     df = summarize({"global_opinions": go_items}, raw, CFG)
@@ -395,8 +366,7 @@ def test_comparisons():
     data = pd.DataFrame({"model": ["m1", "m2"], "language": "en", "alignment": [0.1, 0.2],
                          "consistency": [0.3, 0.5], "multilingual": [0.0, 1.0], "family": "f"})
     res = mixed_effects(data)
-    msg = ("mixed-effects model not fitted: random intercept per model: need >= 4 models, have 2; "
-           "2 model x strategy rows for 2 fixed-effect columns")
+    msg = "mixed-effects model not fitted: 2 model x strategy rows for 2 fixed-effect columns"
     assert res == {"ok": False, "message": msg}
 
 
@@ -448,22 +418,6 @@ def test_probs_length_mismatch_is_named(go_items):
         model_distributions(bad, go_items)
 
 
-def test_alignment_spearman_on_modal_target_option():
-    from culteval.metrics.comparisons import alignment
-
-    t = {"global_opinions/0000": [0.9, 0.1], "global_opinions/0001": [0.2, 0.7, 0.1],
-         "global_opinions/0002": [0.5, 0.5], "global_opinions/0003": [0.3, 0.6, 0.1]}
-    items = pd.DataFrame([item("global_opinions", k, ["a", "b", "c"][:len(v)], dists={"India": v})
-                          for k, v in t.items()])
-    # modal India options: a (0.9), b (0.7), a (first of a tie, 0.5), b (0.6)
-    dists = {"global_opinions/0000": np.array([0.6, 0.4]), "global_opinions/0001": np.array([0.1, 0.3, 0.6]),
-             "global_opinions/0002": np.array([0.2, 0.8]), "global_opinions/0003": np.array([0.1, 0.5, 0.4])}
-    # x = [0.6, 0.3, 0.2, 0.5], y = [0.9, 0.7, 0.5, 0.6]: ranks x [4, 2, 1, 3], y [4, 3, 1, 2]
-    rho, n = alignment(items, dists, "India")
-    assert n == 4 and rho == pytest.approx(1 - 6 * (0 + 1 + 0 + 1) / (4 * 15))
-    assert math.isnan(alignment(items.iloc[:2], dists, "India")[0])  # fewer than 3 questions
-
-
 def test_summary_comparison_rows(go_items):
     t = {f"global_opinions/{i:04d}": [0.9 - 0.1 * i, 0.1 + 0.1 * i] for i in range(5)}
     items = pd.DataFrame([item("global_opinions", k, ["a", "b"], dists={"India": v}) for k, v in t.items()])
@@ -495,22 +449,26 @@ def test_mixed_effects_rows_and_note():
     rows, cfg = [], {**CFG, "target": {"country": "India", "language": "hi"}, "models": {}}
     for i in range(5):
         cfg["models"][f"m{i}"] = {"group": "global" if i % 2 else "regional", "base": None,
-                                  "multilingual": [0.2, 0.9, 0.5, 0.7, 0.4][i]}
+                                  "multilingual": {"en": [0.9, 1.0, 0.8, 0.95, 0.7][i],
+                                                   "hi": [0.2, 0.9, 0.5, 0.7, 0.4][i]}}
         for s in ("default", "demographic", "cross_lingual", "native"):
             cons = rng.uniform(0, 1)
             align = 0.6 * cons + 0.05 * rng.normal()
-            # English prompts are paired with the reference country (alignment_reference), the
-            # Hindi ones with the target; a decoy on the other side must not be read
+            # the English default prompt is paired with the reference country (alignment_reference),
+            # the Hindi ones with the target; a decoy on the other side must not be read, nor the
+            # India-persona demographic prompt (item 4 of issue 28)
             english = s in ("default", "demographic")
             decoy = rng.uniform(-1, 1)
             aligned = (("alignment_reference", align), ("alignment", decoy)) if english else (
                 ("alignment", align), ("alignment_reference", decoy))
-            for metric, v in (*aligned, ("self_consistency_corr", cons)):
+            for metric, v in (*aligned, ("self_consistency_split_half", cons)):
                 rows.append({"model": f"m{i}", "task": "global_opinions", "strategy": s, "metric": metric,
                              "value": v, "ci_low": np.nan, "ci_high": np.nan, "n_items": 20})
     summary = pd.DataFrame(rows)
     data = mixed_effects_data(summary, cfg)
-    assert len(data) == 20 and set(data["language"]) == {"en", "hi"}
+    assert len(data) == 15 and set(data["language"]) == {"en", "hi"}
+    assert "demographic" not in set(data["strategy"])
+    assert data.loc[data["strategy"] == "default", "multilingual"].tolist() == [0.9, 1.0, 0.8, 0.95, 0.7]
     assert data.loc[data["strategy"] == "native", "language"].eq("hi").all()
     out = pd.DataFrame(comparison_rows(summary, cfg))
     fit = out[out["model"] == "mixed_effects"].set_index("metric")
@@ -518,14 +476,17 @@ def test_mixed_effects_rows_and_note():
     assert var["value"] >= 0 and math.isnan(var["ci_low"])
     coef = fit[fit.index.str.startswith("coef:")]
     assert coef.loc["coef:consistency:language[hi]", "value"] == pytest.approx(0.6, abs=0.2)
-    assert coef.loc["coef:consistency:language[en]", "n_items"] == 20
+    assert coef.loc["coef:consistency:language[en]", "n_items"] == 15
     assert (coef["ci_low"] <= coef["value"]).all() and (coef["value"] <= coef["ci_high"]).all()
     full = pd.concat([summary, out], ignore_index=True)
     assert mixed_effects_note(full, cfg) is None
     few = summary[summary["model"].isin(["m0", "m1", "m2"])]
-    note = mixed_effects_note(few, cfg)
-    assert note.startswith("mixed-effects model not fitted: random intercept per model: need >= 4 models, "
-                           "have 3")
+    note = mixed_effects_note(few, cfg)  # m1 is the only model of its family: the term is an intercept
+    assert note.startswith("mixed-effects model not fitted: multilingual is the same for every model of the "
+                           "family in the language, so each of these terms is a family x language "
+                           "intercept, not an effect of multilingual ability: "
+                           "multilingual:family[global]:language[en] (1), "
+                           "multilingual:family[global]:language[hi] (0.9);")
     assert note.endswith("the per-language consistency-alignment correlations "
                          "(correlation:consistency-alignment rows) stand in")
     fallback = pd.DataFrame(comparison_rows(few, cfg)).set_index("metric")
@@ -533,7 +494,7 @@ def test_mixed_effects_rows_and_note():
     assert fallback.loc["spearman:hi", "n_items"] == 3  # models
     wide = few[few["strategy"].isin(["cross_lingual", "native"])].pivot_table(
         index="model", columns="metric", values="value")  # per model: mean over its Hindi strategies
-    rho = spearmanr(wide["self_consistency_corr"], wide["alignment"]).statistic
+    rho = spearmanr(wide["self_consistency_split_half"], wide["alignment"]).statistic
     assert fallback.loc["spearman:hi", "value"] == pytest.approx(rho)
     # two models: a rank correlation is +-1 by construction, so it is left empty and the note says why
     two = summary[summary["model"].isin(["m0", "m1"])]
@@ -543,19 +504,22 @@ def test_mixed_effects_rows_and_note():
 
 
 def test_mixed_effects_names_each_unidentified_term():
-    """Too few models, one language's consistency constant, multilingual the same everywhere:
-    each is named, nothing is fitted; a run without sampled opinions says so, not 'too few models'."""
+    """One model, consistency constant within a language (so its column is a multiple of that
+    language's multilingual column), multilingual the same within a family: each is named from the
+    design, nothing is fitted; a run without sampled opinions says so, not 'too few models'."""
     from culteval.metrics.comparisons import mixed_effects, mixed_effects_note, unidentified
 
     rows = []
     for i in range(3):
         for lang, cons in (("en", 0.1 * i), ("hi", 0.5)):
-            rows.append({"model": f"m{i}", "language": lang, "alignment": 0.2 * i, "consistency": cons,
+            rows.append({"model": "m0", "language": lang, "alignment": 0.2 * i, "consistency": cons,
                          "multilingual": 1.0, "family": "f"})
     reasons = unidentified(pd.DataFrame(rows))
-    assert reasons[0] == "random intercept per model: need >= 4 models, have 3"
-    assert "consistency:language[hi]: consistency does not vary within this language" in reasons
-    assert reasons[-1].startswith("multilingual is the same for every model")
+    assert reasons[0] == "random intercept per model: need >= 2 models, have 1"
+    assert reasons[1] == ("design rank 3 < 4 columns: not estimable (a linear combination of each other): "
+                          "consistency:language[hi], multilingual:family[f]:language[hi]")
+    assert reasons[-1].endswith("ability: multilingual:family[f]:language[en] (1), "
+                                "multilingual:family[f]:language[hi] (1)")
     assert not mixed_effects(pd.DataFrame(rows))["ok"]
     go = pd.DataFrame([{"model": "m", "task": "global_opinions", "strategy": "default", "metric": "alignment",
                         "value": 0.3, "ci_low": np.nan, "ci_high": np.nan, "n_items": 67}])
@@ -605,7 +569,8 @@ def test_mixed_effects_recovers_per_culture_languages_through_the_summary():
     rows = []
     for i in range(24):
         model, family, multilingual = f"m{i:02d}", "abc"[i % 3], float(rng.uniform(0, 1))
-        cfg["models"][model] = {"family": family, "multilingual": multilingual, "group": "g"}
+        cfg["models"][model] = {"family": family, "group": "g",
+                                "multilingual": {lang: multilingual for lang in slopes}}
         intercept = rng.normal(0, 0.05)
         for culture in ("da", "nl", "pt"):
             for strategy, lang in (("default", "en"), ("native", culture)):
@@ -615,7 +580,7 @@ def test_mixed_effects_recovers_per_culture_languages_through_the_summary():
                 used, decoy = ("alignment_reference", "alignment") if lang == "en" else (
                     "alignment", "alignment_reference")
                 for metric, v in ((used, align), (decoy, rng.uniform(-1, 1)),
-                                  ("self_consistency_corr_corrected", cons)):
+                                  ("self_consistency_split_half", cons)):
                     rows.append({"culture": culture, "model": model, "task": "global_opinions",
                                  "strategy": strategy, "metric": metric, "value": v, "ci_low": np.nan,
                                  "ci_high": np.nan, "n_items": 20})
@@ -629,24 +594,3 @@ def test_mixed_effects_recovers_per_culture_languages_through_the_summary():
         assert abs(est - slope) < 3 * se
         if slope:
             assert np.sign(est) == np.sign(slope) and res["pvalues"][f"consistency:language[{lang}]"] < 0.01
-
-
-def test_consistency_null_on_the_default_opinion_questions(mirror):
-    """The chance level docs/metrics.md quotes: two random answer sets on the default run's
-    GlobalOpinionQA questions (mixed scales) correlate at about 0.25."""
-    from culteval import tasks
-    from culteval.config import ROOT, load_params
-    from culteval.metrics.robustness import consistency_corr_null
-
-    cfg = load_params(f"{ROOT / 'params.yaml'}:{ROOT / 'workflow/overlays/full-mirror.yaml'}")
-    items = tasks.get("global_opinions").load_items(mirror, cfg)
-    rows = []
-    for r in items.itertuples(index=False):
-        k, pid = len(r.options), f"{r.item_id}#default#p0"
-        rows.append({"prompt_id": pid, "item_id": r.item_id, "permutation": 0, "trial": -1,
-                     "probs": [1 / k] * k, "parsed": None})
-        rows += [{"prompt_id": pid, "item_id": r.item_id, "permutation": 0, "trial": t, "probs": None,
-                  "parsed": 0} for t in range(2)]
-    null, lo, hi = consistency_corr_null(pd.DataFrame(rows), cfg["seed"])
-    assert len(items) == 228
-    assert 0.2 < null < 0.3 and lo < null < hi

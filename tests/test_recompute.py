@@ -19,11 +19,12 @@ from recompute_lib import (
     TOL,
     cad_per_question,
     check,
+    check_alignment,
+    check_consistency,
     check_culturalbench,
     check_normad,
     check_opinions,
     check_paired,
-    dists_from_file,
     easy_correct_per_item,
     opinion_numbers,
     read_items,
@@ -31,9 +32,7 @@ from recompute_lib import (
     sampled_correct_per_item,
     sim_target_per_question,
     summary,
-    summary_value,
 )
-from scipy.stats import spearmanr
 
 from culteval.io import write_parquet
 from culteval.metrics.summary import summarize, write_summary
@@ -156,19 +155,19 @@ def test_baselines(run):
             check(run, name, "global_opinions", "none", metric, values)
 
 
-def test_alignment_spearman(run):
-    items = read_items(run, "global_opinions")
-    for model in MODELS:
-        d = dists_from_file(run / "results" / "raw" / model / "global_opinions" / "default.parquet")
-        xs, ys = [], []
-        for iid, text in zip(items["item_id"], items["distributions"], strict=True):
-            t = json.loads(text).get(T)
-            if t is not None:
-                k = int(np.argmax(t))
-                xs.append(d[iid][k])
-                ys.append(t[k])
-        got, n = summary_value(run, model, "global_opinions", "default", "alignment")
-        assert n == 9 and got == pytest.approx(spearmanr(xs, ys).statistic, abs=TOL)
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_alignment_is_the_spearman_of_pro_scores(run, model, strategy):
+    """Rystrom et al.'s alignment with the target and the reference country, from the files."""
+    counts = check_alignment(run, CFG, model, strategy)
+    assert counts == {"alignment": 9, "alignment_reference": 9}
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_split_half_consistency(run, model, strategy):
+    """Split-half self-consistency and the share of invalid sampled answers it leaves out."""
+    assert check_consistency(run, CFG, model, strategy) == 12
 
 
 @pytest.mark.parametrize("model", MODELS)

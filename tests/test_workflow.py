@@ -123,10 +123,12 @@ def test_lineage_of_a_figure_reaches_data_model_and_templates(tiny_run):
 def test_new_metrics_recompute_from_the_real_run_files(tiny_run):
     """The summary of the real run, recomputed independently from its items and raw outputs
     (tests/recompute_lib.py): per-country accuracy on CulturalBench (Easy, Hard per judgement and
-    per question, argmax and sampled) and NormAd (per context), Sim/CAD/nCAD, and the paired
-    group comparison's CI and p-values (the tiny overlay puts the two models in two groups)."""
+    per question, argmax and sampled) and NormAd (per context), Sim/CAD/nCAD, Rystrom et al.'s
+    pro-score alignment, and the paired group comparison's CI and p-values (the tiny overlay puts
+    the two models in two groups)."""
     from recompute_lib import (
         cad_per_question,
+        check_alignment,
         check_culturalbench,
         check_normad,
         check_opinions,
@@ -148,6 +150,7 @@ def test_new_metrics_recompute_from_the_real_run_files(tiny_run):
             nm = check_normad(tiny_run, cfg, model, strategy)
             assert nm["acc_sampled_rot_target"] == nm["acc_prob_none_reference"] == 1
             assert check_opinions(tiny_run, cfg, model, strategy)["cad"] == 2
+            check_alignment(tiny_run, cfg, model, strategy)
     assert [cfg["models"][m]["group"] for m in models] == ["global", "instruct"]
     cad = {m: cad_per_question(tiny_run, cfg, m, "default") for m in models}
     assert check_paired(tiny_run, cfg, "group:global-vs-instruct", "global_opinions", "default", "cad",

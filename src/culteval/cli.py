@@ -293,9 +293,11 @@ def cmd_metrics(args) -> None:
 def _aggregate_provenance(inputs: list[str], cfg: dict) -> dict:
     """Provenance sidecar for outputs built from many artifacts (lineage follows the inputs)."""
     from culteval import provenance
+    from culteval.metrics.proscore import rule_record
 
     params = {k: cfg[k] for k in ("metrics", "cultural_map", "reference", "models")}
-    return provenance.record(inputs=inputs, params={**params, "cultures": cfgmod.described_cultures(cfg)})
+    return provenance.record(inputs=inputs, params={**params, "cultures": cfgmod.described_cultures(cfg),
+                                                    "proscore_rule": rule_record()})
 
 
 def cmd_report(args) -> None:

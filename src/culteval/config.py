@@ -63,9 +63,33 @@ def validate(cfg: Any, source: str = "params.yaml") -> dict:
         base = entry.get("base")
         if base is not None and base not in cfg["models"]:
             raise ConfigError(f"{source}: params.models.{name}.base: unknown model {base!r}")
+    _check_multilingual(cfg, source)
     if not enabled_tasks(cfg):
         raise ConfigError(f"{source}: params.tasks: no task is enabled")
     return cfg
+
+
+def mixed_languages(cfg: dict) -> list[str]:
+    """The languages the mixed model fits (docs/metrics.md): ``en`` (the English default prompt) and,
+    when a strategy shows the question in the culture's language, each culture's language."""
+    langs = {"en"}
+    if set(cfg.get("strategies") or ()) & set(TRANSLATED_STRATEGIES):
+        langs |= {str(c["language"]) for c in cfg["cultures"].values()}
+    return sorted(langs)
+
+
+def _check_multilingual(cfg: dict, source: str) -> None:
+    """A model that declares ``multilingual`` declares it for every language the mixed model fits."""
+    need = mixed_languages(cfg)
+    for name, entry in sorted(cfg["models"].items()):
+        declared = entry.get("multilingual")
+        if declared is None:
+            continue
+        missing = [lang for lang in need if lang not in declared]
+        if missing:
+            raise ConfigError(f"{source}: params.models.{name}.multilingual: no score for language "
+                              f"{missing[0]!r} (the run's languages: {', '.join(need)}); give a score in "
+                              "[0, 1] for each")
 
 
 CULTURE_FIELDS = ("country", "language", "language_name", "persona")

@@ -14,19 +14,23 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from culteval.config import STRATEGIES, TRANSLATED_STRATEGIES
-from culteval.metrics import load_distributions
+from culteval.config import TRANSLATED_STRATEGIES
+from culteval.metrics import proscore
 
-MIN_MODELS = 4
+# a rule of thumb for a stable random-intercept variance, not an identification condition: fewer
+# models are fitted and the report says so
+RULE_OF_THUMB_MODELS = 4
 MIN_QUESTIONS = 3
 FORMULA = "alignment ~ 0 + consistency:language + multilingual:family:language"
-# the strategies that show the question in English (the others use the target language)
-ENGLISH_STRATEGIES = tuple(s for s in STRATEGIES if s not in TRANSLATED_STRATEGIES)
+# English prompts enter the mixed model only as the plain English question (``default``): the
+# ``demographic`` prompt asks in English as a person of the target culture, so comparing it with
+# the reference country (the US) would score a persona against the wrong country.
+ENGLISH_STRATEGIES = ("default",)
+MIXED_STRATEGIES = (*ENGLISH_STRATEGIES, *TRANSLATED_STRATEGIES)
 MIXED_MODEL = "mixed_effects"
 CORRELATION = "correlation:consistency-alignment"
 COMPARISON_PREFIXES = ("group:", "delta:", MIXED_MODEL, "reference:", "correlation:")
-# preferred first: the chance-corrected value where the run has it
-CONSISTENCY_METRICS = ("self_consistency_corr_corrected", "self_consistency_corr")
+CONSISTENCY = "self_consistency_split_half"
 
 
 def is_model(name: str) -> bool:
@@ -38,25 +42,12 @@ def _real_models(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[summary["model"].map(is_model)]
 
 
-def alignment(items: pd.DataFrame, dists: dict[str, np.ndarray], target: str) -> tuple[float, int]:
-    """Spearman correlation across questions between the model's probability of each question's
-    modal target-country option and the target country's share of that option.
-
-    Questions: those with a target distribution and a model distribution. (nan, n) when fewer
-    than 3 questions or either side is constant (the correlation is undefined).
+def alignment(items: pd.DataFrame, dists: dict[str, np.ndarray], target: str) -> tuple[float, int, int]:
+    """Rystrom et al.'s directional alignment with ``target``: Spearman correlation across questions
+    of the model's and the survey's pro-scores (``metrics.proscore``); returns (rho, questions
+    scored, questions the pro-score rule excluded). NaN below 3 questions or with a constant side.
     """
-    xs, ys = [], []
-    for item_id, text in zip(items["item_id"], items["distributions"], strict=True):
-        t = load_distributions(text).get(target)
-        if t is None or item_id not in dists:
-            continue
-        k = int(np.argmax(t))  # first maximum on ties
-        xs.append(float(dists[item_id][k]))
-        ys.append(float(t[k]))
-    n = len(xs)
-    if n < MIN_QUESTIONS or len(set(xs)) < 2 or len(set(ys)) < 2:
-        return float("nan"), n
-    return float(spearmanr(xs, ys).statistic), n
+    return proscore.alignment(items, dists, target)
 
 
 def group_means(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
@@ -103,23 +94,29 @@ def _language(cfg: dict, culture: str | None) -> str:
     return str((cfg.get("target") or {}).get("language") or "target")
 
 
+def multilingual_of(cfg: dict, model: str, language: str) -> float:
+    """``cfg.models.<model>.multilingual.<language>`` (a declared score in [0, 1] per language);
+    NaN when the model or the language has none (the mixed model then names it)."""
+    value = ((cfg.get("models", {}).get(model) or {}).get("multilingual") or {}).get(language)
+    return math.nan if value is None else float(value)
+
+
 def mixed_effects_data(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     """One row per model x strategy (x culture) with GlobalOpinionQA alignment and consistency.
 
-    As Rystrom et al. compare each language's answers with that language's country: English
-    prompts (default/demographic) give language ``en`` and their ``alignment_reference`` (with
-    the reference country, the United States by default); prompts in a culture's language
-    (cross_lingual/native) give that culture's language (``cfg.cultures.<key>.language``, else
-    ``cfg.target.language``) and their ``alignment`` with the culture's country.
-    consistency = ``self_consistency_corr_corrected`` (Rystrom et al.'s correlation between
-    repeated responses, corrected for chance; culteval.metrics.robustness) where the run has
-    it, else the uncorrected ``self_consistency_corr``. family = ``cfg.models.<name>.family``
-    (default: its ``group``); multilingual = ``cfg.models.<name>.multilingual`` (a 0/1 flag or a
-    score; default 1, which makes the last term a family x language intercept). A summary with
-    a ``culture`` column gives a row per culture too (rows of culture ``all`` are left out).
+    As Rystrom et al. compare each language's answers with that language's country: the English
+    ``default`` prompt gives language ``en`` and its ``alignment_reference`` (with the reference
+    country, the United States by default; the India-persona ``demographic`` prompt is left out);
+    prompts in a culture's language (cross_lingual/native) give that culture's language
+    (``cfg.cultures.<key>.language``, else ``cfg.target.language``) and their ``alignment`` with the
+    culture's country. consistency = ``self_consistency_split_half`` (Rystrom et al.'s split-half
+    reliability of the pro-score; culteval.metrics.proscore). family = ``cfg.models.<name>.family``
+    (default: its ``group``); multilingual = ``cfg.models.<name>.multilingual.<language>`` (NaN where
+    not declared). A summary with a ``culture`` column gives a row per culture too (rows of culture
+    ``all`` are left out).
     """
     go = _real_models(summary)
-    go = go[go["task"] == "global_opinions"]
+    go = go[go["task"].eq("global_opinions") & go["strategy"].isin(MIXED_STRATEGIES)]
     by_culture = "culture" in go.columns
     if by_culture:
         go = go[go["culture"].astype(str) != "all"]
@@ -127,47 +124,46 @@ def mixed_effects_data(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     wide = go.pivot_table(index=keys, columns="metric", values="value", aggfunc="first")
     cols = ["model", *(["culture"] if by_culture else []), "strategy", "language", "alignment",
             "consistency", "multilingual", "family"]
-    consistency = next((c for c in CONSISTENCY_METRICS if c in wide.columns), None)
-    if consistency is None or not {"alignment", "alignment_reference"} & set(wide.columns):
+    if CONSISTENCY not in wide.columns or not {"alignment", "alignment_reference"} & set(wide.columns):
         return pd.DataFrame(columns=cols)
-    wide = wide.reindex(columns=["alignment", "alignment_reference", consistency]).reset_index()
+    wide = wide.reindex(columns=["alignment", "alignment_reference", CONSISTENCY]).reset_index()
     english = wide["strategy"].isin(ENGLISH_STRATEGIES)
     wide["aligned"] = wide["alignment_reference"].where(english, wide["alignment"])
-    wide = wide.dropna(subset=["aligned", consistency]).reset_index(drop=True)
+    wide = wide.dropna(subset=["aligned", CONSISTENCY]).reset_index(drop=True)
     english = wide["strategy"].isin(ENGLISH_STRATEGIES)
     models = cfg.get("models", {})
 
-    def spec(m: str, key: str, default):
-        value = (models.get(m) or {}).get(key)
-        return default if value is None else value
+    def family(m: str) -> str:
+        spec = models.get(m) or {}
+        return str(spec.get("family") or spec.get("group") or "ungrouped")
 
     cultures = wide["culture"] if by_culture else [None] * len(wide)
+    languages = ["en" if e else _language(cfg, c) for e, c in zip(english, cultures, strict=True)]
     out = pd.DataFrame({
-        "model": wide["model"], "strategy": wide["strategy"],
-        "language": ["en" if e else _language(cfg, c) for e, c in zip(english, cultures, strict=True)],
+        "model": wide["model"], "strategy": wide["strategy"], "language": languages,
         "alignment": wide["aligned"].astype(float),
-        "consistency": wide[consistency].astype(float),
-        "multilingual": [float(spec(m, "multilingual", 1.0)) for m in wide["model"]],
-        "family": [str(spec(m, "family", spec(m, "group", "ungrouped"))) for m in wide["model"]]})
+        "consistency": wide[CONSISTENCY].astype(float),
+        "multilingual": [multilingual_of(cfg, m, lang)
+                         for m, lang in zip(wide["model"], languages, strict=True)],
+        "family": [family(m) for m in wide["model"]]})
     if by_culture:
         out["culture"] = wide["culture"].astype(str)
     order = [c for c in ("model", "culture", "strategy") if c in cols]
     return out[cols].sort_values(order).reset_index(drop=True)
 
 
-LANGUAGE_TABLE = ("alignment", "self_consistency_corr", "self_consistency_corr_null",
-                  "self_consistency_corr_corrected")
-LANGUAGE_N = ("n_alignment", "n_consistency")  # questions behind alignment, prompts behind consistency
+LANGUAGE_TABLE = ("alignment", CONSISTENCY, "invalid_rate_proscore")
+LANGUAGE_N = ("n_alignment", "n_consistency")  # questions behind alignment and behind consistency
 
 
 def language_table(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
-    """The report's view of the mixed model's inputs: per model x culture x strategy, its language,
-    the alignment it is paired with (``alignment_reference`` for English prompts, else ``alignment``),
-    and self-consistency beside its chance level and the chance-corrected value (NaN where the run
-    has no sampled opinion answers), with the questions (``n_alignment``) and prompts
-    (``n_consistency``) they rest on."""
+    """The report's view of the mixed model's inputs: per model x culture x strategy (English
+    ``default`` and the culture-language strategies), its language, the alignment it is paired with
+    (``alignment_reference`` for English, else ``alignment``), the split-half self-consistency and
+    the share of sampled answers it left out as unparseable (NaN where the run has no sampled opinion
+    answers), with the questions each rests on (``n_alignment``, ``n_consistency``)."""
     go = _real_models(summary)
-    go = go[go["task"].eq("global_opinions")]
+    go = go[go["task"].eq("global_opinions") & go["strategy"].isin(MIXED_STRATEGIES)]
     if "culture" not in go.columns:
         go = go.assign(culture="")
     go = go[go["culture"].astype(str) != "all"]
@@ -179,46 +175,70 @@ def language_table(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     english = wide["strategy"].isin(ENGLISH_STRATEGIES)
     wide["alignment"] = wide["alignment_reference"].where(english, wide["alignment"])
     wide["n_alignment"] = n["alignment_reference"].where(english, n["alignment"])  # questions
-    wide["n_consistency"] = n["self_consistency_corr"]  # prompts with >= 2 parsed sampled answers
+    wide["n_consistency"] = n[CONSISTENCY]  # questions with >= 2 valid sampled answers
     wide.insert(3, "language", ["en" if e else _language(cfg, c or None)
                                 for e, c in zip(english, wide["culture"], strict=True)])
     return wide[[*keys, "language", *LANGUAGE_TABLE, *LANGUAGE_N]].sort_values(keys).reset_index(drop=True)
 
 
+def not_estimable(design: pd.DataFrame, tol: float = 1e-9) -> list[str]:
+    """The fixed-effect columns of ``design`` that are not estimable: each column with a non-zero
+    loading on a null-space vector of the design (the rank deficiency's own terms), [] at full rank."""
+    x = design.to_numpy(float)
+    if x.size == 0:
+        return []
+    _, sing, vt = np.linalg.svd(x, full_matrices=True)
+    rank = int((sing > tol * max(x.shape) * (sing[0] if sing.size else 0)).sum())
+    null = vt[rank:]
+    if not len(null):
+        return []
+    return [name for j, name in enumerate(design.columns) if np.abs(null[:, j]).max() > 1e-8]
+
+
 def unidentified(data: pd.DataFrame) -> list[str]:
     """Why the mixed model cannot be fitted on ``data``, one reason a term; [] when it can.
 
-    The random intercept needs >= ``MIN_MODELS`` models; each fixed-effect column of the
-    formula's design must vary and not be a linear combination of the others (patsy design,
-    numerical rank), and there must be more rows than columns.
+    Every row needs a declared multilingual score for its (model, language); the random intercept
+    needs >= 2 models; the fixed-effect design (patsy, of :data:`FORMULA`) must have full column
+    rank (the terms in its null space are named) and more rows than columns; and each
+    multilingual:family:language term must vary within its family and language (else it is a
+    family x language intercept, not an effect of multilingual ability).
     """
     if data.empty:
         return ["no model x strategy has both GlobalOpinionQA alignment and a self-consistency value "
                 "(consistency needs sampled opinion answers: params.tasks.global_opinions.sampled.trials "
                 "> 0)"]
     reasons = []
+    missing = data[data["multilingual"].isna()][["model", "language"]].drop_duplicates()
+    for r in missing.sort_values(["model", "language"]).itertuples(index=False):
+        reasons.append(f"params.models.{r.model}.multilingual.{r.language}: not declared (a score in "
+                       "[0, 1] for each language the model is fitted in)")
+    if reasons:
+        return reasons
     n = int(data["model"].nunique())
-    if n < MIN_MODELS:
-        reasons.append(f"random intercept per model: need >= {MIN_MODELS} models, have {n}")
+    if n < 2:
+        reasons.append(f"random intercept per model: need >= 2 models, have {n}")
     from patsy import dmatrix
 
     design = dmatrix(FORMULA.split("~", 1)[1], data.sort_values(["model", "language"]),
                      return_type="dataframe")
     x = design.to_numpy()
-    rank = np.linalg.matrix_rank(x)
     for j, name in enumerate(design.columns):
-        col = x[:, j]
-        if not np.any(col):
-            reasons.append(f"{name}: no rows (the column is all zero)")
-        elif name.startswith("consistency") and np.ptp(col[col != 0]) == 0:
-            reasons.append(f"{name}: consistency does not vary within this language")
-        elif np.linalg.matrix_rank(np.delete(x, j, axis=1)) == rank:
-            reasons.append(f"{name}: collinear with the other terms")
+        if not np.any(x[:, j]):
+            reasons.append(f"{name}: the column is all zero (no rows, or 0 on every row)")
+    bad = [c for c in not_estimable(design) if np.any(design[c].to_numpy())]
+    if bad:
+        reasons.append(f"design rank {np.linalg.matrix_rank(x)} < {x.shape[1]} columns: not estimable "
+                       f"(a linear combination of each other): {', '.join(bad)}")
     if len(x) <= x.shape[1]:
         reasons.append(f"{len(x)} model x strategy rows for {x.shape[1]} fixed-effect columns")
-    if data.groupby("family")["multilingual"].nunique().le(1).all() and data["multilingual"].nunique() == 1:
-        reasons.append("multilingual is the same for every model: the multilingual:family:language term "
-                       "cannot separate multilingual ability from family x language")
+    constant = [f"multilingual:family[{fam}]:language[{lang}] ({grp['multilingual'].iloc[0]:g})"
+                for (fam, lang), grp in data.groupby(["family", "language"], sort=True)
+                if grp["multilingual"].nunique() == 1 and grp["multilingual"].iloc[0] != 0]
+    if constant:  # all-zero columns are named above
+        reasons.append("multilingual is the same for every model of the family in the language, so each "
+                       "of these terms is a family x language intercept, not an effect of multilingual "
+                       "ability: " + ", ".join(constant))
     return reasons
 
 
@@ -238,37 +258,55 @@ def consistency_alignment_correlations(data: pd.DataFrame) -> list[dict]:
 def mixed_effects(data: pd.DataFrame) -> dict:
     """``alignment ~ 0 + consistency:language + multilingual:family:language``, random intercept per model.
 
-    ``data``: one row per (model, language[, question set]) with columns model, alignment,
-    consistency, language, multilingual (flag or score), family. REML (statsmodels ``mixedlm``).
-    Fitted only when every term is identified (:func:`unidentified`); otherwise returns
-    ``{"ok": False, "message": <the reasons>}``.
+    ``data``: one row per (model, language[, strategy, culture]) with columns model, alignment,
+    consistency, language, multilingual, family. REML (statsmodels ``mixedlm``). Refused, as
+    ``{"ok": False, "message": <the reasons>}``, when a term is not identified (:func:`unidentified`),
+    when the fit raises, or when statsmodels reports ``converged=False``. A fit on fewer than
+    ``RULE_OF_THUMB_MODELS`` models is returned with a ``caution``.
     """
     reasons = unidentified(data)
     if reasons:
         return {"ok": False, "message": "mixed-effects model not fitted: " + "; ".join(reasons)}
+    import warnings
+
     import statsmodels.formula.api as smf
 
     n = int(data["model"].nunique())
-    fit = smf.mixedlm(FORMULA, data.sort_values(["model", "language"]), groups="model").fit(reml=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fit = smf.mixedlm(FORMULA, data.sort_values(["model", "language"]), groups="model").fit(reml=True)
+        except (np.linalg.LinAlgError, ValueError) as err:
+            return {"ok": False, "message": f"mixed-effects model not fitted: statsmodels failed: {err}"}
+    notes = sorted({str(w.message).splitlines()[0] for w in caught})
+    if not fit.converged:
+        return {"ok": False, "message": "mixed-effects model not fitted: statsmodels reports converged=False"
+                + (f" ({'; '.join(notes)})" if notes else "")}
+    ci = fit.conf_int()
+    caution = (f"{n} models: fewer than {RULE_OF_THUMB_MODELS}, a rule of thumb for a stable "
+               "random-intercept variance" if n < RULE_OF_THUMB_MODELS else "")
     return {"ok": True, "formula": FORMULA, "n_models": n, "params": fit.params.to_dict(),
-            "bse": fit.bse.to_dict(), "pvalues": fit.pvalues.to_dict(), "message": ""}
+            "bse": fit.bse.to_dict(), "pvalues": fit.pvalues.to_dict(),
+            "ci": {t: (float(ci.loc[t, 0]), float(ci.loc[t, 1])) for t in ci.index},
+            "warnings": notes, "caution": caution, "message": ""}
 
 
 def mixed_effects_note(summary: pd.DataFrame, cfg: dict) -> str | None:
-    """The report's line when the mixed-effects model was not fitted; None when it was."""
-    if summary["model"].eq(MIXED_MODEL).any():
-        return None
+    """The report's line when the mixed-effects model was not fitted (its exact reasons), or was
+    fitted on fewer models than the rule of thumb; None otherwise."""
     data = mixed_effects_data(summary, cfg)
-    msg = mixed_effects(data)["message"]
-    if not msg:
-        return None
+    res = mixed_effects(data)
+    if res["ok"]:
+        return f"mixed-effects model fitted on {res['caution']}" if res["caution"] else None
+    msg = res["message"]
     evaluated = int(_real_models(summary)["model"].nunique())
     if len(data) and evaluated != data["model"].nunique():  # say why models were left out
         msg += (f"; {evaluated} model(s) evaluated, {data['model'].nunique()} with both GlobalOpinionQA "
                 f"alignment (>= {MIN_QUESTIONS} questions with a target distribution) and self-consistency")
     if len(data):
         msg += f"; the per-language consistency-alignment correlations ({CORRELATION} rows) stand in"
-        few = sorted(lang for lang, grp in data.groupby("language") if grp["model"].nunique() < MIN_QUESTIONS)
+        few = sorted(lang for lang, grp in data.groupby("language")
+                     if grp["model"].nunique() < MIN_QUESTIONS)
         if few:  # a rank correlation over fewer models is +-1 by construction: left empty
             msg += (f", each over >= {MIN_QUESTIONS} models with distinct values (empty for "
                     f"{', '.join(few)}: fewer models)")
@@ -295,8 +333,9 @@ def mixed_rows(summary: pd.DataFrame, cfg: dict) -> list[dict]:
                 rows.append(_row(MIXED_MODEL, "global_opinions", "all", "var:model_intercept", est,
                                  len(data)))
             else:
+                lo, hi = res["ci"].get(term, (est - 1.96 * se, est + 1.96 * se))
                 rows.append(_row(MIXED_MODEL, "global_opinions", "all", f"coef:{term}", est, len(data),
-                                 est - 1.96 * se, est + 1.96 * se))
+                                 lo, hi))
     return rows
 
 

@@ -145,16 +145,20 @@ def baseline_distributions(items: pd.DataFrame, cfg: dict) -> dict[str, dict[str
 
 def global_opinions_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame | None, cfg: dict,
                             inputs=None) -> list[dict]:
-    """Sim/CAD/nCAD plus Rystrom et al.'s ``alignment`` with the target country and
-    ``alignment_reference`` with the reference country (Spearman, no CI) where defined: the mixed
-    model pairs English prompts with the reference country, as the paper pairs English with the US."""
+    """Sim/CAD/nCAD plus Rystrom et al.'s directional ``alignment`` with the target country and
+    ``alignment_reference`` with the reference country (Spearman of pro-scores, no CI) where
+    defined, and beside each ``<metric>_unscored``: the questions with that country's distribution
+    the pro-score rule could not score (``metrics/proscore.yaml``). The mixed model pairs English
+    default prompts with the reference country, as the paper pairs English with the US."""
     from culteval.metrics.comparisons import alignment
 
     rows = opinion_metrics(items, dists, cfg)
     for metric, role in (("alignment", "target"), ("alignment_reference", "reference")):
-        rho, n = alignment(items, dists, cfg[role]["country"])
+        rho, n, unscored = alignment(items, dists, cfg[role]["country"])
         if not np.isnan(rho):
             rows.append(plain_row(metric, rho, n))
+        if n + unscored:
+            rows.append(plain_row(f"{metric}_unscored", unscored, n + unscored))
     return rows
 
 

@@ -30,7 +30,7 @@ def task_metrics(task: str, items: pd.DataFrame, raw: pd.DataFrame, cfg: dict,
     declared = tasks.get(task)
     compute = declared.metric_function()
     rows = compute(items, model_distributions(raw, items), raw, cfg, inputs or MetricInputs())
-    return (rows + robustness_metrics(raw, cfg, ordered_scale=declared.ordered_scale)
+    return (rows + robustness_metrics(raw, cfg, ordered_scale=declared.ordered_scale, items=items)
             + agreement_metrics(raw, cfg))
 
 

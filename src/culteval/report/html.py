@@ -149,7 +149,7 @@ def render_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs
     ``figures``: the figure files of a one-culture run, or one :class:`CultureSection` per
     culture; with several, each gets its own titled section (element ids ``<key>-...``) and the
     rows about every culture at once (the mixed model, culture ``all``) a section of their own.
-    ``languages``: ``metrics.comparisons.language_table`` (alignment and chance-corrected
+    ``languages``: ``metrics.comparisons.language_table`` (alignment and split-half
     self-consistency per model x language), shown when it has rows.
     """
     if figures and all(isinstance(f, CultureSection) for f in figures):
