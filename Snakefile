@@ -9,6 +9,7 @@ import re
 # that joins CULTEVAL_PARAMS, so the jobs read the same values the workflow plans with.
 
 from culteval.costmodel import job_priority
+from culteval.resources import gpus, infer_runtime_min, model_mem_mb
 from culteval.config import culture_keys, enabled_tasks, export_params, load_params, override_params
 
 PARAMS = override_params(export_params(), config)  # exported as CULTEVAL_PARAMS for every job

@@ -118,6 +118,8 @@ JobAcctGatherParams=OverMemoryKill
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 MinJobAge=300
+# the executor plugin labels each job with its rule and wildcards in --comment: keep it for sacct
+AccountingStoreFlags=job_comment
 ReturnToService=2
 SlurmdTimeout=60
 InactiveLimit=0
