@@ -47,3 +47,14 @@ rule all:
     input:
         "results/metrics/summary.csv",
         "results/report.html",
+
+
+# A job the scheduler killed: say why (its SLURM log's reason) beside the log's path.
+onerror:
+    import sys
+    from pathlib import Path
+
+    from culteval.cluster import explain_failures
+
+    for line in explain_failures(Path(log).read_text(errors="replace")):
+        print(line, file=sys.stderr)

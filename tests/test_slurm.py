@@ -137,14 +137,16 @@ def test_a_job_killed_for_memory_is_retried_then_fails_naming_its_log(slurm_run)
     proc = run_on_slurm(slurm_run, target, "--forcerun", "infer", "--set-resources", "infer:mem_mb=300",
                         check=False)
     assert proc.returncode != 0, proc.stderr[-3000:]
+    print("\n" + "\n".join(line for line in proc.stderr.splitlines()
+                            if "SLURM-job" in line or "culteval: SLURM job" in line))
     key = "rule_infer_wildcards_hi_gemma-3-270m_culturalbench_default"
     logs = sorted((slurm_run / ".snakemake" / "slurm_logs" / "rule_infer"
                    / "hi_gemma-3-270m_culturalbench_default").glob("*.log"), key=lambda p: int(p.stem))
     killed = [p for p in logs if "exceeded memory limit" in p.read_text(errors="replace")]
     assert len(killed) == 2, f"expected the job and its retry killed for memory, got logs {logs}"
-    for log in killed:  # the failure names each killed attempt's SLURM log and its state
-        assert str(log) in proc.stderr or log.name in proc.stderr, proc.stderr[-3000:]
-    assert "FAILED" in proc.stderr or "OUT_OF_MEMORY" in proc.stderr, proc.stderr[-3000:]
+    for log in killed:  # the failure names each killed attempt, the scheduler's reason and its log
+        assert f"culteval: SLURM job {log.stem}: exceeded memory limit" in proc.stderr, proc.stderr[-3000:]
+        assert f"(SLURM log: {log})" in proc.stderr, proc.stderr[-3000:]
     jobs = sacct_jobs(slurm_run)
     assert jobs[key]["State"] in {"FAILED", "OUT_OF_MEMORY"}
     assert not (slurm_run / target).exists(), "a killed job's output was kept"
