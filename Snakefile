@@ -56,5 +56,7 @@ onerror:
 
     from culteval.cluster import explain_failures
 
-    for line in explain_failures(Path(log).read_text(errors="replace")):
-        print(line, file=sys.stderr)
+    # `log`: the run's log file (a list of them in Snakemake 9)
+    for path in [log] if isinstance(log, str) else log:
+        for line in explain_failures(Path(path).read_text(errors="replace")):
+            print(line, file=sys.stderr)
