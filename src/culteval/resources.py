@@ -9,6 +9,7 @@ job asks for depends on these numbers, never a result.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -39,8 +40,16 @@ def model_mem_mb(model_json: str | Path, cfg: dict, attempt: int = 1) -> int:
     """:func:`mem_mb` of the model an acquired ``data/models/<name>.json`` record points at."""
     from culteval.acquire import load_model_record
 
-    record = load_model_record(model_json, cfg)
-    return mem_mb(gguf.facts(record["path"]), cfg["inference"]["n_ctx"], attempt)
+    path = Path(load_model_record(model_json, cfg)["path"])
+    stat = path.stat()
+    return mem_mb(_facts(str(path), stat.st_size, stat.st_mtime_ns), cfg["inference"]["n_ctx"], attempt)
+
+
+@functools.cache
+def _facts(path: str, size: int, mtime_ns: int) -> dict:
+    """:func:`culteval.gguf.facts`, read once per file version: reading the keys loads llama.cpp's
+    vocabulary (a quarter of a second), and the workflow asks once per job."""
+    return gguf.facts(path)
 
 
 def runtime_min(seconds: float | None) -> int:
