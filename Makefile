@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup reproduce reproduce-full publish test test-fast lint dag dvcgraph verify clean-results bench chromium
+.PHONY: setup reproduce reproduce-full publish test test-fast lint dag dvcgraph verify clean-results bench chromium slurm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,9 +53,16 @@ chromium:
 	  || echo "chromium could not be installed (no package mirror reachable?): the browser test is skipped"; \
 	else echo "chromium not found and cannot be installed here (needs root and apt-get): the browser test is skipped"; fi
 
-# Everything CI runs: lint, the unit tests, the end-to-end runs on the real default model, the
-# report in a real browser, then the default run checked against the published numbers.
-test: setup lint chromium
+# The SLURM test (tests/test_slurm.py) submits the tiny run to a one-node cluster on localhost,
+# started here (Debian's slurm-wlm, munge, slurmdbd and MariaDB, installed when missing and we are
+# root with apt-get); where it cannot start, that test is skipped. `scripts/local-slurm.sh stop` stops it.
+slurm:
+	@bash scripts/local-slurm.sh > /dev/null \
+	  || echo "no local SLURM cluster (reason above): the SLURM test is skipped"
+
+# Everything CI runs: lint, the unit tests, the end-to-end runs on the real default model (also as
+# SLURM jobs), the report in a real browser, then the default run checked against the published numbers.
+test: setup lint chromium slurm
 	$(BIN)/python -m pytest -q
 	$(MAKE) reproduce
 

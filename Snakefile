@@ -9,6 +9,7 @@ import re
 # that joins CULTEVAL_PARAMS, so the jobs read the same values the workflow plans with.
 
 from culteval.costmodel import job_priority
+from culteval.resources import gpus, infer_runtime_min, model_mem_mb
 from culteval.config import culture_keys, enabled_tasks, export_params, load_params, override_params
 
 PARAMS = override_params(export_params(), config)  # exported as CULTEVAL_PARAMS for every job
@@ -46,3 +47,16 @@ rule all:
     input:
         "results/metrics/summary.csv",
         "results/report.html",
+
+
+# A job the scheduler killed: say why (its SLURM log's reason) beside the log's path.
+onerror:
+    import sys
+    from pathlib import Path
+
+    from culteval.cluster import explain_failures
+
+    # `log`: the run's log file (a list of them in Snakemake 9)
+    for path in [log] if isinstance(log, str) else log:
+        for line in explain_failures(Path(path).read_text(errors="replace")):
+            print(line, file=sys.stderr)

@@ -222,24 +222,34 @@ def _tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
             fit_rates(pd.read_csv(calibration, comment="#"), seconds=CALIBRATION_SECONDS))
 
 
-def job_priority(cfg: dict, culture: str, model: str, task: str, strategy: str,
-                 folder: Path = ITEMSETS) -> int:
-    """Snakemake priority of an infer job: its predicted seconds, so the longest jobs start first.
+def predicted_seconds(cfg: dict, culture: str, model: str, task: str, strategy: str,
+                      folder: Path = ITEMSETS, *, unmeasured: str = "mean") -> float | None:
+    """Predicted seconds of an infer job (one thread, the calibration machine's CPU).
 
     From the committed group costs over the job's pinned groups (all groups of the full set
-    without an item set); a model the tables lack gets the mean of the models they have; 0
-    when nothing is known. Only the order of jobs depends on it, never a result.
+    without an item set). A model the tables lack gets the mean of the models they have
+    (``unmeasured="mean"``) or None (``unmeasured="none"``); None when nothing is known.
     """
     tables = _tables(folder)
     if tables is None:
-        return 0
+        return None
     costs, rates = tables
     rows = costs[(costs["task"] == task) & (costs["strategy"] == strategy)]
     spec = culture_cfg(cfg, culture)["tasks"][task].get("itemset")
     if spec:
         rows = rows[rows["group_id"].isin(set(tasks.read_itemset(spec)))]
     if rows.empty:
-        return 0
-    jobs = job_seconds(rows, rates)
-    seconds = jobs.set_index("model")["seconds"]
-    return int(round(seconds.get(model, seconds.mean())))
+        return None
+    seconds = job_seconds(rows, rates).set_index("model")["seconds"]
+    if model in seconds.index:
+        return float(seconds[model])
+    return float(seconds.mean()) if unmeasured == "mean" else None
+
+
+def job_priority(cfg: dict, culture: str, model: str, task: str, strategy: str,
+                 folder: Path = ITEMSETS) -> int:
+    """Snakemake priority of an infer job: its predicted seconds, so the longest jobs start first
+    (:func:`predicted_seconds`; 0 when nothing is known). Only the order of jobs depends on it,
+    never a result."""
+    seconds = predicted_seconds(cfg, culture, model, task, strategy, folder)
+    return 0 if seconds is None else int(round(seconds))

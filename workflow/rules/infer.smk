@@ -15,9 +15,13 @@ rule infer:
     # longest jobs first (predicted seconds, culteval.costmodel), so a run does not end on one
     # long job with the other cores idle
     priority: lambda wc: job_priority(config, wc.culture, wc.model, wc.task, wc.strategy)
+    # what the scheduler sees, from the work (culteval.resources, docs/cluster.md): memory from the
+    # model file and n_ctx as preflight counts them (doubled on a retry after a kill), minutes from
+    # the cost model's prediction, a GPU exactly when the model offloads layers
     resources:
-        mem_mb=8192,
-        gpu=lambda wc: 1 if config["models"][wc.model].get("n_gpu_layers", 0) != 0 else 0,
+        mem_mb=lambda wc, input, attempt: model_mem_mb(input.model, config, attempt),
+        runtime=lambda wc: infer_runtime_min(config, wc.culture, wc.model, wc.task, wc.strategy),
+        gpu=lambda wc: gpus(config["models"][wc.model]),
     params:
         cli=CLI,
         settings=settings("infer"),
