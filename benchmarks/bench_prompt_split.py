@@ -20,7 +20,8 @@ import pandas as pd
 
 from culteval import config, prompts, tasks, translate
 from culteval.acquire import resolve_model_file
-from culteval.engine import Engine, _split_of
+from culteval.engine import Engine
+from culteval.engine.scoring import _split_of
 
 TASKS = ["global_opinions", "cultural_map", "culturalbench", "normad"]
 

@@ -133,7 +133,8 @@ def test_prefix_reuse_and_trials_are_byte_identical_in_any_order(default_model, 
         shuffled, texts = {}, {}
         for row in table.sample(frac=1.0, random_state=11).itertuples(index=False):
             tokens = on.encode(row.text)
-            shuffled[row.prompt_id] = on.distribution_from_tokens(tokens, list(row.labels))[0]
+            shuffled[row.prompt_id] = on.distribution_from_tokens(
+                tokens, list(row.labels), spellings=[list(s) for s in row.label_spellings])[0]
             seeds = [trial_seed(9, row.prompt_id, t) for t in range(3)]
             texts[row.prompt_id] = on.sample_trials(tokens, seeds, temperature=0.7, max_tokens=4)
     want = a[a["trial"] == -1].set_index("prompt_id")

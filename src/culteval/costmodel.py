@@ -91,7 +91,8 @@ def group_costs(cfg: dict, items: dict[str, pd.DataFrame], model_paths: dict[str
     engine encodes them; ``cfg`` is one culture's view of params (:func:`culture_cfg`).
     """
     from culteval import prompts as prompts_mod
-    from culteval.engine import Engine, _prompt_tokens
+    from culteval.engine import Engine
+    from culteval.engine.scoring import _prompt_tokens
 
     translations = _translations(items, cfg)
     rendered = {}
