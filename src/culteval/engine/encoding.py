@@ -8,7 +8,7 @@ spelling a model could emit after that context.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jinja2
 
@@ -105,18 +105,26 @@ class Encoding:
         key = (None, tuple(tuple(f) for f in forms_per_label))  # chat keys start with a str prefix
         if key in self._label_cache:
             return self._label_cache[key]
+        return self._label_ids(key, forms_per_label, lambda spelling: self.llm.tokenize(
+            spelling.encode("utf-8"), add_bos=False, special=False))
+
+    def _label_ids(self, key, spellings: Sequence[Sequence[str]],
+                   tokens_of: Callable[[str], list[int]]) -> list[list[int]]:
+        """Per label, the distinct first tokens of ``tokens_of(s)`` for every spelling ``s`` and
+        ``" " + s`` (whitespace-only first tokens skipped), shared ones dropped
+        (:meth:`_drop_shared`), distinctness checked; cached under ``key``."""
         ids: list[list[int]] = []
-        for forms in forms_per_label:
+        for forms in spellings:
             firsts = set()
             for spelling in (x for form in forms for x in (form, " " + form)):
-                toks = self.llm.tokenize(spelling.encode("utf-8"), add_bos=False, special=False)
+                toks = tokens_of(spelling)
                 if toks and self._token_text(toks[0]).strip():
                     firsts.add(toks[0])
             if not firsts:
-                raise ValueError(f"answer label {forms!r} has no token in model {self.model_path.name}")
+                raise ValueError(f"answer label {list(forms)!r} has no token in model {self.model_path.name}")
             ids.append(sorted(firsts))
         ids = self._drop_shared(ids)
-        self._check_distinct([f[0] for f in forms_per_label], ids)
+        self._check_distinct([f[0] for f in spellings], ids)
         self._label_cache[key] = ids
         return ids
 
@@ -154,25 +162,14 @@ class Encoding:
         llm = self.llm
         context = self._generation_prompt() + answer_prefix
         ctx = llm.tokenize(context.encode("utf-8"), add_bos=False, special=True)
-        ids: list[list[int]] = []
-        for forms in spellings:
-            firsts = set()
-            for form in forms:
-                for spelling in (form, " " + form):
-                    full = llm.tokenize((context + spelling).encode("utf-8"), add_bos=False, special=True)
-                    if full[:len(ctx)] == ctx:
-                        tail = full[len(ctx):]
-                    else:
-                        tail = llm.tokenize(spelling.encode("utf-8"), add_bos=False, special=False)
-                    if tail and self._token_text(tail[0]).strip():
-                        firsts.add(tail[0])
-            if not firsts:
-                raise ValueError(f"answer label {list(forms)!r} has no token in model {self.model_path.name}")
-            ids.append(sorted(firsts))
-        ids = self._drop_shared(ids)
-        self._check_distinct([f[0] for f in spellings], ids)
-        self._label_cache[key] = ids
-        return ids
+
+        def tail(spelling: str) -> list[int]:
+            full = llm.tokenize((context + spelling).encode("utf-8"), add_bos=False, special=True)
+            if full[:len(ctx)] == ctx:
+                return full[len(ctx):]
+            return llm.tokenize(spelling.encode("utf-8"), add_bos=False, special=False)
+
+        return self._label_ids(key, spellings, tail)
 
     def _check_distinct(self, labels: Sequence[str], ids: list[list[int]]) -> None:
         owner: dict[int, str] = {}
