@@ -116,6 +116,11 @@ def test_dvc_tracks_model_entries_without_labels():
     assert "models" in dvcgraph.stage("metrics", CFG)["params"]
 
 
+def test_a_packages_data_file_is_code_for_snakemake_as_for_dvc():
+    """Editing the pro-score rule file reruns metrics under Snakemake, as DVC's folder hash does."""
+    assert str(ROOT / "src/culteval/metrics/proscore.yaml") in dvcgraph.code_files("metrics")
+
+
 def test_code_files_cover_common_modules_and_the_phase(tmp_path):
     files = dvcgraph.code_files("prepare")
     assert str(ROOT / "src/culteval/cli.py") in files and str(ROOT / "src/culteval/tasks/normad.py") in files

@@ -179,10 +179,11 @@ def settings(rule: str, cfg: dict, wildcards: dict) -> str:
 
 
 def _module_files(module: str, root: Path) -> list[Path]:
-    """The source files of a culteval module, or of every module of a package."""
+    """The source files of a culteval module, or of every module of a package with the data files
+    it ships (e.g. metrics/proscore.yaml: DVC hashes the whole folder, Snakemake must see them too)."""
     base = root / "src" / Path(*module.split("."))
     if base.is_dir():
-        return sorted(base.rglob("*.py"))
+        return sorted(p for p in base.rglob("*") if p.suffix in (".py", ".yaml"))
     return [base.with_suffix(".py")] if base.with_suffix(".py").is_file() else []
 
 
@@ -213,7 +214,7 @@ def _closure(modules: list[str], root: Path) -> list[Path]:
         if f in seen:
             continue
         seen.add(f)
-        if f in common:
+        if f in common or f.suffix != ".py":  # a data file imports nothing
             continue
         todo += [p for p in [f.parent / "__init__.py"] if p.is_file()]  # a package's __init__ runs first
         for m in imported_modules(f):
