@@ -43,6 +43,8 @@ publish:
 	cp results/metrics/summary.csv results/report.html results/published/
 	$(BIN)/python benchmarks/run_time.py . --plan workflow/itemsets/plan.csv > results/published/run_time.txt
 	$(BIN)/python benchmarks/precision.py results/published/summary.csv > results/published/precision.txt
+	@# the run's models (by file hash) and settings: culteval verify compares like with like by it
+	$(BIN)/culteval run-record --out results/published/params.json
 
 # The report's browser test drives Debian's Chromium (playwright comes with the test extra).
 # Installed here when missing and we are root on a Debian-like system; otherwise that test is skipped.
@@ -84,7 +86,9 @@ lint: setup
 dvcgraph: setup
 	$(BIN)/python -m culteval.dvcgraph
 
-# A rerun's summary against the published one, within per-column tolerances.
+# A rerun's summary against the published one, within per-column tolerances: rows of the published
+# models under the published settings are compared; added models' rows are listed as new, rows pooled
+# over another set of models as recomputed (results/published/params.json, docs/pipeline.md).
 verify: setup
 	$(BIN)/culteval verify
 
