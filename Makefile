@@ -38,6 +38,9 @@ reproduce-full: setup
 
 # After a default run that moved the numbers: its summary and report become the published ones
 # (commit them with dvc.lock and results/metrics/metrics.json, saying why the numbers moved).
+# run_time.txt then needs its header back (machine, commit, and the wall seconds of `dvc repro` and of
+# `make setup` in a fresh clone, in the form of the current one): the README quotes those numbers and
+# tests/test_published_numbers.py fails when the README and run_time.txt or precision.txt disagree.
 publish:
 	mkdir -p results/published
 	cp results/metrics/summary.csv results/report.html results/published/
