@@ -222,6 +222,12 @@ def test_cli_after_adding_a_model_exits_0_and_says_what_is_new(tmp_path, capsys)
     assert "models added since the published run: second-gemma" in out
     assert "new: 8 rows" in out and "recomputed over a different set of models: 5 rows" in out
     assert "agrees within tolerance" in out
+    # the project's own check (make test) asks for the published run's models and settings
+    assert main([*argv, "--strict"]) == 1
+    assert "--strict asks for the published run's models and settings" in capsys.readouterr().err
+    same = ["--params", published, *argv[2:], "--summary", str(pub_dir / "summary.csv"), "--strict"]
+    assert main(same) == 0
+    assert "rows pooled over the same models): 25 rows in both, 25 identical" in capsys.readouterr().out
     # a real difference in a published model's row still fails
     _summary([*names, "second-gemma"], **{"smollm2-135m-instruct": 0.9}).to_csv(rerun, index=False)
     assert main(argv) == 1

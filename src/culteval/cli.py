@@ -368,12 +368,18 @@ def cmd_verify(args) -> None:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such summary")
     rerun, published = pd.read_csv(args.summary), pd.read_csv(args.published)
-    lines = []
+    lines, strict_failed = [], False
     record = Path(args.record) if args.record else Path(args.published).parent / "params.json"
     if record.is_file():
         current = runrecord.build(_params(args), args.models_dir)
         outcome = check(rerun, published, current, runrecord.read(record), tolerances, args.items)
         diffs, stats, lines = outcome.diffs, outcome.stats, report(outcome)
+        if args.strict and set(outcome.rows) - {COMPARED}:
+            # the project's own check (make test): its params are the published run's, or the
+            # published numbers are stale
+            lines.append("--strict: this run's models or settings are not the published run's: "
+                         "republish (make publish) or restore params.yaml")
+            strict_failed = True
         what = (f"{COMPARED} (the published models under the published settings, baselines, reference rows"
                 + (", rows pooled over the same models)" if outcome.pooled_same else ")"))
     else:
@@ -397,6 +403,9 @@ def cmd_verify(args) -> None:
         if len(shown) < len(diffs):
             print(f"... and {len(diffs) - len(shown)} more (--all lists every one)")
         raise ValueError(f"{len(diffs)} differences beyond tolerance")
+    if strict_failed:
+        raise ValueError("agrees within tolerance on what is shared, but --strict asks for the published "
+                         "run's models and settings")
     print("agrees within tolerance")
 
 
@@ -526,6 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the published run's record of models and settings (default: params.json beside "
                          "--published); without it every row is compared")
     sp.add_argument("--models-dir", default="data/models")
+    sp.add_argument("--strict", action="store_true",
+                    help="fail unless the run has the published run's models and settings (make test)")
     sp.add_argument("--all", action="store_true",
                     help=f"list every difference (default: the first {DIFFS_SHOWN})")
     sp = add("run-record", cmd_run_record, "write the record of the run's models and settings (make publish)")
