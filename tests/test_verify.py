@@ -248,3 +248,13 @@ def test_cli_without_a_record_compares_every_row_with_a_note(tmp_path, capsys):
     assert "note: no record of the published run's params" in out
     assert "hi/smol/normad/default/acc: only in the rerun" in out
     assert "... and 1 more (--all lists every one)" in out  # 21 differences, 20 shown
+
+
+def test_malformed_summaries_are_named_before_rows_are_sorted():
+    rerun = _summary(["gemma", "smol", "second"])
+    current = _record({"gemma": GEMMA, "smol": SMOL, "second": GEMMA})
+    twice = pd.concat([rerun, rerun[rerun["model"] == "second"].head(1)])  # a new model's row, twice
+    with pytest.raises(ValueError, match="rerun summary repeats rows .*'second'"):
+        check(twice, _summary(["gemma", "smol"]), current, PUBLISHED)
+    with pytest.raises(ValueError, match=r"published summary lacks columns \['culture'\]"):
+        check(rerun, _summary(["gemma", "smol"]).drop(columns="culture"), current, PUBLISHED)

@@ -41,13 +41,8 @@ def _close(a, b, tol: float | None) -> bool:
     return a == b if tol is None else math.isclose(float(a), float(b), rel_tol=0.0, abs_tol=tol)
 
 
-def compare(rerun: pd.DataFrame, published: pd.DataFrame,
-            tolerances: dict[str, float | None] = TOLERANCES, items: int = ITEMS,
-            stats: dict | None = None) -> list[str]:
-    """Every difference beyond tolerance, one readable line each (empty: the rerun agrees).
-
-    Rows are matched on ``culture`` too when either summary has it (summaries written before
-    runs had several cultures lack the column: both must then lack it)."""
+def _validate(rerun: pd.DataFrame, published: pd.DataFrame, tolerances: dict) -> list[str]:
+    """The key columns; a summary lacking a column, or repeating a key, is an error naming it."""
     keys = ["culture", *KEYS] if "culture" in rerun.columns or "culture" in published.columns else KEYS
     for name, df in (("rerun", rerun), ("published", published)):
         missing = [c for c in [*keys, *tolerances] if c not in df.columns]
@@ -56,6 +51,17 @@ def compare(rerun: pd.DataFrame, published: pd.DataFrame,
         dup = df.duplicated(keys)
         if dup.any():
             raise ValueError(f"{name} summary repeats rows {df.loc[dup, keys].head(3).to_dict('records')}")
+    return keys
+
+
+def compare(rerun: pd.DataFrame, published: pd.DataFrame,
+            tolerances: dict[str, float | None] = TOLERANCES, items: int = ITEMS,
+            stats: dict | None = None) -> list[str]:
+    """Every difference beyond tolerance, one readable line each (empty: the rerun agrees).
+
+    Rows are matched on ``culture`` too when either summary has it (summaries written before
+    runs had several cultures lack the column: both must then lack it)."""
+    keys = _validate(rerun, published, tolerances)
     merged = rerun.merge(published, on=keys, how="outer", suffixes=("", "_published"), indicator="side")
     lines = []
     for row in merged.sort_values(keys).itertuples(index=False):
@@ -145,10 +151,6 @@ class Outcome:
     by_model: dict[str, dict[str, list]] = field(default_factory=dict)  # category -> model -> [row, n]
 
 
-def _keys(rerun: pd.DataFrame, published: pd.DataFrame) -> list[str]:
-    return ["culture", *KEYS] if "culture" in rerun.columns or "culture" in published.columns else KEYS
-
-
 def _category(scope: str, model: str | None, out: Outcome, published_models: set[str]) -> str:
     if out.run_changes:
         return RUN_SETTINGS
@@ -178,10 +180,7 @@ def check(rerun: pd.DataFrame, published: pd.DataFrame, current: dict, record: d
     out.removed = sorted(set(record["models"]) - set(current["models"]))
     out.pooled_same = not out.run_changes and record["models"] == current["models"]
     published_models = set(record["models"])
-    keys = _keys(rerun, published)
-    for name, df in (("rerun", rerun), ("published", published)):
-        if "model" not in df.columns:
-            raise ValueError(f"{name} summary lacks columns ['model']")
+    keys = _validate(rerun, published, tolerances)
     for model in sorted(set(published["model"].astype(str))):
         scope, owner = row_scope(model)
         if scope == MODEL and owner not in published_models:
