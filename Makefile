@@ -29,7 +29,7 @@ setup: $(VENV)/.installed
 reproduce: setup
 	$(BIN)/dvc repro
 	@echo "summary: results/metrics/summary.csv  report: results/report.html"
-	@if [ -z "$$CULTEVAL_PARAMS" ]; then $(BIN)/culteval verify; \
+	@if [ -z "$$CULTEVAL_PARAMS" ]; then $(BIN)/culteval verify $(VERIFY_FLAGS); \
 	 else echo "CULTEVAL_PARAMS set: not compared with the published numbers (make verify does)"; fi
 
 # Every default item of the offline data mirror (hours on 2 cores; README "Size of a run").
@@ -38,11 +38,16 @@ reproduce-full: setup
 
 # After a default run that moved the numbers: its summary and report become the published ones
 # (commit them with dvc.lock and results/metrics/metrics.json, saying why the numbers moved).
+# run_time.txt then needs its header back (machine, commit, and the wall seconds of `dvc repro` and of
+# `make setup` in a fresh clone, in the form of the current one): the README quotes those numbers and
+# tests/test_published_numbers.py fails when the README and run_time.txt or precision.txt disagree.
 publish:
 	mkdir -p results/published
 	cp results/metrics/summary.csv results/report.html results/published/
 	$(BIN)/python benchmarks/run_time.py . --plan workflow/itemsets/plan.csv > results/published/run_time.txt
 	$(BIN)/python benchmarks/precision.py results/published/summary.csv > results/published/precision.txt
+	@# the run's models (by file hash) and settings: culteval verify compares like with like by it
+	$(BIN)/culteval run-record --out results/published/params.json
 
 # The report's browser test drives Debian's Chromium (playwright comes with the test extra).
 # Installed here when missing and we are root on a Debian-like system; otherwise that test is skipped.
@@ -64,7 +69,8 @@ slurm:
 # SLURM jobs), the report in a real browser, then the default run checked against the published numbers.
 test: setup lint chromium slurm
 	$(BIN)/python -m pytest -q
-	$(MAKE) reproduce
+	@# the project's own run: its models and settings must be the published run's (else republish)
+	$(MAKE) reproduce VERIFY_FLAGS=--strict
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -84,7 +90,9 @@ lint: setup
 dvcgraph: setup
 	$(BIN)/python -m culteval.dvcgraph
 
-# A rerun's summary against the published one, within per-column tolerances.
+# A rerun's summary against the published one, within per-column tolerances: rows of the published
+# models under the published settings are compared; added models' rows are listed as new, rows pooled
+# over another set of models as recomputed (results/published/params.json, docs/pipeline.md).
 verify: setup
 	$(BIN)/culteval verify
 

@@ -19,7 +19,7 @@ LAYERS = [
     {"engine"},
     {"metrics"},
     {"report"},
-    {"lineage", "pipeline", "cli", "dvcgraph", "verify", "costmodel", "resources", "cluster"},
+    {"lineage", "pipeline", "cli", "dvcgraph", "verify", "runrecord", "costmodel", "resources", "cluster"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 

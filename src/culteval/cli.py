@@ -28,6 +28,9 @@ def _items_params(cfg: dict, task: str) -> dict:
     return {"tasks": {task: cfg["tasks"][task]}, "target": cfg["target"], "reference": cfg["reference"]}
 
 
+DIFFS_SHOWN = 20  # culteval verify: differences listed before '... and N more'
+
+
 def _params(args) -> dict:
     """The params; for a command about one culture (``--culture``), that culture's view of them."""
     cfg = cfgmod.load_params(args.params)
@@ -345,10 +348,15 @@ def cmd_lineage(args) -> None:
 
 
 def cmd_verify(args) -> None:
-    """Exit status 1 and one line per difference when the rerun is outside the tolerances."""
+    """Exit status 1 and one line per difference when the rerun is outside the tolerances.
+
+    With the published run's record (``make publish`` writes it) only like is compared with like:
+    rows of added models are listed as new, pooled rows over another set of models as recomputed,
+    rows of removed or re-configured models as such (culteval.verify.check)."""
     import pandas as pd
 
-    from culteval.verify import TOLERANCES, compare
+    from culteval import runrecord
+    from culteval.verify import COMPARED, TOLERANCES, check, compare, report
 
     tolerances = dict(TOLERANCES)
     for spec in args.tol or []:
@@ -359,18 +367,53 @@ def cmd_verify(args) -> None:
     for path in (args.summary, args.published):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such summary")
-    stats: dict = {}
-    diffs = compare(pd.read_csv(args.summary), pd.read_csv(args.published), tolerances, args.items, stats)
+    rerun, published = pd.read_csv(args.summary), pd.read_csv(args.published)
+    lines, strict_failed = [], False
+    record = Path(args.record) if args.record else Path(args.published).parent / "params.json"
+    if record.is_file():
+        current = runrecord.build(_params(args), args.models_dir)
+        outcome = check(rerun, published, current, runrecord.read(record), tolerances, args.items)
+        diffs, stats, lines = outcome.diffs, outcome.stats, report(outcome)
+        if args.strict and set(outcome.rows) - {COMPARED}:
+            # the project's own check (make test): its params are the published run's, or the
+            # published numbers are stale
+            lines.append("--strict: this run's models or settings are not the published run's: "
+                         "republish (make publish) or restore params.yaml")
+            strict_failed = True
+        what = (f"{COMPARED} (the published models under the published settings, baselines, reference rows"
+                + (", rows pooled over the same models)" if outcome.pooled_same else ")"))
+    else:
+        stats = {}
+        diffs = compare(rerun, published, tolerances, args.items, stats)
+        what = "compared (every row)"
+        lines.append(f"note: no record of the published run's params ({record}; `make publish` "
+                     "writes it): every row compared, added models' and pooled rows included")
     rule = ", ".join(f"{c} {'exact' if t is None else f'{t:g} + {args.items}/n_items'}"
                      for c, t in tolerances.items())
     worst = ", ".join(f"{c} {v:.3g}" for c, v in sorted(stats.get("max_abs_diff", {}).items()))
-    print(f"{args.summary} vs {args.published}: {stats.get('rows', 0)} rows in both, "
-          f"{stats.get('identical', 0)} identical; largest differences: {worst or 'none'}; "
-          f"tolerances: {rule}")
+    print(f"{args.summary} vs {args.published}")
+    print(f"{what}: {stats.get('rows', 0)} rows in both, "
+          f"{stats.get('identical', 0)} identical; largest differences: {worst or 'none'}")
+    print(f"  tolerances: {rule}")
+    if lines:
+        print("\n".join(lines))
     if diffs:
-        print("\n".join(diffs))
+        shown = diffs if args.all else diffs[:DIFFS_SHOWN]
+        print("\n".join(shown))
+        if len(shown) < len(diffs):
+            print(f"... and {len(diffs) - len(shown)} more (--all lists every one)")
         raise ValueError(f"{len(diffs)} differences beyond tolerance")
+    if strict_failed:
+        raise ValueError("agrees within tolerance on what is shared, but --strict asks for the published "
+                         "run's models and settings")
     print("agrees within tolerance")
+
+
+def cmd_run_record(args) -> None:
+    """Write the run record of the params in force (``make publish``: results/published/params.json)."""
+    from culteval import runrecord
+
+    runrecord.write(runrecord.build(_params(args), args.models_dir), args.out)
 
 
 def cmd_validate(args) -> None:
@@ -488,6 +531,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--items", type=int, default=2, metavar="K",
                     help="items per row whose answer may flip between builds: "
                          "tolerance + K/n_items (default 2)")
+    sp.add_argument("--record", default=None,
+                    help="the published run's record of models and settings (default: params.json beside "
+                         "--published); without it every row is compared")
+    sp.add_argument("--models-dir", default="data/models")
+    sp.add_argument("--strict", action="store_true",
+                    help="fail unless the run has the published run's models and settings (make test)")
+    sp.add_argument("--all", action="store_true",
+                    help=f"list every difference (default: the first {DIFFS_SHOWN})")
+    sp = add("run-record", cmd_run_record, "write the record of the run's models and settings (make publish)")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--models-dir", default="data/models")
     sp = add("validate", cmd_validate, "check artifacts (integrity, identity) before DVC records them")
     sp.add_argument("paths", nargs="+", help="artifact files or folders (e.g. data/prompts)")
     sp.add_argument("--repair", action="store_true",
