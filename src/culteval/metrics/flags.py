@@ -13,6 +13,9 @@ Flags (sorted, joined by ``;``, empty when none):
   ``"reviewed": true`` (``culteval.translate``). Read from the rendered prompts'
   ``machine_translated`` column (the strings' origins), per (task, strategy); without
   them (a summary built from raw outputs alone) every translated strategy is assumed so.
+* ``no-ci``: a comparison (kind ``comparison``) without a 95% interval: the exact test behind it
+  cannot reach p < 0.05 with its items (sign-flip: fewer than 6) or models (group-label
+  permutation: e.g. 3 + 3), so no interval at that level exists (culteval.stats).
 * ``non-national``: a GlobalOpinionQA number that rests on at least one target
   distribution from a non-national sample (admitted by ``metrics.non_national``).
 
@@ -101,9 +104,13 @@ def flag_column(df: pd.DataFrame, cfg: dict, raw_root: str | Path | None = None,
     non_national = set(zip(go["model"], go["strategy"], strict=True))
     comparisons_nn = bool(len(go))  # group/delta rows pool runs, one of which rests on such a sample
     flags = []
-    cols = zip(df["model"], df["task"], df["strategy"], df["metric"], strict=True)
-    for model, task, strategy, metric in cols:
-        f = _metric_flags(task, metric)
+    no_ci = pd.Series(False, index=df.index)
+    if {"kind", "ci_low", "value"} <= set(df.columns):  # tables without kinds (or CIs) carry no such flag
+        no_ci = (df["kind"].eq("comparison") & ~df["metric"].str.contains(":", regex=False)
+                 & df["ci_low"].isna() & df["value"].notna())
+    cols = zip(df["model"], df["task"], df["strategy"], df["metric"], no_ci, strict=True)
+    for model, task, strategy, metric, without_ci in cols:
+        f = _metric_flags(task, metric) + (["no-ci"] if without_ci else [])
         if _machine(task, strategy, machine):
             f.append("machine_translated")
         if task in subset:
