@@ -92,7 +92,7 @@ def label_floor(k: int, m: int, n_perm: int | None = None) -> float:
 
 
 def invert_test(p_of, estimate: float, low: float, high: float, alpha: float,
-                rel_tol: float = 1e-7) -> tuple[float, float]:
+                rel_tol: float = 1e-9) -> tuple[float, float]:
     """The confidence interval {delta: p_of(delta) >= alpha} of a shift-test ``p_of``, found by
     bisection between ``low``/``high`` (where p < alpha) and ``estimate`` (p = 1) on each side.
 
