@@ -82,7 +82,8 @@ def pooled_flags(df: pd.DataFrame, flags: pd.Series, task: str, culture: str = A
     """The data flags (``POOLED_FLAGS``) of the evaluated models' rows of ``task`` about one
     strategy and culture (of ``culture``; ``all``: of every culture): what a row pooling them
     rests on."""
-    inputs = (df["task"] == task) & (df["strategy"] != ALL) & df["model"].map(is_model)
+    models = df["kind"].eq("model") if "kind" in df.columns else df["model"].map(is_model)
+    inputs = (df["task"] == task) & (df["strategy"] != ALL) & models
     if "culture" in df.columns:
         cultures = df["culture"].astype(str)
         inputs &= (cultures != ALL) if culture == ALL else (cultures == culture)
@@ -108,14 +109,17 @@ def flag_column(df: pd.DataFrame, cfg: dict, raw_root: str | Path | None = None,
     if {"kind", "ci_low", "value"} <= set(df.columns):  # tables without kinds (or CIs) carry no such flag
         no_ci = (df["kind"].eq("comparison") & ~df["metric"].str.contains(":", regex=False)
                  & df["ci_low"].isna() & df["value"].notna())
-    cols = zip(df["model"], df["task"], df["strategy"], df["metric"], no_ci, strict=True)
-    for model, task, strategy, metric, without_ci in cols:
+    # rows pooling several runs (group means and comparisons), by kind where rows carry one
+    pooling = (df["kind"].isin(("group", "comparison")) if "kind" in df.columns
+               else df["model"].str.startswith(("group:", "delta:")))
+    cols = zip(df["model"], df["task"], df["strategy"], df["metric"], no_ci, pooling, strict=True)
+    for model, task, strategy, metric, without_ci, pools in cols:
         f = _metric_flags(task, metric) + (["no-ci"] if without_ci else [])
         if _machine(task, strategy, machine):
             f.append("machine_translated")
         if task in subset:
             f.append("subset")
-        pooled = comparisons_nn and model.startswith(("group:", "delta:"))
+        pooled = comparisons_nn and pools
         rests = (model, strategy) in non_national or pooled
         if task == "global_opinions" and rests and metric.split(":")[0] in TARGET_METRICS:
             f.append("non-national")
