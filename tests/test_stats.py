@@ -129,6 +129,12 @@ def test_ci_and_p_of_the_same_test_agree():
         x, y = _pair(rng, int(rng.integers(6, 16)), float(rng.uniform(0, 0.8)), noise=0.5)
         res = compare(dict(enumerate(x)), dict(enumerate(y)), 300, 0.95, rep)
         assert (res.p_permutation < 0.05) == (res.ci_low > 0 or res.ci_high < 0), (rep, res)
+    # right/wrong items: differences in {-1, 0, 1} put 0 on a point where the p jumps (ties count)
+    for rep in range(150):
+        n = int(rng.integers(6, 13))
+        x, y = rng.integers(0, 2, n) * 1.0, rng.integers(0, 2, n) * 1.0
+        res = compare(dict(enumerate(x)), dict(enumerate(y)), 300, 0.95, rep)
+        assert (res.p_permutation < 0.05) == (res.ci_low > 0 or res.ci_high < 0), (rep, res)
     for rep in range(40):
         offsets = rng.normal(scale=0.3, size=8)
         both = _models(rng, [*(offsets[:4] + rng.uniform(0, 0.8)), *offsets[4:]])
