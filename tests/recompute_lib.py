@@ -204,25 +204,45 @@ def easy_correct_per_item(root: Path, model: str, strategy: str, country: str | 
             for i, o, a in zip(items["item_id"], items["options"], items["answer"], strict=True)}
 
 
+def sign_flip_interval(d: np.ndarray, level: float) -> tuple[float, float]:
+    """The exact sign-flip test inverted by enumeration: its p as a function of the shift delta
+    changes only where two patterns' |sums| cross, at delta = (A_s -+ A) / (B_s -+ n) (A_s, B_s:
+    a pattern's signed sums of d and of 1); the interval runs from the smallest to the largest
+    of those points and the midpoints between them where p >= 1 - level. NaN where no pattern
+    set can reach p < 1 - level (2 / 2**n >= 1 - level)."""
+    n = d.size
+    if n < 2 or 2 / 2 ** n >= 1 - level:
+        return np.nan, np.nan
+    signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)
+    a_s, b_s, a = signs @ d, signs.sum(axis=1), d.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        points = np.concatenate([(a_s - a) / (b_s - n), (a_s + a) / (b_s + n)])
+    points = np.unique(points[np.isfinite(points)])
+    grid = np.sort(np.concatenate([points, (points[1:] + points[:-1]) / 2]))
+
+    def p(delta):
+        e = d - delta
+        return float((np.abs(signs @ e) >= abs(e.sum()) - 1e-12 * max(1.0, np.abs(e).max())).mean())
+
+    accepted = [g for g in grid if p(g) >= 1 - level]
+    return (min(accepted), max(accepted)) if accepted else (np.nan, np.nan)
+
+
 def check_paired(root: Path, cfg: dict, name: str, task: str, strategy: str, metric: str,
                  x: dict[str, float], y: dict[str, float]) -> int:
-    """A paired comparison row: the mean difference on shared items, the bootstrap CI (one item
-    resample for both sides, seeded as params say), the exact sign-flip permutation p (up to 12
-    items) and the sign-test p. Returns the number of items."""
+    """A paired comparison row: the mean difference on shared items, the CI of the exact sign-flip
+    test inverted (by enumerating where its p can change, :func:`sign_flip_interval`), that test's
+    p (up to 12 items) and the sign-test p. Returns the number of items."""
     ids = sorted(set(x) & set(y))
     d = np.array([x[i] - y[i] for i in ids])
     s = summary(root).set_index(["model", "task", "strategy", "metric"])
     row = s.loc[(name, task, strategy, metric)]
-    n_boot, seed = int(cfg["metrics"]["bootstrap"]), int(cfg["seed"])
-    alpha = 100 * (1 - float(cfg["metrics"].get("ci", 0.95))) / 2
-    if d.size >= 2:
-        idx = np.random.default_rng(seed).integers(0, d.size, size=(n_boot, d.size))
-        lo, hi = np.percentile(d[idx].mean(axis=1), [alpha, 100 - alpha])
-    else:  # one item: no interval
-        lo = hi = np.nan
+    lo, hi = sign_flip_interval(d, float(cfg["metrics"].get("ci", 0.95)))
     assert row["n_items"] == len(ids)
-    assert (row["value"], row["ci_low"], row["ci_high"]) == pytest.approx((d.mean(), lo, hi), abs=TOL,
-                                                                          nan_ok=True)
+    assert row["kind"] == "comparison"
+    assert row["value"] == pytest.approx(d.mean(), abs=TOL)
+    # the row's CI is found by bisection to a relative 1e-9: held to that, not to TOL
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((lo, hi), abs=1e-6, nan_ok=True)
     assert d.size <= 12  # the exact permutation distribution below
     signs = 1 - 2 * ((np.arange(2 ** d.size)[:, None] >> np.arange(d.size)) & 1)
     p_perm = float((np.abs(signs @ d) >= abs(d.sum()) - 1e-12).mean())

@@ -215,13 +215,20 @@ def test_placement_from_samples_and_expected_values_named_apart(micro, mirror):
     assert (m["map_x"], m["map_y"]) == pytest.approx((exp_pt["x"], exp_pt["y"]))
     assert (m["map_x_sampled"], m["map_y_sampled"]) == pytest.approx((smp_pt["x"], smp_pt["y"]))
     assert abs(m["map_y_sampled"] - m["map_y"]) > 0.1
-    # the published India-US distance sits next to the model's distances
-    assert m["map_dist_target_reference"] == pytest.approx(np.hypot(-0.438 - 1.206, -0.569 - 0.298), abs=2e-3)
     assert {"map_dist_target", "map_dist_reference", "map_dist_target_sampled",
             "map_dist_reference_sampled"} <= set(m)
-    # without a projection: no placement, but the reference distance is still reported
+    # the published India-US distance is not a model's number: it is one reference row per run
+    assert "map_dist_target_reference" not in m
+    from culteval.metrics import MetricInputs
+    from culteval.metrics.cultural_map import MAP_MODEL, map_reference_rows
+
+    (ref,) = map_reference_rows(items, cfg, MetricInputs(raw_root=mirror))
+    assert (ref["model"], ref["strategy"], ref["metric"]) == (MAP_MODEL, "none", "map_dist_target_reference")
+    assert ref["value"] == pytest.approx(np.hypot(-0.438 - 1.206, -0.569 - 0.298), abs=2e-3)
+    assert np.isnan(ref["ci_low"]) and ref["n_items"] == 2
+    # without a projection: no placement
     bare = {r["metric"] for r in map_metrics(items, dists, cfg, None, coords, raw)}
-    assert "map_x" not in bare and "map_dist_target_reference" in bare
+    assert "map_x" not in bare
 
 
 def test_summary_reports_fit_quality_before_placing(tmp_path, micro, mirror):
@@ -270,6 +277,7 @@ def test_summary_reports_fit_quality_before_placing(tmp_path, micro, mirror):
     # synthetic respondents are nowhere near the real published points: the fit says so
     assert fit.loc["fit_rmse", "value"] > 0.3
     assert "map_x" in set(df.loc[df["model"] == "m1", "metric"])
+    assert set(df.loc[df["model"] == "m1", "kind"]) == {"model"} and set(fit["kind"]) == {"reference"}
     # the report: one row per country-wave, Sweden's named with the items it lacks
     from culteval.report.tables import map_tables
 

@@ -152,6 +152,7 @@ def test_plots_name_the_report_figures_one_by_one(tmp_path):
     from culteval.report.figures import render_all
 
     cfg = load_params(ROOT / "params.yaml")
-    written = render_all(pd.DataFrame(columns=["model", "task", "strategy", "metric", "value", "ci_low",
-                                               "ci_high", "n_items", "flags"]), None, cfg, tmp_path)
+    columns = ["model", "kind", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items",
+               "flags"]
+    written = render_all(pd.DataFrame(columns=columns), None, cfg, tmp_path)
     assert dvcgraph.plots(cfg) == [f"results/figures/hi/{p.name}" for p in written]

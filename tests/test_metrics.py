@@ -74,9 +74,11 @@ IN, US = [0.8, 0.2], [0.2, 0.8]
 def go_items():
     return pd.DataFrame([
         item("global_opinions", "global_opinions/0000", ["a", "b"],
-             dists={"India": IN, "United States": US, "__all_mean__": [0.5, 0.5]}),
+             dists={"India": IN, "United States": US, "__all_mean__": [0.5, 0.5]}, meta={"all_mean_n": 3}),
+        # five countries: India, the US and three others whose shares sum to (1, 1, 1)
         item("global_opinions", "global_opinions/0001", ["a", "b", "c"],
-             dists={"India": [1, 0, 0], "United States": [1, 0, 0], "__all_mean__": [0.6, 0.2, 0.2]}),
+             dists={"India": [1, 0, 0], "United States": [1, 0, 0], "__all_mean__": [0.6, 0.2, 0.2]},
+             meta={"all_mean_n": 5}),
         item("global_opinions", "global_opinions/0002", ["a", "b"], dists={"India": [0.6, 0.4]}),
     ])
 
@@ -152,7 +154,10 @@ def test_baselines(go_items):
     uni = per_question(go_items, b["baseline:uniform"], "India", "United States").set_index("item_id")
     assert uni.loc["global_opinions/0000", "sim_target"] == pytest.approx(1 - hand_jsd([0.5, 0.5], IN))
     assert uni.loc["global_opinions/0000", "cad"] == pytest.approx(0.0)  # uniform is equidistant here
-    np.testing.assert_allclose(b["baseline:all-country mean"]["global_opinions/0001"], [0.6, 0.2, 0.2])
+    # the all-country mean leaves out the two countries compared: (5 * mean - India - US) / 3
+    np.testing.assert_allclose(b["baseline:all-country mean"]["global_opinions/0001"], [1 / 3] * 3)
+    # item 0000: the one other country is (0.5, 0.5) * 3 - IN - US = (0.5, 0.5)
+    np.testing.assert_allclose(b["baseline:all-country mean"]["global_opinions/0000"], [0.5, 0.5])
 
 
 def test_bootstrap_contains_value_and_is_deterministic():
@@ -250,7 +255,7 @@ def test_summary_long_format_and_independent_recompute(go_items, go_raw, tmp_pat
     text = path.read_text()
     assert text.splitlines()[0] == ",".join(COLUMNS)
     # culture first (the hand-made CFG has no language: "target"); empty CI and flags cells
-    assert "target,m1,global_opinions,default,ncad_skipped,1,,,2," in text.splitlines()
+    assert "target,m1,model,global_opinions,default,ncad_skipped,1,,,2," in text.splitlines()
     back = read_summary(path)
     np.testing.assert_allclose(back["value"], df["value"], rtol=1e-9)
     skipped = back[(back["model"] == "m1") & (back["metric"] == "ncad_skipped")].iloc[0]
@@ -259,6 +264,25 @@ def test_summary_long_format_and_independent_recompute(go_items, go_raw, tmp_pat
     assert j["target"]["m1"]["global_opinions"]["default"]["sim_target"] == pytest.approx(np.mean(sims))
     assert j["target"]["baseline:United States"]["global_opinions"]["none"]["sim_reference"] == pytest.approx(
         1.0)
+
+
+def test_summary_rows_say_what_they_are(go_items, go_raw):
+    """Each row's kind is set where it is made; values true by construction are reference rows
+    without an interval (they carried a bootstrap CI of [1, 1] before)."""
+    df = summarize({"global_opinions": go_items}, {("m1", "global_opinions", "default"): go_raw}, CFG)
+    kinds = df.groupby("model")["kind"].agg(lambda k: sorted(set(k))).to_dict()
+    assert kinds == {"m1": ["model"], "baseline:uniform": ["baseline"],
+                     "baseline:all-country mean": ["baseline"],
+                     "baseline:United States": ["baseline", "reference"], "group:global": ["group"],
+                     "delta:m1-vs-baseline:United States": ["comparison"]}
+    us = df[df["model"].eq("baseline:United States")].set_index("metric")
+    ref = us[us["kind"].eq("reference")]
+    assert set(ref.index) == {"sim_reference", "ncad", "alignment_reference"} & set(us.index)
+    assert {"sim_reference", "ncad"} <= set(ref.index)
+    assert ref.loc["sim_reference", "value"] == pytest.approx(1.0)
+    assert ref.loc["ncad", "value"] == pytest.approx(-1.0)
+    assert ref["ci_low"].isna().all() and ref["ci_high"].isna().all()
+    assert us.loc["sim_target", "kind"] == "baseline" and not math.isnan(us.loc["sim_target", "ci_low"])
 
 
 def test_summary_unknown_task_is_named(go_raw):

@@ -44,8 +44,11 @@ def summary_frame(with_map: bool) -> pd.DataFrame:
                 if with_map:
                     rows += [(model, "cultural_map", s, "map_x", 0.3 * k, np.nan, np.nan, 10),
                              (model, "cultural_map", s, "map_y", -0.2, np.nan, np.nan, 10)]
-    return pd.DataFrame(rows, columns=["model", "task", "strategy", "metric", "value", "ci_low", "ci_high",
-                                       "n_items"])
+    df = pd.DataFrame(rows, columns=["model", "task", "strategy", "metric", "value", "ci_low", "ci_high",
+                                     "n_items"])
+    # what each row is, as summarize sets it where it makes the row (metrics/kinds.py)
+    df.insert(1, "kind", np.where(df["model"].eq("baseline:United States"), "baseline", "model"))
+    return df
 
 
 def pixels(data: bytes) -> np.ndarray:
@@ -162,13 +165,14 @@ def test_html_warnings_and_comparisons(tmp_path):
     from culteval.report.html import warnings_frame
 
     s = summary_frame(with_map=False)
-    extra = [("m<1>", "normad", "default", "low_mass_share", 0.25, np.nan, np.nan, 284),
-             ("m<1>", "normad", "native", "low_mass_share", 0.0, np.nan, np.nan, 284),
-             ("m<1>", "normad", "native", "invalid_rate_rot", 0.125, 0.0, 0.3, 71),
-             ("m<1>", "normad", "native", "invalid_rate_none", 0.0, 0.0, 0.0, 71),
-             ("group:global", "normad", "default", "low_mass_share", 0.25, np.nan, np.nan, 1),
-             ("group:global", "global_opinions", "default", "cad", 0.1, np.nan, np.nan, 1),
-             ("delta:m2-vs-m<1>", "global_opinions", "default", "cad", -0.05, np.nan, np.nan, 23)]
+    extra = [("m<1>", "model", "normad", "default", "low_mass_share", 0.25, np.nan, np.nan, 284),
+             ("m<1>", "model", "normad", "native", "low_mass_share", 0.0, np.nan, np.nan, 284),
+             ("m<1>", "model", "normad", "native", "invalid_rate_rot", 0.125, 0.0, 0.3, 71),
+             ("m<1>", "model", "normad", "native", "invalid_rate_none", 0.0, 0.0, 0.0, 71),
+             ("group:global", "group", "normad", "default", "low_mass_share", 0.25, np.nan, np.nan, 1),
+             ("group:global", "group", "global_opinions", "default", "cad", 0.1, np.nan, np.nan, 1),
+             ("delta:m2-vs-m<1>", "comparison", "global_opinions", "default", "cad", -0.05, np.nan, np.nan,
+              23)]
     s = pd.concat([s, pd.DataFrame(extra, columns=s.columns)], ignore_index=True)
     w = warnings_frame(s)
     assert w[["model", "strategy"]].values.tolist() == [["m<1>", "default"], ["m<1>", "native"]]
@@ -204,23 +208,33 @@ def test_paper_tables_place_each_number_with_its_items_and_flags(tmp_path):
     each number in its column, with n and its flag letters, the letters spelled out in the caption."""
     from culteval.report.tables import paper_tables
 
-    cols = ["model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items", "flags"]
-    rows = [("m", "culturalbench", "default", "acc_prob_target", 0.61, 0.5, 0.7, 46, "subset"),
-            ("m", "culturalbench", "default", "acc_prob_reference", 0.72, 0.6, 0.8, 20, "subset"),
-            ("m", "culturalbench", "default", "acc_prob", 0.64, 0.55, 0.73, 66, "subset"),
+    cols = ["model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items", "flags", "kind"]
+    rows = [("m", "culturalbench", "default", "acc_prob_target", 0.61, 0.5, 0.7, 46, "subset", "model"),
+            ("m", "culturalbench", "default", "acc_prob_reference", 0.72, 0.6, 0.8, 20, "subset", "model"),
+            ("m", "culturalbench", "default", "acc_prob", 0.64, 0.55, 0.73, 66, "subset", "model"),
             ("m", "culturalbench", "native", "acc_prob_target", 0.41, 0.3, 0.5, 46,
-             "subset;machine_translated"),
-            ("m", "culturalbench", "default", "acc_question_reference", 0.25, 0.1, 0.4, 20, "subset"),
-            ("m", "culturalbench", "default", "invalid_rate", 0.0, 0.0, 0.0, 66, "subset"),
-            ("m", "global_opinions", "default", "sim_target", 0.8, 0.7, 0.9, 67, ""),
-            ("m", "global_opinions", "default", "ncad", 0.3, 0.1, 0.5, 7, "ncad-assumption"),
-            ("baseline:United States", "global_opinions", "none", "sim_target", 0.9, 0.8, 1.0, 7, ""),
-            ("delta:m-vs-b", "culturalbench", "default", "acc_prob", 0.05, -0.01, 0.11, 66, "subset"),
+             "subset;machine_translated", "model"),
+            ("m", "culturalbench", "default", "acc_question_reference", 0.25, 0.1, 0.4, 20, "subset",
+             "model"),
+            ("m", "culturalbench", "default", "invalid_rate", 0.0, 0.0, 0.0, 66, "subset", "model"),
+            ("m", "global_opinions", "default", "sim_target", 0.8, 0.7, 0.9, 67, "", "model"),
+            ("m", "global_opinions", "default", "ncad", 0.3, 0.1, 0.5, 7, "ncad-assumption", "model"),
+            ("baseline:United States", "global_opinions", "none", "sim_target", 0.9, 0.8, 1.0, 7, "",
+             "baseline"),
+            # true by construction: the respondents compared with themselves, no interval
+            ("baseline:United States", "global_opinions", "none", "sim_reference", 1.0, np.nan, np.nan, 7, "",
+             "reference"),
+            # a comparison of Sim is not a model's Sim: never in the opinions table
+            ("delta:m-vs-baseline:United States", "global_opinions", "default", "sim_target", -0.1, -0.2,
+             -0.01, 7, "", "comparison"),
+            ("delta:m-vs-b", "culturalbench", "default", "acc_prob", 0.05, -0.01, 0.11, 66, "subset",
+             "comparison"),
             ("delta:m-vs-b", "culturalbench", "default", "acc_prob:p_permutation", 0.031, np.nan, np.nan, 66,
-             "subset"),
+             "subset", "comparison"),
             ("delta:m-vs-b", "culturalbench", "default", "acc_prob:p_sign", 0.2, np.nan, np.nan, 66,
-             "subset"),
-            ("group:global", "culturalbench", "default", "acc_prob", 0.64, np.nan, np.nan, 1, "subset")]
+             "subset", "comparison"),
+            ("group:global", "culturalbench", "default", "acc_prob", 0.64, np.nan, np.nan, 1, "subset",
+             "group")]
     s = pd.DataFrame(rows, columns=cols)
     t = paper_tables(s, {"target": "India", "reference": "United States"})
     (cb,) = t["practices"]
@@ -236,9 +250,15 @@ def test_paper_tables_place_each_number_with_its_items_and_flags(tmp_path):
     assert [e["flag"] for e in cb["legend"]] == ["subset", "machine_translated"]
     op = {tuple(r["key"]): r["cells"] for r in t["opinions"]["rows"]}
     assert op[("baseline:United States", "none")][0]["n"] == 7
-    assert op[("m", "default")][1]["marks"] == "A"  # nCAD rests on the documented assumption
-    (comp,) = t["comparisons"]["rows"]  # differences only: the plain group mean is not a comparison
-    assert comp["key"] == ["delta:m-vs-b", "culturalbench", "default", "acc_prob"]
+    assert op[("m", "default")][2]["marks"] == "A"  # nCAD rests on the documented assumption
+    assert sorted(op) == [("baseline:United States", "none"), ("m", "default")]  # no delta row
+    ref = op[("baseline:United States", "none")][1]
+    assert (ref["value"], ref["ci"]) == ("1", "")  # a reference value: no interval
+    # differences only: the plain group mean is not a comparison
+    comp = {tuple(r["key"]): r for r in t["comparisons"]["rows"]}
+    assert sorted(comp) == [("delta:m-vs-b", "culturalbench", "default", "acc_prob"),
+                            ("delta:m-vs-baseline:United States", "global_opinions", "default", "sim_target")]
+    comp = comp[("delta:m-vs-b", "culturalbench", "default", "acc_prob")]
     assert comp["cell"]["ci"] == "[-0.01, 0.11]" and comp["p"] == ["0.031", "0.2", ""]  # no p (models)
     assert comp["scope"] == "these models (items resampled)"
     figs = render_all(s, None, CFG, tmp_path / "figures")

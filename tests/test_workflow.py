@@ -52,8 +52,8 @@ def tiny_run(tmp_path_factory, mirror):
 
 def test_summary_has_every_task_and_strategy(tiny_run):
     summary = pd.read_csv(tiny_run / "results" / "metrics" / "summary.csv")
-    columns = ["culture", "model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items",
-               "flags"]
+    columns = ["culture", "model", "kind", "task", "strategy", "metric", "value", "ci_low", "ci_high",
+               "n_items", "flags"]
     assert list(summary.columns) == columns
     assert set(summary["culture"]) == {"hi"}  # the default culture, keyed by its language
     model_rows = summary[summary["model"] == "gemma-3-270m"]

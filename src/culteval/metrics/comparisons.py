@@ -16,6 +16,7 @@ from scipy.stats import spearmanr
 
 from culteval.config import TRANSLATED_STRATEGIES
 from culteval.metrics import proscore
+from culteval.metrics.kinds import COMPARISON, FIT, GROUP, with_kind
 
 # a rule of thumb for a stable random-intercept variance, not an identification condition: fewer
 # models are fitted and the report says so
@@ -347,12 +348,13 @@ def comparison_rows(summary: pd.DataFrame, cfg: dict, *, mixed: bool = True) -> 
     Group means: n_items = models in the group, no CI. Deltas: no CI. Mixed effects: model
     ``mixed_effects``, task global_opinions, strategy ``all``, metric ``coef:<term>``, CI =
     estimate +- 1.96 SE (Wald), plus ``var:model_intercept`` (random-intercept variance, no CI);
-    n_items = model x strategy rows fitted. ``mixed=False`` leaves the mixed model out (fitted
+    n_items = model x strategy rows fitted. Each row carries its ``kind`` (metrics/kinds.py: group,
+    comparison, fit). ``mixed=False`` leaves the mixed model out (fitted
     over several cultures at once by ``summary.summarize_cultures``).
     """
-    rows = []
-    for r in group_means(summary, cfg).itertuples(index=False):
-        rows.append(_row(f"group:{r.group}", r.task, r.strategy, r.metric, r.value, r.n_models))
-    for r in finetune_deltas(summary, cfg).itertuples(index=False):
-        rows.append(_row(f"delta:{r.model}-vs-{r.base}", r.task, r.strategy, r.metric, r.delta, r.n_items))
-    return rows + (mixed_rows(summary, cfg) if mixed else [])
+    groups = [_row(f"group:{r.group}", r.task, r.strategy, r.metric, r.value, r.n_models)
+              for r in group_means(summary, cfg).itertuples(index=False)]
+    deltas = [_row(f"delta:{r.model}-vs-{r.base}", r.task, r.strategy, r.metric, r.delta, r.n_items)
+              for r in finetune_deltas(summary, cfg).itertuples(index=False)]
+    return (with_kind(groups, GROUP) + with_kind(deltas, COMPARISON)
+            + (with_kind(mixed_rows(summary, cfg), FIT) if mixed else []))

@@ -390,9 +390,8 @@ def map_metrics(items: pd.DataFrame, dists: dict, cfg: dict, projection: Project
                 coords: pd.DataFrame | None = None, raw: pd.DataFrame | None = None) -> list[dict]:
     """Rows for one model x strategy.
 
-    ``expected_<VAR>`` per sub-item and derived variable; ``map_dist_target_reference`` (the
-    published target-reference distance, to read the model's distances against) when both
-    points exist; with a projection, ``map_x``/``map_y``/``map_dist_target``/``map_dist_reference``
+    ``expected_<VAR>`` per sub-item and derived variable; with a projection,
+    ``map_x``/``map_y``/``map_dist_target``/``map_dist_reference``
     from expected answers and the same with suffix ``_sampled`` from the sampled answers of
     ``raw`` (plus ``sampled_<VAR>``), each when all ten variables are available, and
     ``map_invalid_rate_sampled`` (share of sampled map answers left out as invalid; n = trials)
@@ -400,9 +399,6 @@ def map_metrics(items: pd.DataFrame, dists: dict, cfg: dict, projection: Project
     """
     expected, answers = expected_answers(items, dists)
     rows = [plain_row(f"expected_{k}", v, 1) for k, v in sorted({**expected, **answers}.items())]
-    d_tr = target_reference_distance(coords, cfg)
-    if d_tr is not None:
-        rows.append(plain_row("map_dist_target_reference", d_tr, 2))
     if projection is None:
         return rows
     if all(v in answers for v in MAP_VARS):
@@ -419,6 +415,8 @@ def map_metrics(items: pd.DataFrame, dists: dict, cfg: dict, projection: Project
 
 
 MAP_FIT_MODEL = "reference:ivs_map_fit"  # how well the fitted projection reproduces published points
+#: the published map itself: the target-reference distance the models' distances are read against
+MAP_MODEL = "reference:ivs_map"
 
 
 def map_fit(cfg: dict, raw_root: str | Path | None
@@ -458,6 +456,12 @@ def cultural_map_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame, cf
 
 
 def map_reference_rows(items: pd.DataFrame, cfg: dict, inputs) -> list[dict]:
-    """Summary rows of the projection's fit quality (model ``reference:ivs_map_fit``)."""
-    return [{"model": MAP_FIT_MODEL, "task": "cultural_map", "strategy": "none", **r}
-            for r in _run_fit(cfg, inputs)[2]]
+    """Summary rows about the published map, not about any model (strategy ``none``): the
+    distance between the target's and the reference's published points (model
+    ``reference:ivs_map``, metric ``map_dist_target_reference``, n = 2 points) when both exist,
+    once per run; and the projection's fit quality (model ``reference:ivs_map_fit``)."""
+    _, coords, fit = _run_fit(cfg, inputs)
+    d_tr = target_reference_distance(coords, cfg)
+    rows = [] if d_tr is None else [{"model": MAP_MODEL, "task": "cultural_map", "strategy": "none",
+                                     **plain_row("map_dist_target_reference", d_tr, 2)}]
+    return rows + [{"model": MAP_FIT_MODEL, "task": "cultural_map", "strategy": "none", **r} for r in fit]

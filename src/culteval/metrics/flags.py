@@ -13,6 +13,9 @@ Flags (sorted, joined by ``;``, empty when none):
   ``"reviewed": true`` (``culteval.translate``). Read from the rendered prompts'
   ``machine_translated`` column (the strings' origins), per (task, strategy); without
   them (a summary built from raw outputs alone) every translated strategy is assumed so.
+* ``no-ci``: a comparison (kind ``comparison``) without a 95% interval: the exact test behind it
+  cannot reach p < 0.05 with its items (sign-flip: fewer than 6) or models (group-label
+  permutation: e.g. 3 + 3), so no interval at that level exists (culteval.stats).
 * ``non-national``: a GlobalOpinionQA number that rests on at least one target
   distribution from a non-national sample (admitted by ``metrics.non_national``).
 
@@ -79,7 +82,8 @@ def pooled_flags(df: pd.DataFrame, flags: pd.Series, task: str, culture: str = A
     """The data flags (``POOLED_FLAGS``) of the evaluated models' rows of ``task`` about one
     strategy and culture (of ``culture``; ``all``: of every culture): what a row pooling them
     rests on."""
-    inputs = (df["task"] == task) & (df["strategy"] != ALL) & df["model"].map(is_model)
+    models = df["kind"].eq("model") if "kind" in df.columns else df["model"].map(is_model)
+    inputs = (df["task"] == task) & (df["strategy"] != ALL) & models
     if "culture" in df.columns:
         cultures = df["culture"].astype(str)
         inputs &= (cultures != ALL) if culture == ALL else (cultures == culture)
@@ -101,14 +105,21 @@ def flag_column(df: pd.DataFrame, cfg: dict, raw_root: str | Path | None = None,
     non_national = set(zip(go["model"], go["strategy"], strict=True))
     comparisons_nn = bool(len(go))  # group/delta rows pool runs, one of which rests on such a sample
     flags = []
-    cols = zip(df["model"], df["task"], df["strategy"], df["metric"], strict=True)
-    for model, task, strategy, metric in cols:
-        f = _metric_flags(task, metric)
+    no_ci = pd.Series(False, index=df.index)
+    if {"kind", "ci_low", "value"} <= set(df.columns):  # tables without kinds (or CIs) carry no such flag
+        no_ci = (df["kind"].eq("comparison") & ~df["metric"].str.contains(":", regex=False)
+                 & df["ci_low"].isna() & df["value"].notna())
+    # rows pooling several runs (group means and comparisons), by kind where rows carry one
+    pooling = (df["kind"].isin(("group", "comparison")) if "kind" in df.columns
+               else df["model"].str.startswith(("group:", "delta:")))
+    cols = zip(df["model"], df["task"], df["strategy"], df["metric"], no_ci, pooling, strict=True)
+    for model, task, strategy, metric, without_ci, pools in cols:
+        f = _metric_flags(task, metric) + (["no-ci"] if without_ci else [])
         if _machine(task, strategy, machine):
             f.append("machine_translated")
         if task in subset:
             f.append("subset")
-        pooled = comparisons_nn and model.startswith(("group:", "delta:"))
+        pooled = comparisons_nn and pools
         rests = (model, strategy) in non_national or pooled
         if task == "global_opinions" and rests and metric.split(":")[0] in TARGET_METRICS:
             f.append("non-national")

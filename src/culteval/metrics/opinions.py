@@ -19,6 +19,9 @@ from culteval.metrics import load_distributions, mean_row, plain_row
 
 NCAD_EPS = 1e-9
 ALL_MEAN = "__all_mean__"
+#: the reference country's respondents compared with themselves: values true by construction
+#: (Sim = 1, nCAD = -1, alignment = 1), rows of kind ``reference`` without an interval
+BY_CONSTRUCTION = ("sim_reference", "ncad", "alignment_reference")
 NON_NATIONAL = "non-national"  # GlobalOpinionQA keys such as "India (Non-national sample)"
 
 
@@ -120,26 +123,43 @@ def opinion_metrics(items: pd.DataFrame, dists: dict[str, np.ndarray], cfg: dict
     return rows
 
 
+def others_mean(d: dict[str, np.ndarray], meta: str, left_out: list[str]) -> np.ndarray | None:
+    """The all-country mean without the countries ``left_out`` (the two compared): the items
+    table's ``__all_mean__`` is the mean of ``meta.all_mean_n`` countries' renormalised shares,
+    among them each named country's own distribution when it has one, so the others' mean is
+    (n * mean - their shares) / (n - their number). None when no other country is left."""
+    n = int(json.loads(meta or "{}").get("all_mean_n", 0))
+    own = [d[c] for c in dict.fromkeys(left_out) if c in d]
+    if ALL_MEAN not in d or n - len(own) < 1:
+        return None
+    rest = np.clip(n * d[ALL_MEAN] - np.sum(own, axis=0) if own else n * d[ALL_MEAN], 0.0, None)
+    total = float(rest.sum())
+    return rest / total if total > 0 else None
+
+
 def baseline_distributions(items: pd.DataFrame, cfg: dict) -> dict[str, dict[str, np.ndarray]]:
     """Survey baselines scored exactly like a model (strategy ``none``).
 
     ``baseline:<reference>``: the reference country's own distribution (a
     reference respondent as a proxy); ``baseline:uniform``; ``baseline:all-country
-    mean`` from ``__all_mean__``. Each covers the items where it is defined.
+    mean``: the mean over every other country's shares, the target and reference
+    countries left out (:func:`others_mean`), so it is a third party's view. Each covers
+    the items where it is defined.
     """
-    ref = cfg["reference"]["country"]
+    ref, target = cfg["reference"]["country"], cfg["target"]["country"]
     out: dict[str, dict[str, np.ndarray]] = {f"baseline:{ref}": {}, "baseline:uniform": {},
                                             "baseline:all-country mean": {}}
-    cols = zip(items["item_id"], items["options"], items["distributions"], strict=True)
-    for item_id, options, text in cols:
+    cols = zip(items["item_id"], items["options"], items["distributions"], items["meta"], strict=True)
+    for item_id, options, text, meta in cols:
         d = load_distributions(text)
         if not d:
             continue
         out["baseline:uniform"][item_id] = np.full(len(options), 1.0 / len(options))
         if ref in d:
             out[f"baseline:{ref}"][item_id] = d[ref]
-        if ALL_MEAN in d:
-            out["baseline:all-country mean"][item_id] = d[ALL_MEAN]
+        others = others_mean(d, meta, [target, ref])
+        if others is not None:
+            out["baseline:all-country mean"][item_id] = others
     return out
 
 

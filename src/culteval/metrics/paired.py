@@ -2,17 +2,20 @@
 vs the reference country's respondents.
 
 Per-item scores of the headline metrics (each task's ``Task.item_scores``, argmax and sampled
-accuracy alike) are compared on the items both sides share (``culteval.stats.compare``): a paired
-bootstrap CI (one item resample for both sides) and, as extra rows, the sign-flip permutation and
-sign-test p-values. A paired delta row replaces the bare ``delta:`` difference of the same
-metric; group comparisons are new rows ``group:<a>-vs-<b>`` (models resampled within groups too
-when each group has >= 2 models: ``stats.compare_groups``, extra row ``<metric>:p_models``);
-``delta:<model>-vs-baseline:<reference>`` rows compare a model with the reference respondents.
+accuracy alike) are compared on the items both sides share (``culteval.stats.compare``): a CI
+inverted from the sign-flip test over items (``stats.sign_flip_ci``; none where the items are too
+few for one) and, as extra rows, that test's p and the sign test's p; rows of kind ``comparison``
+(metrics/kinds.py). A paired delta row replaces the bare ``delta:`` difference of the same
+metric; group comparisons are new rows ``group:<a>-vs-<b>`` (with >= 2 models in each group the
+models are the units: extra row ``<metric>:p_models``, the label permutation whose inversion is
+the CI: ``stats.compare_groups``); ``delta:<model>-vs-baseline:<reference>`` rows compare a model
+with the reference respondents.
 """
 
 from __future__ import annotations
 
 from culteval import stats
+from culteval.metrics.kinds import COMPARISON
 
 KEYS = ("model", "task", "strategy", "metric")
 
@@ -24,7 +27,7 @@ RESPONDENT_METRICS = ("sim_target",)
 
 def _rows(name: str, task: str, strategy: str, metric: str, res: stats.Paired,
           p_models: float | None = None) -> list[dict]:
-    base = {"model": name, "task": task, "strategy": strategy, "n_items": res.n_items}
+    base = {"model": name, "kind": COMPARISON, "task": task, "strategy": strategy, "n_items": res.n_items}
     nan = float("nan")
     rows = [{**base, "metric": metric, "value": res.diff, "ci_low": res.ci_low, "ci_high": res.ci_high},
             {**base, "metric": f"{metric}:p_permutation", "value": res.p_permutation, "ci_low": nan,

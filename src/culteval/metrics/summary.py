@@ -14,10 +14,13 @@ from culteval.metrics import MetricInputs, model_distributions
 from culteval.metrics.agreement import agreement_metrics
 from culteval.metrics.comparisons import comparison_rows, mixed_rows
 from culteval.metrics.flags import flag_column, with_pooled
+from culteval.metrics.kinds import BASELINE, FIT, KINDS, MODEL, REFERENCE, with_kind
+from culteval.metrics.opinions import BY_CONSTRUCTION
 from culteval.metrics.paired import merge, paired_rows, reference_baseline, respondent_rows
 from culteval.metrics.robustness import robustness_metrics
 
-COLUMNS = ["culture", "model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items", "flags"]
+COLUMNS = ["culture", "model", "kind", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items",
+           "flags"]
 SORT = ["culture", "model", "task", "strategy", "metric"]
 #: the culture of rows about every culture at once (the mixed model across languages)
 ALL_CULTURES = "all"
@@ -71,18 +74,29 @@ def summarize_cultures(per_culture: dict[str, tuple[dict, dict]], cfg: dict,
               for key, (items, raw) in sorted(per_culture.items())]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     if several:
-        extra = pd.DataFrame(mixed_rows(df, cfg), columns=COLUMNS[:-1]).assign(culture=ALL_CULTURES, flags="")
+        extra = pd.DataFrame(with_kind(mixed_rows(df, cfg), FIT), columns=COLUMNS[:-1]).assign(
+            culture=ALL_CULTURES, flags="")
         df = pd.concat([df, extra[COLUMNS]], ignore_index=True)
         df["flags"] = with_pooled(df, df["flags"])  # rows about every culture: their inputs' flags
     df["n_items"] = df["n_items"].astype("int64")
     return df.sort_values(SORT, kind="stable").reset_index(drop=True)
 
 
+def _baseline_row(row: dict, cfg: dict) -> dict:
+    """A baseline's row with its kind: the reference respondents' values that hold by construction
+    (``opinions.BY_CONSTRUCTION``: compared with themselves) are ``reference`` rows without an
+    interval, every other one a ``baseline`` row."""
+    if row["model"] == reference_baseline(cfg) and row["metric"] in BY_CONSTRUCTION:
+        return {**row, "kind": REFERENCE, "ci_low": float("nan"), "ci_high": float("nan")}
+    return {**row, "kind": BASELINE}
+
+
 def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd.DataFrame], cfg: dict,
               raw_root: str | Path | None = None, *, mixed: bool = True,
               machine: dict[tuple[str, str], bool] | None = None) -> pd.DataFrame:
-    """One culture's metrics in the long format ``culture, model, task, strategy, metric, value,
-    ci_low, ci_high, n_items, flags`` (``cfg``: a one-culture config or culture view).
+    """One culture's metrics in the long format ``culture, model, kind, task, strategy, metric, value,
+    ci_low, ci_high, n_items, flags`` (``kind``: what the row is, metrics/kinds.py; ``cfg``: a
+    one-culture config or culture view).
 
     ``raw`` maps (model, task, strategy) to raw outputs; ``items`` maps task to its
     items table. Human baselines a task declares (``Task.baselines``; GlobalOpinionQA's
@@ -98,12 +112,12 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
     rows, scores, baseline_scores = [], {}, {}
     for task in sorted(items):  # rows about the run's reference data (e.g. the map's fit quality)
         if tasks.get(task).reference_rows:
-            rows += tasks.get(task).function("reference_rows")(items[task], cfg, inputs)
+            rows += with_kind(tasks.get(task).function("reference_rows")(items[task], cfg, inputs), REFERENCE)
     for (model, task, strategy) in sorted(raw):
         if task not in items:
             raise KeyError(f"raw outputs for {model}/{task}/{strategy}: no items table for task {task!r}")
         for r in task_metrics(task, items[task], raw[(model, task, strategy)], cfg, inputs):
-            rows.append({"model": model, "task": task, "strategy": strategy, **r})
+            rows.append({"model": model, "kind": MODEL, "task": task, "strategy": strategy, **r})
         # per-item scores for the paired (like-for-like) comparisons
         declared = tasks.get(task)
         if declared.item_scores:
@@ -117,7 +131,7 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
         for name, dists in sorted(declared.function("baselines")(items[task], cfg).items()):
             if dists:
                 for r in declared.metric_function()(items[task], dists, None, cfg, inputs):
-                    rows.append({"model": name, "task": task, "strategy": "none", **r})
+                    rows.append(_baseline_row({"model": name, "task": task, "strategy": "none", **r}, cfg))
                 if declared.item_scores and name == reference_baseline(cfg):  # models vs respondents
                     baseline_scores[(name, task)] = declared.function("item_scores")(items[task], dists, cfg)
     cols = COLUMNS[1:]
@@ -135,6 +149,9 @@ def write_summary(df: pd.DataFrame, path: str | Path) -> None:
     df = df if "flags" in df.columns else df.assign(flags="")
     if "culture" not in df.columns:
         raise ValueError(f"{path}: summary rows lack the culture column (summarize adds it)")
+    bad = sorted(set(df["kind"].astype(str)) - set(KINDS)) if "kind" in df.columns else ["(no kind column)"]
+    if bad:
+        raise ValueError(f"{path}: summary rows of unknown kind {bad}; kinds: {KINDS} (metrics/kinds.py)")
     write_csv(df[COLUMNS].sort_values(SORT, kind="stable"), path)
 
 
@@ -155,5 +172,7 @@ def read_summary(path: str | Path) -> pd.DataFrame:
         df[c] = df[c].astype(float)
     df["n_items"] = df["n_items"].astype(np.int64)
     df["flags"] = df["flags"].fillna("").astype(str) if "flags" in df.columns else ""
+    if "kind" in df.columns:  # summaries written before rows had kinds lack it (verify reads those)
+        df["kind"] = df["kind"].astype(str)
     df["culture"] = df["culture"].astype(str)
     return df

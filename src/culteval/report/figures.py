@@ -16,8 +16,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from culteval.io import atomic_path  # noqa: E402
-from culteval.metrics.comparisons import COMPARISON_PREFIXES  # noqa: E402
 from culteval.metrics.cultural_map import country_rows  # noqa: E402
+from culteval.metrics.kinds import BASELINE, MODEL, REFERENCE, require_kind  # noqa: E402
 
 DPI = 100
 FIGSIZE = (8.0, 5.0)
@@ -141,7 +141,8 @@ def render_all(summary: pd.DataFrame, coords: pd.DataFrame | None, cfg: dict, ou
     """All report figures into ``out_dir``, in report order (models and baselines; the comparison
     rows ``group:``/``delta:``/``mixed_effects`` are tabled in the report, not plotted)."""
     out_dir = Path(out_dir)
-    summary = summary[~summary["model"].str.startswith(COMPARISON_PREFIXES)]
+    summary = require_kind(summary, "the figures' summary")
+    summary = summary[summary["kind"].isin((MODEL, BASELINE, REFERENCE))]
     map_png, cad_png, accuracy_png, robustness_png = (out_dir / name for name in FIGURES)
     return [cultural_map_figure(coords, summary, cfg, map_png), cad_figure(summary, cad_png),
             accuracy_heatmap(summary, accuracy_png), robustness_figure(summary, robustness_png)]

@@ -18,8 +18,9 @@ import pandas as pd
 
 from culteval.io import write_text
 from culteval.metrics.claims import claims, evidence_text
-from culteval.metrics.comparisons import COMPARISON_PREFIXES, LANGUAGE_N, LANGUAGE_TABLE
+from culteval.metrics.comparisons import LANGUAGE_N, LANGUAGE_TABLE
 from culteval.metrics.cultural_map import NO_MICRODATA
+from culteval.metrics.kinds import BASELINE, COMPARISON, FIT, GROUP, MODEL, require_kind
 from culteval.report.tables import flag_list, fmt, legend, paper_tables
 
 SUBSET_WARNING = ("Some inputs are subsets or derived files (see Inputs): the numbers below are not "
@@ -36,7 +37,7 @@ SECTIONS = {
         r"^(position_bias|self_consistency|low_mass_share|mean_option_mass)")),
 }
 COMPARISONS = ("Comparisons (group means, fine-tune deltas, Rystrom et al. alignment and mixed model)",
-               lambda d: d["model"].str.startswith(COMPARISON_PREFIXES) | d["metric"].eq("alignment"))
+               lambda d: d["kind"].isin((GROUP, COMPARISON, FIT)) | d["metric"].eq("alignment"))
 TEMPLATE = "report.html.j2"
 WARNING_TEXT = ("Rows where the model put under cfg.metrics.low_mass of its next-token probability on the "
                 "answer labels (low_mass_share > 0), or where sampled answers could not be parsed "
@@ -82,7 +83,7 @@ def warnings_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """
     keys = ["model", "task", "strategy"]
     cols = [*keys, "low_mass_share", "invalid_rate", "invalid_metric"]
-    summary = summary[~summary["model"].str.startswith(COMPARISON_PREFIXES)]  # group means repeat them
+    summary = summary[require_kind(summary)["kind"].isin((MODEL, BASELINE))]  # group means repeat them
     low = summary[summary["metric"].eq("low_mass_share")][[*keys, "value"]].rename(
         columns={"value": "low_mass_share"})
     inv = summary[summary["metric"].str.startswith("invalid_rate")]
@@ -114,14 +115,23 @@ class CultureSection:
     countries: dict[str, str] | None = None
 
 
-def claim_rows(summary: pd.DataFrame, countries: dict[str, str] | None) -> list[dict]:
-    """The papers' claims tested on ``summary`` (metrics/claims.py), as the template shows them."""
+def claim_rows(summary: pd.DataFrame, countries: dict[str, str] | None,
+               groups: dict[str, str] | None = None) -> list[dict]:
+    """The papers' claims tested on ``summary`` (metrics/claims.py), as the template shows them;
+    ``groups``: each model's group (which models are regional)."""
     return [{"key": c.key, "paper": c.paper, "sentence": c.sentence, "verdict": c.verdict, "reason": c.reason,
-             "evidence": [evidence_text(e) for e in c.evidence]} for c in claims(summary, countries)]
+             "evidence": [evidence_text(e) for e in c.evidence]} for c in claims(summary, countries, groups)]
+
+
+def model_groups(provenance: dict) -> dict[str, str]:
+    """Each model's ``group`` from the run's params as its provenance records them."""
+    models = (provenance.get("params") or {}).get("models") or {}
+    return {str(m): str(spec["group"]) for m, spec in models.items()
+            if isinstance(spec, dict) and spec.get("group")}
 
 
 def _culture_context(section: CultureSection, prefix: str, title: str,
-                     across: pd.DataFrame | None = None) -> dict:
+                     across: pd.DataFrame | None = None, groups: dict[str, str] | None = None) -> dict:
     """The template variables of one culture's section (element ids start with ``prefix``);
     ``across``: the rows about every culture at once, which its claims read too."""
     summary = section.summary
@@ -136,7 +146,7 @@ def _culture_context(section: CultureSection, prefix: str, title: str,
                         "rows": table_rows(shown), "legend": legend(_flags_of(shown)), **embed_png(fig)})
     evidence = summary if across is None else pd.concat([summary, across], ignore_index=True)
     return {"prefix": prefix, "title": title, "warnings": warnings_rows(summary), "figures": figures,
-            "claims": claim_rows(evidence, section.countries),
+            "claims": claim_rows(evidence, section.countries, groups),
             "tables": paper_tables(summary, section.countries),
             "comparisons": table_rows(summary[COMPARISONS[1](summary)])}
 
@@ -159,8 +169,8 @@ def render_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs
                                 countries=countries)]
     several = len(parts) > 1
     across = summary[summary["culture"].astype(str).eq("all")] if several and "culture" in summary else None
-    cultures = [_culture_context(p, f"{p.key}-" if several else "", p.title if several else "", across)
-                for p in parts]
+    cultures = [_culture_context(p, f"{p.key}-" if several else "", p.title if several else "", across,
+                                 model_groups(provenance)) for p in parts]
     languages = [] if languages is None else [
         {"model": str(r.model), "culture": str(r.culture), "strategy": str(r.strategy),
          "language": str(r.language), "values": [fmt(getattr(r, m)) for m in LANGUAGE_TABLE],

@@ -22,6 +22,8 @@ import re
 
 import pandas as pd
 
+from culteval.metrics.kinds import COMPARISON, MODEL, TABLED, require_kind
+
 # One letter per flag (culteval.metrics.flags), with the caption's explanation.
 FLAGS = {
     "subset": ("S", "the task's data are a subset of the benchmark (a limit, a sampled item set, or a "
@@ -32,6 +34,8 @@ FLAGS = {
     "non-national": ("N", "rests on a target distribution from a non-national sample"),
     "ncad-assumption": ("A", "nCAD's normalisation is this project's documented choice"),
     "y002-independence": ("Y", "Y002 derived from two choice distributions treated as independent"),
+    "no-ci": ("C", "no 95% interval: the exact test behind this comparison cannot reach p < 0.05 with so "
+                   "few items (sign-flip: under 6) or models (group-label permutation: e.g. 3 + 3)"),
 }
 COUNTRY_SUFFIXES = (("_target", "target"), ("_reference", "reference"))
 OPINION_METRICS = {"sim_target": "Sim (target)", "sim_reference": "Sim (reference)",
@@ -117,14 +121,17 @@ def _table(title: str, df: pd.DataFrame, columns: list[tuple], header: list[list
 
 def opinions_table(summary: pd.DataFrame) -> dict:
     """GlobalOpinionQA: Sim, CAD, nCAD per model x strategy, baselines included."""
-    df = summary[summary["task"].eq("global_opinions") & summary["metric"].isin(OPINION_METRICS)]
+    df = summary[summary["task"].eq("global_opinions") & summary["metric"].isin(OPINION_METRICS)
+                 & summary["kind"].isin(TABLED)]  # a comparison is never a model's similarity
     present = set(df["metric"])
     cols = [{"metric": m} for m in OPINION_METRICS if m in present]
     return _table("Opinions (GlobalOpinionQA)", df, cols,
                   [[_head(OPINION_METRICS[c["metric"]], metric=c["metric"]) for c in cols]],
                   note="Sim: 1 - Jensen-Shannon distance to the country's answer distribution; CAD and "
                        "nCAD: cultural alignment difference (target minus reference); baseline rows are "
-                       "the reference country's respondents answering for the target.")
+                       "the reference country's respondents answering for the target (their Sim to their "
+                       "own country, 1, and nCAD, -1, hold by construction: reference values, no "
+                       "interval) and the mean over every other country (the two compared left out).")
 
 
 def practice_label(measure: str) -> tuple[int, str]:
@@ -158,7 +165,7 @@ def practice_tables(summary: pd.DataFrame, countries: dict[str, str]) -> list[di
     out = []
     for task in PRACTICE_TASKS:
         df = summary[summary["task"].eq(task) & summary["metric"].str.startswith("acc_")
-                     & ~summary["metric"].str.contains(":", regex=False)]
+                     & ~summary["metric"].str.contains(":", regex=False) & summary["kind"].isin(TABLED)]
         if df.empty:
             continue
         cols, header = _practice_columns(sorted(set(df["metric"])))
@@ -172,7 +179,7 @@ def practice_tables(summary: pd.DataFrame, countries: dict[str, str]) -> list[di
 
 def map_tables(summary: pd.DataFrame) -> list[dict]:
     """Placements and distances on the Inglehart-Welzel map; the projection's fit, when fitted."""
-    maps = summary[summary["task"].eq("cultural_map")]
+    maps = summary[summary["task"].eq("cultural_map") & summary["kind"].isin(TABLED)]
     df = maps[maps["metric"].str.startswith("map_")]
     metrics = sorted(set(df["metric"]), key=lambda m: (MAP_METRICS.index(m) if m in MAP_METRICS
                                                        else len(MAP_METRICS), m))
@@ -180,8 +187,9 @@ def map_tables(summary: pd.DataFrame) -> list[dict]:
                   [[_head(m) for m in metrics]],
                   note="x: survival (-) to self-expression (+); y: traditional (-) to secular-rational "
                        "(+); _sampled: placed from sampled answers, otherwise from expected values. "
-                       "map_dist_target_reference is the distance between the two countries' published "
-                       "points, the yardstick for the models' distances.")]
+                       "map_dist_target_reference (row reference:ivs_map, once per run) is the distance "
+                       "between the two countries' published points, the yardstick for the models' "
+                       "distances.")]
     fit = maps[maps["metric"].str.startswith("fit_")]
     if not fit.empty:
         out.append(map_fit_table(fit))
@@ -190,7 +198,7 @@ def map_tables(summary: pd.DataFrame) -> list[dict]:
 
 def agreement_table(summary: pd.DataFrame) -> dict:
     """Logit-generation agreement per model x task x strategy (metrics/agreement.py)."""
-    df = summary[summary["metric"].isin(AGREEMENT_METRICS) & ~summary["model"].str.contains(":", regex=False)]
+    df = summary[summary["metric"].isin(AGREEMENT_METRICS) & summary["kind"].eq(MODEL)]
     cols = [{"metric": m} for m in AGREEMENT_METRICS if m in set(df["metric"])]
     return _table("Logit-generation agreement", df, cols,
                   [[_head(AGREEMENT_METRICS[c["metric"]], metric=c["metric"]) for c in cols]],
@@ -232,8 +240,7 @@ def map_fit_table(fit: pd.DataFrame) -> dict:
 def comparisons_table(summary: pd.DataFrame) -> dict:
     """Group differences and fine-tuned-vs-base deltas: value with CI, and paired p-values."""
     # differences only: delta:<m>-vs-<base> and group:<a>-vs-<b> (plain group means sit in the tables above)
-    comp = summary[summary["model"].str.startswith("delta:")
-                   | (summary["model"].str.startswith("group:") & summary["model"].str.contains("-vs-"))]
+    comp = summary[summary["kind"].eq(COMPARISON)]
     base = comp[~comp["metric"].str.contains(":", regex=False)]
     pv = comp[comp["metric"].str.contains(":", regex=False)]
     pvals = {(r.model, r.task, r.strategy, *r.metric.split(":", 1)): r for r in pv.itertuples(index=False)}
@@ -248,9 +255,12 @@ def comparisons_table(summary: pd.DataFrame) -> dict:
     return {"title": "Comparisons", "rows": rows, "legend": legend(seen),
             "note": "group:<a>-vs-<b>, delta:<model>-vs-<base> and delta:<model>-vs-baseline:<reference> "
                     "(the model minus the reference country's respondents) rows are paired on shared items "
-                    "(one bootstrap resample of items for both sides; n = shared items). A group comparison "
-                    "with >= 2 models in each group also resamples models within groups (CI) and permutes "
-                    "their group labels (p models); otherwise it speaks for these models only. The "
+                    "(n = shared items); the CI inverts the sign-flip test (p permutation), so it excludes "
+                    "0 exactly when that p is below 0.05, and is left empty (flag no-ci) where the items "
+                    "are too few for a 95% interval. A group comparison with >= 2 models in each group "
+                    "takes the models as units: its CI inverts the permutation of their group labels "
+                    "(p models), none where the models are too few for that test to reach p < 0.05 (e.g. "
+                    "3 + 3); otherwise it speaks for these models only. The "
                     "group:<group> rows of the tables above are plain means over the group's models "
                     "(n = models)."}
 
@@ -258,6 +268,7 @@ def comparisons_table(summary: pd.DataFrame) -> dict:
 def paper_tables(summary: pd.DataFrame, countries: dict[str, str] | None = None) -> dict:
     """All the paper-layout tables: ``opinions``, ``practices`` (list), ``map``, ``comparisons``."""
     countries = countries or {}
+    require_kind(summary, "the report's summary")
     if "flags" not in summary.columns:
         summary = summary.assign(flags="")
     return {"opinions": opinions_table(summary), "practices": practice_tables(summary, countries),
