@@ -115,6 +115,7 @@ def test_row_scope_reads_kind_and_falls_back_to_the_model_name():
     assert row_scope("group:global", "group") == ("pooled", None)
     assert row_scope("delta:gemma-vs-baseline:United States", "comparison") == ("model", "gemma")
     assert row_scope("delta:ft-vs-gemma", "comparison") == ("pooled", None)
+    assert row_scope("mixed_effects", "fit") == ("pooled", None)
     assert row_scope("baseline:uniform", "baseline") == ("fixed", None)
     assert row_scope("weird-name", "reference") == ("fixed", None)
     assert row_scope("group:x", float("nan")) == ("pooled", None)  # an empty cell: the name decides

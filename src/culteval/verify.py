@@ -98,7 +98,7 @@ _RESPONDENT = re.compile(r"^delta:(.+)-vs-baseline:.+$")
 #: the mixed-effects fit and the correlation across models that stands in for it
 _POOLED_PREFIXES = ("group:", "delta:", MIXED_MODEL, "correlation:")
 _FIXED_PREFIXES = ("baseline:", "reference:")
-_KINDS = {"model": MODEL, "baseline": FIXED, "reference": FIXED, "group": POOLED}
+_KINDS = {"model": MODEL, "baseline": FIXED, "reference": FIXED, "group": POOLED, "fit": POOLED}
 
 
 def row_scope(model: str, kind: str | None = None) -> tuple[str, str | None]:
@@ -106,7 +106,7 @@ def row_scope(model: str, kind: str | None = None) -> tuple[str, str | None]:
     with the reference respondents included), ``("pooled", None)`` for rows over the set of models,
     ``("fixed", None)`` for rows of no model (baselines, reference values).
 
-    The summary's ``kind`` column decides when it is there (model / baseline / group / comparison /
+    The summary's ``kind`` column decides when it is there (model / baseline / group / fit / comparison /
     reference; a comparison is pooled unless it is one model against the respondents); without it,
     or for a kind not listed, the model name's prefix does."""
     name = str(model)
