@@ -17,7 +17,9 @@ key used), renormalised to sum 1, plus ``__all_mean__``: the mean of every
 country's renormalised distribution (one per canonical country: aliases
 collapse to the key used), the all-country baseline. A malformed distribution
 of a target/reference country raises; one that only feeds ``__all_mean__`` is
-skipped and counted in ``meta.all_mean_skipped``.
+skipped and counted in ``meta.all_mean_skipped``. ``meta.proscore_excluded`` (only when set) names
+why the option list is not one question's scale (``metrics.proscore.scale_problem``): pro-score
+measures leave the question out.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from culteval.metrics import proscore
 from culteval.tasks import (
     SAMPLED_SCHEMA,
     Task,
@@ -129,6 +132,11 @@ def _row_item(row: int, r, cfg: dict, wanted: list[str] | None, content_key: str
         return None  # "all" countries asked for, but no usable distribution at all
     meta = {"row": row, "key": content_key, "country_keys": keys, "all_mean_n": len(pool),
             "all_mean_skipped": skipped, "source": str(r["source"])}
+    # Judged on every country of the row (the item keeps only a few): a list joining several
+    # questions' options shows in countries answering on disjoint options (metrics/proscore.yaml).
+    problem = proscore.scale_problem(str(r["question"]), options, selections)
+    if problem:
+        meta["proscore_excluded"] = problem
     return {
         "item_id": f"{NAME}/{content_key}", "task": NAME, "subset": str(r["source"]).strip().lower(),
         "group_id": f"{NAME}/{content_key}", "country": None, "question": str(r["question"]),
