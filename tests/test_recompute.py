@@ -158,15 +158,17 @@ def test_baselines(run):
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_alignment_is_the_spearman_of_pro_scores(run, model, strategy):
-    """Rystrom et al.'s alignment with the target and the reference country, from the files."""
+    """Rystrom et al.'s alignment across responses (with its bootstrap CI) and culteval's
+    per-question alignment_expected, with the target and the reference country, from the files."""
     counts = check_alignment(run, CFG, model, strategy)
-    assert counts == {"alignment": 9, "alignment_reference": 9}
+    assert counts["alignment_expected"] == counts["alignment_reference_expected"] == 9
+    assert counts["alignment"] >= 9 and counts["alignment_reference"] >= 9  # responses
 
 
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_split_half_consistency(run, model, strategy):
-    """Split-half self-consistency and the share of invalid sampled answers it leaves out."""
+def test_pairwise_consistency(run, model, strategy):
+    """Pairwise self-consistency and the share of invalid sampled answers it leaves out."""
     assert check_consistency(run, CFG, model, strategy) == 12
 
 

@@ -69,7 +69,8 @@ def _metrics(rows) -> dict:
     (["Very", "Somewhat", "Not too", "Not at all", "DK/Refused"], [1, 1, 0, 0, -1]),  # missing: neither
     (["Good", "Bad", "Don't know", "No answer"], [1, 0, -1, -1]),
     # a WVS 10-point item with EVS's missing code: still 10 points, pro = the upper half
-    ([str(i) for i in range(1, 11)] + ["Other missing; Multiple answers Mail (EVS)"], [0] * 5 + [1] * 5 + [-1]),
+    ([str(i) for i in range(1, 11)] + ["Other missing; Multiple answers Mail (EVS)"],
+     [0] * 5 + [1] * 5 + [-1]),
     # a 3-point item with two missing codes: one pro option, not two
     (["Yes", "Depends", "No", "Missing; Not available", "Missing; Not applicable for other reasons"],
      [1, 0, 0, -1, -1]),
@@ -114,12 +115,13 @@ def test_a_merged_option_list_is_excluded_counted_and_left_out_of_alignment():
     """Two countries answering on disjoint halves of one list: ``merged_scales``, as is a list
     carrying a statement borrowed from another question; a "Total N=" option is ``total_row``."""
     opts = ["Agree", "Disagree", "Good", "Bad"]
-    assert proscore.scale_problem("q?", opts, {"A": [0.6, 0.4, 0, 0], "B": [0, 0, 0.3, 0.7]}) == "merged_scales"
+    disjoint = {"A": [0.6, 0.4, 0, 0], "B": [0, 0, 0.3, 0.7]}
+    assert proscore.scale_problem("q?", opts, disjoint) == "merged_scales"
     assert proscore.scale_problem("q?", opts, {"A": [0.6, 0.4, 0, 0], "B": [0.5, 0, 0.5, 0]}) is None
-    borrowed = ["Yes", "No", "Many of the problems facing our country can be solved by working with other countries"]
+    statement = "Many of the problems facing our country can be solved by working with other countries"
+    borrowed = ["Yes", "No", statement]
     assert proscore.scale_problem("Is it good?", borrowed, {"A": [0.5, 0.5, 0]}) == "merged_scales"
-    assert proscore.scale_problem("Many of the problems facing our country can be solved by working with "
-                                  "other countries, or few of them?", borrowed, {"A": [0.5, 0.5, 0]}) is None
+    assert proscore.scale_problem(statement + ", or few of them?", borrowed, {"A": [0.5, 0.5, 0]}) is None
     assert proscore.scale_problem("q?", ["Yes", "No", "Total     N="], {"A": [0.3, 0.2, 0.5]}) == "total_row"
     shares = {f"q{i}": [0.2 + 0.1 * i, 0.8 - 0.1 * i] for i in range(5)}
     items = _items(shares)

@@ -16,7 +16,6 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from culteval.config import TRANSLATED_STRATEGIES
-from culteval.metrics import proscore
 
 # a rule of thumb for a stable random-intercept variance, not an identification condition: fewer
 # models are fitted and the report says so

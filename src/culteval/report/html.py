@@ -35,7 +35,8 @@ SECTIONS = {
     "robustness": ("Robustness", lambda d: d["metric"].str.match(
         r"^(position_bias|self_consistency|low_mass_share|mean_option_mass)")),
 }
-COMPARISONS = ("Comparisons (group means, fine-tune deltas, pro-score alignment and Rystrom et al.'s mixed model)",
+COMPARISONS = ("Comparisons (group means, fine-tune deltas, pro-score alignment and Rystrom et al.'s "
+               "mixed model)",
                lambda d: d["model"].str.startswith(COMPARISON_PREFIXES)
                | d["metric"].isin(["alignment", "alignment_expected"]))
 TEMPLATE = "report.html.j2"
