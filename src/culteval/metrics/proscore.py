@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 
 from culteval.metrics import load_distributions, sampled_rows
 
@@ -253,6 +253,18 @@ def response_pairs(answers: dict[str, np.ndarray], survey: dict[str, float]) -> 
     return x, y
 
 
+def _row_spearman(a: np.ndarray, b: np.ndarray) -> list[float]:
+    """Spearman correlation of each row of ``a`` with the same row of ``b`` (average ranks, as
+    scipy's ``spearmanr``); NaN for a row with a constant side."""
+    ra, rb = rankdata(a, axis=1), rankdata(b, axis=1)
+    ra -= ra.mean(axis=1, keepdims=True)
+    rb -= rb.mean(axis=1, keepdims=True)
+    den = np.sqrt((ra ** 2).sum(axis=1) * (rb ** 2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (ra * rb).sum(axis=1) / den
+    return np.where(den > 0, np.clip(rho, -1.0, 1.0), np.nan).tolist()
+
+
 def spearman_bootstrap_ci(x, y, n_boot: int, ci: float, seed: int) -> tuple[float, float]:
     """Percentile interval of the Spearman correlation over ``n_boot`` resamples of the (x, y)
     pairs with replacement (``default_rng(seed)``); resamples with a constant side are skipped, as
@@ -261,12 +273,11 @@ def spearman_bootstrap_ci(x, y, n_boot: int, ci: float, seed: int) -> tuple[floa
     if len(x) < 2 or n_boot < 1:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), size=(n_boot, len(x)))  # one draw per resample, in order
     stats = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(x), size=len(x))
-        rho = _spearman(x[idx], y[idx], min_n=2)
-        if not np.isnan(rho):
-            stats.append(rho)
+    for rows in np.array_split(idx, max(1, n_boot * len(x) // 2_000_000 + 1)):  # bounded memory
+        stats.extend(_row_spearman(x[rows], y[rows]))
+    stats = [r for r in stats if not np.isnan(r)]
     if not stats:
         return float("nan"), float("nan")
     alpha = (1.0 - ci) / 2.0
