@@ -279,19 +279,37 @@ def _rule() -> dict:
     return yaml.safe_load(RULE_FILE.read_text(encoding="utf-8"))
 
 
-def pro_options(options, meta: str = "{}") -> tuple[list[int], list[int]] | None:
+def _merged(question: str, options: list, meta: str, rule: dict, missing: set) -> bool:
+    """The option list joins several questions' options: a listed borrowed statement in a question
+    that is not about it, or two countries (``meta.answered_options``) answering on disjoint sets of
+    substantive options of at least ``merged_min_support`` each."""
+    import re
+
+    def norm(t):
+        return re.sub(r"\s+", " ", str(t)).strip().casefold()
+
+    for b in map(norm, rule["borrowed_options"]):
+        if b[:40] not in norm(question) and any(norm(o).startswith(b) for o in options):
+            return True
+    subst = {i for i, o in enumerate(options) if str(o).strip().casefold() not in missing}
+    sets = [set(s) & subst for s in json.loads(meta or "{}").get("answered_options", [])]
+    sets = [s for s in sets if len(s) >= rule["merged_min_support"]]
+    return any(not (a & b) for a in sets for b in sets)
+
+
+def pro_options(options, meta: str = "{}", question: str = "") -> tuple[list[int], list[int]] | None:
     """(pro option indices, substantive option indices) by Rystrom et al.'s rule (first of 3 points,
     upper half of 10, lower half otherwise; missing-answer options are neither); None if unscorable:
-    the loader marked the list as not one question's scale, it has a "Total N=" option, or its
-    substantive options are outside the rule's range."""
+    a "Total N=" option, a list joining several questions' options, or substantive options outside
+    the rule's range."""
     import re
 
     rule = _rule()
-    if json.loads(meta or "{}").get("proscore_excluded"):
-        return None
+    missing = {str(o).casefold() for o in rule["missing_options"]}
     if any(re.match(rule["total_row_pattern"], str(o), re.IGNORECASE) for o in options):
         return None
-    missing = {str(o).casefold() for o in rule["missing_options"]}
+    if _merged(question, list(options), meta, rule, missing):
+        return None
     subst = [i for i, o in enumerate(options) if str(o).strip().casefold() not in missing]
     k = len(subst)
     if k < rule["min_points"] or k > rule["max_points"]:
@@ -311,12 +329,12 @@ def alignment_expected_numbers(items: pd.DataFrame, dists: dict, country: str,
     """(Spearman of the model's expected vs the survey's pro-score across questions, questions
     scored, questions with the country's national distribution that the rule could not score)."""
     xs, ys, unscored = [], [], 0
-    for iid, options, text, meta in zip(items["item_id"], items["options"], items["distributions"],
-                                        items["meta"], strict=True):
+    for iid, options, text, meta, q in zip(items["item_id"], items["options"], items["distributions"],
+                                           items["meta"], items["question"], strict=True):
         d = national(text, meta, target)
         if country not in d or iid not in dists:
             continue
-        rule = pro_options(list(options), meta)
+        rule = pro_options(list(options), meta, q)
         p, s = np.asarray(dists[iid], float), np.asarray(d[country], float)
         if rule is None or p[rule[1]].sum() <= 0 or s[rule[1]].sum() <= 0:
             unscored += 1
@@ -330,10 +348,11 @@ def pro_answers(items: pd.DataFrame, trials: pd.DataFrame) -> tuple[dict[str, li
     """Per scorable question (id order): its valid sampled answers in file order as 1 (pro) / 0
     (con), answers on a missing-answer option and unparseable ones left out; plus (invalid, all)
     answers over scorable questions."""
-    opts = dict(zip(items["item_id"], zip(items["options"], items["meta"], strict=True), strict=True))
+    opts = dict(zip(items["item_id"], zip(items["options"], items["meta"], items["question"], strict=True),
+                    strict=True))
     answers, invalid, total = {}, 0, 0
     for iid in sorted(set(trials["item_id"])):
-        r = pro_options(list(opts[iid][0]), opts[iid][1])
+        r = pro_options(list(opts[iid][0]), opts[iid][1], opts[iid][2])
         if r is None:
             continue
         parsed = trials.loc[trials["item_id"] == iid, "parsed"].astype(int).tolist()
@@ -351,9 +370,9 @@ def alignment_numbers(items: pd.DataFrame, trials: pd.DataFrame, country: str, t
     skipped). NaN with responses to fewer than 3 questions."""
     answers = pro_answers(items, trials)[0]
     survey = {}
-    for iid, options, text, meta in zip(items["item_id"], items["options"], items["distributions"],
-                                        items["meta"], strict=True):
-        d, r = national(text, meta, target), pro_options(list(options), meta)
+    for iid, options, text, meta, q in zip(items["item_id"], items["options"], items["distributions"],
+                                           items["meta"], items["question"], strict=True):
+        d, r = national(text, meta, target), pro_options(list(options), meta, q)
         if country in d and r is not None and np.asarray(d[country])[r[1]].sum() > 0:
             s = np.asarray(d[country], float)
             survey[iid] = s[r[0]].sum() / s[r[1]].sum()

@@ -17,6 +17,7 @@ from culteval.metrics import proscore
 from culteval.metrics.comparisons import mixed_effects, mixed_effects_note, unidentified
 from culteval.metrics.opinions import global_opinions_metrics
 from culteval.metrics.robustness import robustness_metrics
+from culteval.tasks.global_opinions import answered_options
 
 SEED = 20250527
 CFG = {"seed": SEED, "metrics": {"bootstrap": 50, "ci": 0.95, "low_mass": 0.1},
@@ -102,7 +103,7 @@ def test_option_lists_that_are_not_one_scale_are_found_in_the_mirror(mirror):
     never given pro/con by position; the rest of the file is scored."""
     reasons = {}
     for q, options, selections in _mirror_rows(mirror):
-        problem = proscore.scale_problem(q, options, selections)
+        problem = proscore.scale_problem(q, options, answered_options(selections, len(options)))
         if problem:
             reasons.setdefault(problem, []).append(q)
     assert len(reasons[proscore.TOTAL_ROW]) == 6
@@ -114,19 +115,28 @@ def test_option_lists_that_are_not_one_scale_are_found_in_the_mirror(mirror):
 def test_a_merged_option_list_is_excluded_counted_and_left_out_of_alignment():
     """Two countries answering on disjoint halves of one list: ``merged_scales``, as is a list
     carrying a statement borrowed from another question; a "Total N=" option is ``total_row``."""
-    opts = ["Agree", "Disagree", "Good", "Bad"]
-    disjoint = {"A": [0.6, 0.4, 0, 0], "B": [0, 0, 0.3, 0.7]}
+    opts = ["Agree", "Disagree", "Good", "Bad", "DK/Refused"]
+    disjoint = answered_options({"A": [0.6, 0.3, 0, 0, 0.1], "B": [0, 0, 0.3, 0.6, 0.1]}, 5)
+    assert disjoint == [[0, 1, 4], [2, 3, 4]]  # both hold DK mass: only substantive options count
     assert proscore.scale_problem("q?", opts, disjoint) == "merged_scales"
-    assert proscore.scale_problem("q?", opts, {"A": [0.6, 0.4, 0, 0], "B": [0.5, 0, 0.5, 0]}) is None
+    assert proscore.scale_problem("q?", opts, [[0, 1, 4], [0, 2, 4]]) is None  # they share Agree
+    assert proscore.scale_problem("q?", opts, [[0, 1], [2]]) is None  # one option: a unanimous country
     statement = "Many of the problems facing our country can be solved by working with other countries"
     borrowed = ["Yes", "No", statement]
-    assert proscore.scale_problem("Is it good?", borrowed, {"A": [0.5, 0.5, 0]}) == "merged_scales"
-    assert proscore.scale_problem(statement + ", or few of them?", borrowed, {"A": [0.5, 0.5, 0]}) is None
-    assert proscore.scale_problem("q?", ["Yes", "No", "Total     N="], {"A": [0.3, 0.2, 0.5]}) == "total_row"
+    assert proscore.scale_problem("Is it good?", borrowed) == "merged_scales"
+    assert proscore.scale_problem(statement + ", or few of them?", borrowed) is None
+    assert proscore.scale_problem("q?", ["Yes", "No", "Total     N="]) == "total_row"
     shares = {f"q{i}": [0.2 + 0.1 * i, 0.8 - 0.1 * i] for i in range(5)}
     items = _items(shares)
-    items.loc[4, "meta"] = json.dumps({"proscore_excluded": "merged_scales"})
+    items["question"] = "q?"
+    items.at[4, "options"] = ["Good", "Bad"]
+    items.loc[4, "meta"] = json.dumps({"answered_options": [[0], [1]]})  # two unanimous countries: fine
+    assert proscore.excluded_counts(items) == {}
+    items.at[4, "options"] = ["Good", "Bad", "Agree", "Disagree"]
+    items.loc[4, "distributions"] = json.dumps({"India": [0.5, 0.5, 0, 0]})
+    items.loc[4, "meta"] = json.dumps({"answered_options": [[0, 1], [2, 3]]})
     dists = {k: np.asarray([0.3 + 0.1 * int(k[1]), 0.7 - 0.1 * int(k[1])]) for k in shares}
+    dists["q4"] = np.asarray([0.4, 0.3, 0.2, 0.1])
     m = _metrics(global_opinions_metrics(items, dists, None, CFG))
     assert m["proscore_excluded_merged_scales"]["value"] == 1
     assert m["proscore_excluded_merged_scales"]["n_items"] == 5

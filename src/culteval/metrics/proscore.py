@@ -24,7 +24,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -76,32 +76,23 @@ def is_missing(text) -> bool:
     return str(text).strip().casefold() in rule()["missing_options"]
 
 
-def scale_problem(question: str, options: Sequence[str], selections: Mapping[str, Sequence]) -> str | None:
+def scale_problem(question: str, options: Sequence[str],
+                  answered: Iterable[Iterable[int]] = ()) -> str | None:
     """Why ``options`` are not one question's scale, else None: ``total_row`` (a "Total N=" option)
     or ``merged_scales``: an option is a statement the rule file lists as borrowed from another
-    question (and ``question`` is not that question), or two countries of ``selections`` (the
-    upstream row's raw shares per country) answer on disjoint sets of substantive options, each set
-    at least ``merged_min_support`` options with mass: the list joins several questions' options."""
+    question (and ``question`` is not that question), or two of ``answered`` (per country, the
+    indices of the options holding mass: the loader's ``meta.answered_options``) share no
+    substantive option while each has at least ``merged_min_support`` of them."""
     r = rule()
     if any(r["total_row"].match(str(o)) for o in options):
         return TOTAL_ROW
     q = _norm(question)
     if any(_norm(o).startswith(b) and b[:40] not in q for o in options for b in r["borrowed_options"]):
         return MERGED_SCALES
-    substantive = np.array([not is_missing(o) for o in options])
-    supports = set()
-    for shares in selections.values():
-        try:
-            v = np.asarray([float(s) for s in shares], float)
-        except (TypeError, ValueError):
-            continue  # malformed shares are the loader's to report
-        if len(v) != len(options):
-            continue
-        support = frozenset(np.flatnonzero((v > 0) & substantive).tolist())
-        if len(support) >= int(r["merged_min_support"]):
-            supports.add(support)
-    ordered = sorted(supports, key=sorted)
-    if any(not (a & b) for i, a in enumerate(ordered) for b in ordered[i + 1:]):
+    substantive = {i for i, o in enumerate(options) if not is_missing(o)}
+    sets = {frozenset(set(map(int, s)) & substantive) for s in answered}
+    sets = sorted((s for s in sets if len(s) >= int(r["merged_min_support"])), key=sorted)
+    if any(not (a & b) for i, a in enumerate(sets) for b in sets[i + 1:]):
         return MERGED_SCALES
     return None
 
@@ -131,20 +122,23 @@ def _roles(options) -> tuple[np.ndarray | None, str | None]:
     return np.where(missing, MISSING, np.where(pro, PRO, CON)), None
 
 
-def item_roles(options, meta: str | dict | None = None) -> tuple[np.ndarray | None, str | None]:
-    """(roles, None) for a scorable item, else (None, reason): the loader's
-    ``meta.proscore_excluded`` (read from every country of the upstream row) first, then the
-    option texts (:func:`option_roles`)."""
+def item_roles(options, meta: str | dict | None = None,
+               question: str | None = None) -> tuple[np.ndarray | None, str | None]:
+    """(roles, None) for a scorable item, else (None, reason): :func:`scale_problem` on its
+    question, options and ``meta.answered_options`` first, then :func:`option_roles`."""
     m = json.loads(meta or "{}") if isinstance(meta, str) else (meta or {})
-    if m.get("proscore_excluded"):
-        return None, str(m["proscore_excluded"])
+    problem = scale_problem(str(question or ""), [str(o) for o in options], m.get("answered_options") or ())
+    if problem:
+        return None, problem
     return _roles(options)
 
 
 def _item_roles_table(items: pd.DataFrame) -> dict[str, tuple[np.ndarray | None, str | None]]:
-    metas = items["meta"] if "meta" in items.columns else [None] * len(items)
-    return {str(i): item_roles(o, m) for i, o, m in zip(items["item_id"], items["options"], metas,
-                                                          strict=True)}
+    n = len(items)
+    metas = items["meta"] if "meta" in items.columns else [None] * n
+    questions = items["question"] if "question" in items.columns else [None] * n
+    return {str(i): item_roles(o, m, q) for i, o, m, q in zip(items["item_id"], items["options"], metas,
+                                                               questions, strict=True)}
 
 
 def excluded_counts(items: pd.DataFrame) -> Counter:
