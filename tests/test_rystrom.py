@@ -303,6 +303,29 @@ def test_random_answers_on_mixed_scales_are_not_consistent():
     assert n == 200 and abs(value) < 0.1
 
 
+def test_the_language_table_shows_only_runs_with_their_measures():
+    """Rystrom et al.'s alignment and consistency need sampled answers: a run with only the
+    per-question alignment_expected has no row in the per-language table; with them, the English
+    default prompt shows alignment_reference."""
+    from culteval.metrics.comparisons import language_table
+
+    def row(strategy, metric, value, n=10):
+        return {"model": "m", "task": "global_opinions", "strategy": strategy, "metric": metric,
+                "value": value, "ci_low": np.nan, "ci_high": np.nan, "n_items": n}
+
+    cfg = {"target": {"country": "India", "language": "hi"}}
+    expected_only = pd.DataFrame([row("default", "alignment_reference_expected", 0.4),
+                                  row("native", "alignment_expected", 0.3)])
+    assert language_table(expected_only, cfg).empty
+    sampled = pd.concat([expected_only, pd.DataFrame([
+        row("default", "alignment_reference", 0.2, 400), row("default", "self_consistency_pairwise", 0.5, 40),
+        row("native", "alignment", 0.1, 380)])], ignore_index=True)
+    table = language_table(sampled, cfg).set_index("strategy")
+    assert table.loc["default", "alignment"] == 0.2 and table.loc["default", "n_alignment"] == 400
+    assert table.loc["native", "alignment"] == 0.1
+    assert math.isnan(table.loc["native", "self_consistency_pairwise"])
+
+
 def _synthetic(n_models: int, seed: int = 11, families: str = "abc"):
     """Models in 3 families answering in 2 languages (3 rows each: strategies or question sets),
     alignment = slope[lang] x consistency + beta[family, lang] x multilingual + model intercept + noise."""

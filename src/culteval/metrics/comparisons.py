@@ -157,8 +157,9 @@ def language_table(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     ``default`` and the culture-language strategies), its language, the alignment it is paired with
     (``alignment_reference`` for English, else ``alignment``: Rystrom et al.'s response-level
     alignment), their pairwise self-consistency and
-    the share of sampled answers it left out as unparseable (NaN where the run has no sampled opinion
-    answers), with what each rests on (``n_alignment``: responses, ``n_consistency``: questions)."""
+    the share of sampled answers it left out as unparseable, with what each rests on
+    (``n_alignment``: responses, ``n_consistency``: questions). All three need sampled opinion
+    answers: a row without any is left out (a run without them has an empty table)."""
     go = _real_models(summary)
     go = go[go["task"].eq("global_opinions") & go["strategy"].isin(MIXED_STRATEGIES)]
     if "culture" not in go.columns:
@@ -175,6 +176,7 @@ def language_table(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     wide["n_consistency"] = n[CONSISTENCY]  # questions with >= 2 valid sampled answers
     wide.insert(3, "language", ["en" if e else _language(cfg, c or None)
                                 for e, c in zip(english, wide["culture"], strict=True)])
+    wide = wide.dropna(subset=list(LANGUAGE_TABLE), how="all")  # no sampled answers: nothing of theirs
     return wide[[*keys, "language", *LANGUAGE_TABLE, *LANGUAGE_N]].sort_values(keys).reset_index(drop=True)
 
 
