@@ -37,7 +37,7 @@ from culteval.metrics import load_distributions, sampled_rows
 RULE_FILE = Path(__file__).with_name("proscore.yaml")
 MIN_QUESTIONS = 3
 PRO, CON, MISSING = 1, 0, -1
-#: why a question's option list is not scored (items' ``meta.proscore_excluded`` or the options)
+#: why a question's option list is not scored (:func:`item_roles`)
 TOTAL_ROW, MERGED_SCALES, OUT_OF_RANGE = "total_row", "merged_scales", "points_out_of_range"
 EXCLUDED_REASONS = (TOTAL_ROW, MERGED_SCALES, OUT_OF_RANGE)
 EXCLUDED_METRIC = "proscore_excluded_{}"
