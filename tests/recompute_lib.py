@@ -286,7 +286,9 @@ def sampled_correct_per_item(root: Path, model: str, task: str, strategy: str, s
     return out
 
 
-# ---- Rystrom et al.: pro-score alignment and split-half self-consistency ----
+# ---- Rystrom et al.: pro-scores, alignment across responses, pairwise self-consistency ----
+# (their scripts/process_wvs.py is_pro_score, scripts/analyse_hypotheses.py calculate_consistency
+# and polars_sample_and_calculate, re-derived here from their definitions)
 
 RULE_FILE = Path(__file__).resolve().parents[1] / "src" / "culteval" / "metrics" / "proscore.yaml"
 
@@ -297,11 +299,37 @@ def _rule() -> dict:
     return yaml.safe_load(RULE_FILE.read_text(encoding="utf-8"))
 
 
-def pro_options(options) -> tuple[list[int], list[int]] | None:
+def _merged(question: str, options: list, meta: str, rule: dict, missing: set) -> bool:
+    """The option list joins several questions' options: a listed borrowed statement in a question
+    that is not about it, or two countries (``meta.answered_options``) answering on disjoint sets of
+    substantive options of at least ``merged_min_support`` each."""
+    import re
+
+    def norm(t):
+        return re.sub(r"\s+", " ", str(t)).strip().casefold()
+
+    for b in map(norm, rule["borrowed_options"]):
+        if b[:40] not in norm(question) and any(norm(o).startswith(b) for o in options):
+            return True
+    subst = {i for i, o in enumerate(options) if str(o).strip().casefold() not in missing}
+    sets = [set(s) & subst for s in json.loads(meta or "{}").get("answered_options", [])]
+    sets = [s for s in sets if len(s) >= rule["merged_min_support"]]
+    return any(not (a & b) for a in sets for b in sets)
+
+
+def pro_options(options, meta: str = "{}", question: str = "") -> tuple[list[int], list[int]] | None:
     """(pro option indices, substantive option indices) by Rystrom et al.'s rule (first of 3 points,
-    upper half of 10, lower half otherwise; missing-answer options are neither); None if unscorable."""
+    upper half of 10, lower half otherwise; missing-answer options are neither); None if unscorable:
+    a "Total N=" option, a list joining several questions' options, or substantive options outside
+    the rule's range."""
+    import re
+
     rule = _rule()
     missing = {str(o).casefold() for o in rule["missing_options"]}
+    if any(re.match(rule["total_row_pattern"], str(o), re.IGNORECASE) for o in options):
+        return None
+    if _merged(question, list(options), meta, rule, missing):
+        return None
     subst = [i for i, o in enumerate(options) if str(o).strip().casefold() not in missing]
     k = len(subst)
     if k < rule["min_points"] or k > rule["max_points"]:
@@ -310,22 +338,23 @@ def pro_options(options) -> tuple[list[int], list[int]] | None:
     return pro, subst
 
 
-def _rho(x, y) -> float:
-    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+def _rho(x, y, min_n: int = 3) -> float:
+    if len(x) < min_n or len(set(x)) < 2 or len(set(y)) < 2:
         return float("nan")
     return float(spearmanr(x, y).statistic)
 
 
-def alignment_numbers(items: pd.DataFrame, dists: dict, country: str, target: str) -> tuple[float, int, int]:
-    """(Spearman of model vs survey pro-score across questions, questions scored, questions with the
-    country's national distribution that the rule could not score)."""
+def alignment_expected_numbers(items: pd.DataFrame, dists: dict, country: str,
+                               target: str) -> tuple[float, int, int]:
+    """(Spearman of the model's expected vs the survey's pro-score across questions, questions
+    scored, questions with the country's national distribution that the rule could not score)."""
     xs, ys, unscored = [], [], 0
-    for iid, options, text, meta in zip(items["item_id"], items["options"], items["distributions"],
-                                        items["meta"], strict=True):
+    for iid, options, text, meta, q in zip(items["item_id"], items["options"], items["distributions"],
+                                           items["meta"], items["question"], strict=True):
         d = national(text, meta, target)
         if country not in d or iid not in dists:
             continue
-        rule = pro_options(list(options))
+        rule = pro_options(list(options), meta, q)
         p, s = np.asarray(dists[iid], float), np.asarray(d[country], float)
         if rule is None or p[rule[1]].sum() <= 0 or s[rule[1]].sum() <= 0:
             unscored += 1
@@ -335,17 +364,75 @@ def alignment_numbers(items: pd.DataFrame, dists: dict, country: str, target: st
     return _rho(xs, ys), len(xs), unscored
 
 
+def pro_answers(items: pd.DataFrame, trials: pd.DataFrame) -> tuple[dict[str, list[float]], int, int]:
+    """Per scorable question (id order): its valid sampled answers in file order as 1 (pro) / 0
+    (con), answers on a missing-answer option and unparseable ones left out; plus (invalid, all)
+    answers over scorable questions."""
+    opts = dict(zip(items["item_id"], zip(items["options"], items["meta"], items["question"], strict=True),
+                    strict=True))
+    answers, invalid, total = {}, 0, 0
+    for iid in sorted(set(trials["item_id"])):
+        r = pro_options(list(opts[iid][0]), opts[iid][1], opts[iid][2])
+        if r is None:
+            continue
+        parsed = trials.loc[trials["item_id"] == iid, "parsed"].astype(int).tolist()
+        total += len(parsed)
+        invalid += sum(a < 0 for a in parsed)
+        answers[iid] = [float(a in r[0]) for a in parsed if a >= 0 and a in r[1]]
+    return answers, invalid, total
+
+
+def alignment_numbers(items: pd.DataFrame, trials: pd.DataFrame, country: str, target: str,
+                      n_boot: int, ci: float, seed: int) -> tuple[float, int, float, float]:
+    """Rystrom et al.'s alignment: one row per valid sampled response, (its pro-score, its
+    question's national survey pro-score for ``country``); (Spearman across the rows, rows, and the
+    percentile interval over ``n_boot`` resamples of the rows, resamples with a constant side
+    skipped). NaN with responses to fewer than 3 questions."""
+    answers = pro_answers(items, trials)[0]
+    survey = {}
+    for iid, options, text, meta, q in zip(items["item_id"], items["options"], items["distributions"],
+                                           items["meta"], items["question"], strict=True):
+        d, r = national(text, meta, target), pro_options(list(options), meta, q)
+        if country in d and r is not None and np.asarray(d[country])[r[1]].sum() > 0:
+            s = np.asarray(d[country], float)
+            survey[iid] = s[r[0]].sum() / s[r[1]].sum()
+    x, y, questions = [], [], 0
+    for iid in sorted(answers):
+        if iid in survey and answers[iid]:
+            questions += 1
+            x += answers[iid]
+            y += [survey[iid]] * len(answers[iid])
+    if questions < 3:
+        return float("nan"), len(x), float("nan"), float("nan")
+    rho = _rho(x, y)
+    xa, ya, rng, boots = np.asarray(x), np.asarray(y), np.random.default_rng(seed), []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(xa), size=len(xa))
+        b = _rho(xa[idx].tolist(), ya[idx].tolist(), min_n=2)
+        if not np.isnan(b):
+            boots.append(b)
+    lo, hi = np.percentile(boots, [50 * (1 - ci), 100 - 50 * (1 - ci)]) if boots else (np.nan, np.nan)
+    return rho, len(x), float(lo), float(hi)
+
+
+def _row(s: pd.DataFrame, key, metric: str) -> pd.DataFrame:
+    return s[key & (s["metric"] == metric)]
+
+
 def check_alignment(root: Path, cfg: dict, model: str, strategy: str) -> dict[str, int]:
-    """``alignment`` (target) and ``alignment_reference`` rows and their ``_unscored`` counts."""
+    """``alignment_expected`` / ``alignment_reference_expected`` and their ``_unscored`` counts from
+    the distributions; ``alignment`` / ``alignment_reference`` (with CI) from the sampled answers,
+    absent without them. Returns the questions behind each expected value and the responses behind
+    each response-level one."""
     items = read_items(root, "global_opinions")
-    dists = dists_from_file(raw_path(root, model, "global_opinions", strategy))
+    dists, trials = run_outputs(root, model, "global_opinions", strategy)
     s = summary(root)
     key = (s["model"] == model) & (s["task"] == "global_opinions") & (s["strategy"] == strategy)
     counts = {}
     target = cfg["target"]["country"]
     for metric, country in (("alignment", target), ("alignment_reference", cfg["reference"]["country"])):
-        rho, n, unscored = alignment_numbers(items, dists, country, target)
-        rows = s[key & (s["metric"] == metric)]
+        rho, n, unscored = alignment_expected_numbers(items, dists, country, target)
+        rows = _row(s, key, f"{metric}_expected")
         if np.isnan(rho):
             assert rows.empty, (model, strategy, metric)
         else:
@@ -354,51 +441,51 @@ def check_alignment(root: Path, cfg: dict, model: str, strategy: str) -> dict[st
         if n + unscored:
             got, total = summary_value(root, model, "global_opinions", strategy, f"{metric}_unscored")
             assert (got, total) == (unscored, n + unscored), (model, strategy, metric)
+        counts[f"{metric}_expected"] = n
+        rows = _row(s, key, metric)
+        if trials.empty:
+            assert rows.empty, (model, strategy, metric)
+            continue
+        rho, n, lo, hi = alignment_numbers(items, trials, country, target, int(cfg["metrics"]["bootstrap"]),
+                                           float(cfg["metrics"]["ci"]), int(cfg["seed"]))
+        if np.isnan(rho):
+            assert rows.empty, (model, strategy, metric)
+            continue
+        assert len(rows) == 1 and int(rows["n_items"].iloc[0]) == n, (model, strategy, metric)
+        got = rows.iloc[0]
+        assert float(got["value"]) == pytest.approx(rho, abs=TOL), (model, strategy, metric)
+        assert (float(got["ci_low"]), float(got["ci_high"])) == (pytest.approx(lo, abs=TOL),
+                                                                 pytest.approx(hi, abs=TOL))
         counts[metric] = n
     return counts
 
 
-def split_half_numbers(items: pd.DataFrame, trials: pd.DataFrame, seed: int) -> tuple[float, int, int, int]:
-    """(split-half self-consistency, questions, invalid answers, answers): per question its valid
-    sampled answers as pro (1) / con (0); per seeded split (``default_rng(seed)``, questions in id
-    order, one permutation each) the two equal halves' pro shares are Spearman-correlated; the mean
-    over defined splits / (1 - scoring_noise)."""
-    rule = _rule()
-    opts = dict(zip(items["item_id"], items["options"], strict=True))
-    answers, invalid, total = {}, 0, 0
-    for iid, grp in trials.groupby("item_id"):
-        r = pro_options(list(opts[iid]))
-        if r is None:
-            continue
-        parsed = grp["parsed"].astype(int).tolist()
-        total += len(parsed)
-        invalid += sum(a < 0 for a in parsed)
-        valid = [a for a in parsed if a >= 0 and a in r[1]]
-        answers[iid] = np.array([float(a in r[0]) for a in valid])
-    usable = [answers[k] for k in sorted(answers) if len(answers[k]) >= 2]
+def pairwise_numbers(items: pd.DataFrame, trials: pd.DataFrame) -> tuple[float, int, int, int]:
+    """(self-consistency, questions, invalid answers, answers) as their calculate_consistency: the
+    responses to each question self-joined, every ordered pair of distinct responses kept, pooled;
+    Spearman of the pairs' two pro-scores / (1 - scoring_noise); questions with >= 2 valid answers."""
+    from itertools import permutations
+
+    answers, invalid, total = pro_answers(items, trials)
+    usable = [v for _, v in sorted(answers.items()) if len(v) >= 2]
+    left, right = [], []
+    for v in usable:
+        for i, j in permutations(range(len(v)), 2):
+            left.append(v[i])
+            right.append(v[j])
     if len(usable) < 3:
         return float("nan"), len(usable), invalid, total
-    rng = np.random.default_rng(seed)
-    corrs = []
-    for _ in range(int(rule["splits"])):
-        halves = []
-        for v in usable:
-            order, h = rng.permutation(len(v)), len(v) // 2
-            halves.append((v[order[:h]].mean(), v[order[h:2 * h]].mean()))
-        rho = _rho([a for a, _ in halves], [b for _, b in halves])
-        if not np.isnan(rho):
-            corrs.append(rho)
-    value = float(np.mean(corrs)) / (1 - float(rule["scoring_noise"])) if corrs else float("nan")
-    return value, len(usable), invalid, total
+    rho = _rho(left, right, min_n=2)
+    return rho / (1 - float(_rule()["scoring_noise"])), len(usable), invalid, total
 
 
 def check_consistency(root: Path, cfg: dict, model: str, strategy: str) -> int:
-    """``self_consistency_split_half`` and ``invalid_rate_proscore``; returns the questions."""
+    """``self_consistency_pairwise`` and ``invalid_rate_proscore``; returns the questions."""
     items = read_items(root, "global_opinions")
     _, trials = run_outputs(root, model, "global_opinions", strategy)
-    value, n, invalid, total = split_half_numbers(items, trials, int(cfg["seed"]))
+    value, n, invalid, total = pairwise_numbers(items, trials)
     got, total_got = summary_value(root, model, "global_opinions", strategy, "invalid_rate_proscore")
     assert total_got == total and got == pytest.approx(invalid / total, abs=TOL)
-    got, n_got = summary_value(root, model, "global_opinions", strategy, "self_consistency_split_half")
+    got, n_got = summary_value(root, model, "global_opinions", strategy, "self_consistency_pairwise")
     assert n_got == n and got == pytest.approx(value, abs=TOL), (model, strategy)
     return n

@@ -255,18 +255,18 @@ def test_the_report_has_a_section_per_culture_and_the_languages_table(tmp_path):
     table = language_table(df, cfg)
     assert set(zip(table["culture"], table["strategy"], table["language"], strict=True)) == {
         ("da", "default", "en"), ("da", "native", "da"), ("nl", "default", "en"), ("nl", "native", "nl")}
-    shown = ["alignment", "self_consistency_split_half", "invalid_rate_proscore"]
+    shown = ["alignment", "self_consistency_pairwise", "invalid_rate_proscore"]
     assert table[shown].notna().all().all()
     wide = df[df["task"].eq("global_opinions")].set_index(["culture", "model", "strategy", "metric"])["value"]
     for r in table.itertuples(index=False):
         paired = "alignment_reference" if r.language == "en" else "alignment"
         assert r.alignment == wide[(r.culture, r.model, r.strategy, paired)]
-        assert r.self_consistency_split_half == wide[(r.culture, r.model, r.strategy,
-                                                      "self_consistency_split_half")]
+        assert r.self_consistency_pairwise == wide[(r.culture, r.model, r.strategy,
+                                                      "self_consistency_pairwise")]
         n = df[df["task"].eq("global_opinions")].set_index(
             ["culture", "model", "strategy", "metric"])["n_items"]
-        assert r.n_alignment == n[(r.culture, r.model, r.strategy, paired)]  # the paired country's questions
-        assert r.n_consistency == n[(r.culture, r.model, r.strategy, "self_consistency_split_half")]
+        assert r.n_alignment == n[(r.culture, r.model, r.strategy, paired)]  # responses (that country)
+        assert r.n_consistency == n[(r.culture, r.model, r.strategy, "self_consistency_pairwise")]
     html = build_report(df, sections, {}, [], tmp_path / "r.html", languages=table).read_text()
     for key, country in (("da", "Denmark"), ("nl", "Netherlands")):
         assert f'<h1 id="{key}-culture">{country} vs United States</h1>' in html

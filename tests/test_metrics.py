@@ -453,14 +453,16 @@ def test_summary_comparison_rows(go_items):
     df = summarize({"global_opinions": items}, raw, cfg).set_index(["model", "metric"])
     sim = {m: df.loc[(m, "sim_target"), "value"] for m in ("m1", "m2", "m3")}
     # modal India option is a; P_m1(a) rises while India's share falls -> -1; m2 follows it -> +1
-    assert df.loc[("m1", "alignment"), "value"] == pytest.approx(-1.0)
-    assert df.loc[("m2", "alignment"), "value"] == pytest.approx(1.0)
-    assert df.loc[("m2", "alignment"), "n_items"] == 5
+    # (the per-question alignment_expected: these runs have no sampled answers, so no alignment)
+    assert df.loc[("m1", "alignment_expected"), "value"] == pytest.approx(-1.0)
+    assert df.loc[("m2", "alignment_expected"), "value"] == pytest.approx(1.0)
+    assert df.loc[("m2", "alignment_expected"), "n_items"] == 5
+    assert ("m2", "alignment") not in df.index
     assert df.loc[("group:regional", "sim_target"), "value"] == pytest.approx((sim["m2"] + sim["m3"]) / 2)
     assert df.loc[("group:regional", "sim_target"), "n_items"] == 2
     assert df.loc[("group:global", "sim_target"), "n_items"] == 1
     assert df.loc[("delta:m2-vs-m1", "sim_target"), "value"] == pytest.approx(sim["m2"] - sim["m1"])
-    assert df.loc[("delta:m2-vs-m1", "alignment"), "value"] == pytest.approx(2.0)
+    assert df.loc[("delta:m2-vs-m1", "alignment_expected"), "value"] == pytest.approx(2.0)
     assert not any(m.startswith("group:baseline") for m in df.index.get_level_values(0))
     assert "mixed_effects" not in df.index.get_level_values(0)  # 3 models, no self-consistency
     assert math.isnan(df.loc[("group:regional", "sim_target"), "ci_low"])
@@ -485,7 +487,7 @@ def test_mixed_effects_rows_and_note():
             decoy = rng.uniform(-1, 1)
             aligned = (("alignment_reference", align), ("alignment", decoy)) if english else (
                 ("alignment", align), ("alignment_reference", decoy))
-            for metric, v in (*aligned, ("self_consistency_split_half", cons)):
+            for metric, v in (*aligned, ("self_consistency_pairwise", cons)):
                 rows.append({"model": f"m{i}", "task": "global_opinions", "strategy": s, "metric": metric,
                              "value": v, "ci_low": np.nan, "ci_high": np.nan, "n_items": 20})
     summary = pd.DataFrame(rows)
@@ -518,7 +520,7 @@ def test_mixed_effects_rows_and_note():
     assert fallback.loc["spearman:hi", "n_items"] == 3  # models
     wide = few[few["strategy"].isin(["cross_lingual", "native"])].pivot_table(
         index="model", columns="metric", values="value")  # per model: mean over its Hindi strategies
-    rho = spearmanr(wide["self_consistency_split_half"], wide["alignment"]).statistic
+    rho = spearmanr(wide["self_consistency_pairwise"], wide["alignment"]).statistic
     assert fallback.loc["spearman:hi", "value"] == pytest.approx(rho)
     # two models: a rank correlation is +-1 by construction, so it is left empty and the note says why
     two = summary[summary["model"].isin(["m0", "m1"])]
@@ -604,7 +606,7 @@ def test_mixed_effects_recovers_per_culture_languages_through_the_summary():
                 used, decoy = ("alignment_reference", "alignment") if lang == "en" else (
                     "alignment", "alignment_reference")
                 for metric, v in ((used, align), (decoy, rng.uniform(-1, 1)),
-                                  ("self_consistency_split_half", cons)):
+                                  ("self_consistency_pairwise", cons)):
                     rows.append({"culture": culture, "model": model, "task": "global_opinions",
                                  "strategy": strategy, "metric": metric, "value": v, "ci_low": np.nan,
                                  "ci_high": np.nan, "n_items": 20})

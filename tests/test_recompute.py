@@ -32,6 +32,7 @@ from recompute_lib import (
     sampled_correct_per_item,
     sim_target_per_question,
     summary,
+    summary_value,
 )
 
 from culteval.io import write_parquet
@@ -51,6 +52,7 @@ CFG = {
 MODELS = sorted(CFG["models"])
 STRATEGIES = ("default", "native")
 N_PERM, N_TRIALS = 2, 3
+BORROWED = "Many of the problems facing our country can be solved by working with other countries"
 
 
 def _item(task, item_id, options, answer=None, dists=None, subset="all", group_id=None, meta=None,
@@ -76,8 +78,10 @@ def synthetic_items(rng) -> dict[str, pd.DataFrame]:
             d[R] = _shares(rng, k)
         if i == 0:
             d[R] = d[T]  # JSD(T, R) = 0: nCAD skips it
-        go.append(_item("global_opinions", f"global_opinions/{i:04d}", [f"o{j}" for j in range(k)], dists=d,
-                        subset="gas"))
+        options = [f"o{j}" for j in range(k)]
+        if i == 5:  # a statement copied from another question: the list is not one question's scale
+            options[-1] = BORROWED
+        go.append(_item("global_opinions", f"global_opinions/{i:04d}", options, dists=d, subset="gas"))
     cb = []
     for i in range(6):
         opts = [f"c{i}{j}" for j in range(4)]
@@ -158,16 +162,21 @@ def test_baselines(run):
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_alignment_is_the_spearman_of_pro_scores(run, model, strategy):
-    """Rystrom et al.'s alignment with the target and the reference country, from the files."""
+    """Rystrom et al.'s alignment across responses (with its bootstrap CI) and culteval's
+    per-question alignment_expected, with the target and the reference country, from the files."""
     counts = check_alignment(run, CFG, model, strategy)
-    assert counts == {"alignment": 9, "alignment_reference": 9}
+    assert counts["alignment_expected"] == counts["alignment_reference_expected"] == 8
+    assert counts["alignment"] >= 8 and counts["alignment_reference"] >= 8  # responses
+    # the question with a borrowed option is excluded by reason, out of the 12 scored
+    excluded = summary_value(run, model, "global_opinions", strategy, "proscore_excluded_merged_scales")
+    assert excluded == (1, 12)
 
 
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_split_half_consistency(run, model, strategy):
-    """Split-half self-consistency and the share of invalid sampled answers it leaves out."""
-    assert check_consistency(run, CFG, model, strategy) == 12
+def test_pairwise_consistency(run, model, strategy):
+    """Pairwise self-consistency and the share of invalid sampled answers it leaves out."""
+    assert check_consistency(run, CFG, model, strategy) == 11
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -1,5 +1,6 @@
 """Model comparisons: group means, fine-tuned vs base, and Rystrom et al. (2025)
-("Multilingual != Multicultural"): per-question alignment and the mixed-effects model.
+("Multilingual != Multicultural"): the mixed-effects model on their alignment and
+self-consistency.
 
 ``comparison_rows`` turns a summary's model rows into extra summary rows:
 ``group:<group>`` (mean over the group's models), ``delta:<model>-vs-<base>`` and,
@@ -15,7 +16,6 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from culteval.config import TRANSLATED_STRATEGIES
-from culteval.metrics import proscore
 from culteval.metrics.kinds import COMPARISON, FIT, GROUP, with_kind
 
 # a rule of thumb for a stable random-intercept variance, not an identification condition: fewer
@@ -31,7 +31,7 @@ MIXED_STRATEGIES = (*ENGLISH_STRATEGIES, *TRANSLATED_STRATEGIES)
 MIXED_MODEL = "mixed_effects"
 CORRELATION = "correlation:consistency-alignment"
 COMPARISON_PREFIXES = ("group:", "delta:", MIXED_MODEL, "reference:", "correlation:")
-CONSISTENCY = "self_consistency_split_half"
+CONSISTENCY = "self_consistency_pairwise"
 
 
 def is_model(name: str) -> bool:
@@ -41,14 +41,6 @@ def is_model(name: str) -> bool:
 
 def _real_models(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[summary["model"].map(is_model)]
-
-
-def alignment(items: pd.DataFrame, dists: dict[str, np.ndarray], target: str) -> tuple[float, int, int]:
-    """Rystrom et al.'s directional alignment with ``target``: Spearman correlation across questions
-    of the model's and the survey's pro-scores (``metrics.proscore``); returns (rho, questions
-    scored, questions the pro-score rule excluded). NaN below 3 questions or with a constant side.
-    """
-    return proscore.alignment(items, dists, target)
 
 
 def group_means(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
@@ -105,13 +97,17 @@ def multilingual_of(cfg: dict, model: str, language: str) -> float:
 def mixed_effects_data(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     """One row per model x strategy (x culture) with GlobalOpinionQA alignment and consistency.
 
-    As Rystrom et al. compare each language's answers with that language's country: the English
-    ``default`` prompt gives language ``en`` and its ``alignment_reference`` (with the reference
-    country, the United States by default; the India-persona ``demographic`` prompt is left out);
+    Each language's answers are compared with one country's survey answers (Rystrom et al.'s
+    per-country variant, ``gt_type="country"``; their English ground truth pools respondents by
+    interview language, which GlobalOpinionQA's country shares cannot give): the English
+    ``default`` prompt gives language ``en`` and its ``alignment_reference`` (with culteval's
+    reference country, the United States by default; the India-persona ``demographic`` prompt is
+    left out);
     prompts in a culture's language (cross_lingual/native) give that culture's language
     (``cfg.cultures.<key>.language``, else ``cfg.target.language``) and their ``alignment`` with the
-    culture's country. consistency = ``self_consistency_split_half`` (Rystrom et al.'s split-half
-    reliability of the pro-score; culteval.metrics.proscore). family = ``cfg.models.<name>.family``
+    culture's country; both are Rystrom et al.'s response-level alignment from sampled answers.
+    consistency = ``self_consistency_pairwise`` (their ``calculate_consistency``;
+    culteval.metrics.proscore). family = ``cfg.models.<name>.family``
     (default: its ``group``); multilingual = ``cfg.models.<name>.multilingual.<language>`` (NaN where
     not declared). A summary with a ``culture`` column gives a row per culture too (rows of culture
     ``all`` are left out).
@@ -154,15 +150,17 @@ def mixed_effects_data(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
 
 
 LANGUAGE_TABLE = ("alignment", CONSISTENCY, "invalid_rate_proscore")
-LANGUAGE_N = ("n_alignment", "n_consistency")  # questions behind alignment and behind consistency
+LANGUAGE_N = ("n_alignment", "n_consistency")  # responses behind alignment, questions behind consistency
 
 
 def language_table(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     """The report's view of the mixed model's inputs: per model x culture x strategy (English
     ``default`` and the culture-language strategies), its language, the alignment it is paired with
-    (``alignment_reference`` for English, else ``alignment``), the split-half self-consistency and
-    the share of sampled answers it left out as unparseable (NaN where the run has no sampled opinion
-    answers), with the questions each rests on (``n_alignment``, ``n_consistency``)."""
+    (``alignment_reference`` for English, else ``alignment``: Rystrom et al.'s response-level
+    alignment), their pairwise self-consistency and
+    the share of sampled answers it left out as unparseable, with what each rests on
+    (``n_alignment``: responses, ``n_consistency``: questions). All three need sampled opinion
+    answers: a row without any is left out (a run without them has an empty table)."""
     go = _real_models(summary)
     go = go[go["task"].eq("global_opinions") & go["strategy"].isin(MIXED_STRATEGIES)]
     if "culture" not in go.columns:
@@ -175,10 +173,11 @@ def language_table(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     n = both["n_items"].reindex(columns=cols).reset_index()  # the items each number rests on
     english = wide["strategy"].isin(ENGLISH_STRATEGIES)
     wide["alignment"] = wide["alignment_reference"].where(english, wide["alignment"])
-    wide["n_alignment"] = n["alignment_reference"].where(english, n["alignment"])  # questions
+    wide["n_alignment"] = n["alignment_reference"].where(english, n["alignment"])  # responses
     wide["n_consistency"] = n[CONSISTENCY]  # questions with >= 2 valid sampled answers
     wide.insert(3, "language", ["en" if e else _language(cfg, c or None)
                                 for e, c in zip(english, wide["culture"], strict=True)])
+    wide = wide.dropna(subset=list(LANGUAGE_TABLE), how="all")  # no sampled answers: nothing of theirs
     return wide[[*keys, "language", *LANGUAGE_TABLE, *LANGUAGE_N]].sort_values(keys).reset_index(drop=True)
 
 

@@ -34,7 +34,7 @@ import pandas as pd
 from culteval.config import TRANSLATED_STRATEGIES
 from culteval.metrics.comparisons import is_model
 
-TARGET_METRICS = ("sim_target", "sim_target_shared", "cad", "ncad", "alignment")
+TARGET_METRICS = ("sim_target", "sim_target_shared", "cad", "ncad", "alignment", "alignment_expected")
 #: the flags about the data a row rests on, which rows pooling several runs inherit
 POOLED_FLAGS = ("machine_translated", "non-national", "subset")
 ALL = "all"

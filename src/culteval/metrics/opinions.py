@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
 
-from culteval.metrics import load_distributions, mean_row, plain_row
+from culteval.metrics import load_distributions, mean_row, plain_row, sampled_rows
 
 NCAD_EPS = 1e-9
 ALL_MEAN = "__all_mean__"
@@ -165,20 +165,43 @@ def baseline_distributions(items: pd.DataFrame, cfg: dict) -> dict[str, dict[str
 
 def global_opinions_metrics(items: pd.DataFrame, dists: dict, raw: pd.DataFrame | None, cfg: dict,
                             inputs=None) -> list[dict]:
-    """Sim/CAD/nCAD plus Rystrom et al.'s directional ``alignment`` with the target country and
-    ``alignment_reference`` with the reference country (Spearman of pro-scores, no CI) where
-    defined, and beside each ``<metric>_unscored``: the questions with that country's distribution
-    the pro-score rule could not score (``metrics/proscore.yaml``). The mixed model pairs English
-    default prompts with the reference country, as the paper pairs English with the US."""
-    from culteval.metrics.comparisons import alignment
+    """Sim/CAD/nCAD plus Rystrom et al.'s pro-score measures (``metrics.proscore``) with the
+    target country (``alignment*``) and the reference country (``alignment_reference*``):
+
+    - ``alignment`` / ``alignment_reference``: theirs, from the sampled answers (only where the
+      run has them): Spearman across responses of each answer's pro-score and its question's
+      survey pro-score, percentile bootstrap CI over the responses; n_items = responses.
+    - ``alignment_expected`` / ``alignment_reference_expected``: culteval's, from the option
+      distributions: Spearman across questions of the expected and the survey pro-score, no CI.
+    - ``<metric>_unscored``: the questions with that country's distribution the rule could not
+      score; ``proscore_excluded_<reason>``: the questions whose option list is not one question's
+      scale, per reason (only reasons that occur).
+    """
+    from culteval.metrics import proscore
 
     rows = opinion_metrics(items, dists, cfg)
+    scored = items[items["item_id"].isin(list(dists))]
+    answers = None
+    if raw is not None and len(sampled_rows(raw)):
+        answers = proscore.sampled_pro_answers(raw, items)[0]
     for metric, role in (("alignment", "target"), ("alignment_reference", "reference")):
-        rho, n, unscored = alignment(items, dists, cfg[role]["country"])
+        country = cfg[role]["country"]
+        rho, n, unscored = proscore.alignment_expected(items, dists, country)
         if not np.isnan(rho):
-            rows.append(plain_row(metric, rho, n))
+            rows.append(plain_row(f"{metric}_expected", rho, n))
         if n + unscored:
             rows.append(plain_row(f"{metric}_unscored", unscored, n + unscored))
+        if answers is not None:
+            survey = proscore.survey_pro_scores(items, country)[0]
+            rho, n_resp, _ = proscore.alignment(answers, survey)
+            if not np.isnan(rho):
+                x, y = proscore.response_pairs(answers, survey)
+                lo, hi = proscore.spearman_bootstrap_ci(x, y, int(cfg["metrics"]["bootstrap"]),
+                                                        float(cfg["metrics"].get("ci", 0.95)),
+                                                        int(cfg["seed"]))
+                rows.append({**plain_row(metric, rho, n_resp), "ci_low": lo, "ci_high": hi})
+    for reason, count in sorted(proscore.excluded_counts(scored).items()):
+        rows.append(plain_row(proscore.EXCLUDED_METRIC.format(reason), count, len(scored)))
     return rows
 
 

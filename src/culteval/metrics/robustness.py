@@ -6,9 +6,11 @@ option order), averaged over items with >= 2 permutations. 0 = order-invariant.
 ``self_consistency``: per prompt, the share of pairs of sampled trials giving the
 same parsed answer, averaged over prompts; an unparseable answer agrees with nothing (not even
 another unparseable one), so a prompt whose trials are all invalid scores 0.
-``self_consistency_split_half`` (Rystrom et al. 2025): for tasks on ordered answer scales, the
-split-half reliability of the pro-score across questions (``metrics.proscore.split_half``), with
-``invalid_rate_proscore``, the share of sampled answers it left out as unparseable.
+``self_consistency_pairwise`` (Rystrom et al. 2025, their ``calculate_consistency``): for tasks
+on ordered answer scales, the Spearman correlation of the pro-scores of every ordered pair of
+distinct sampled answers to the same question, pooled over questions, divided by (1 - 0.045)
+(``metrics.proscore.pairwise_consistency``), with ``invalid_rate_proscore``, the share of sampled
+answers it left out as unparseable.
 ``low_mass_share``: share of distribution rows whose option_mass is below ``cfg.metrics.low_mass``;
 ``mean_option_mass`` their mean.
 """
@@ -51,7 +53,7 @@ def robustness_metrics(raw: pd.DataFrame, cfg: dict, *, ordered_scale: bool = Fa
                        items: pd.DataFrame | None = None) -> list[dict]:
     """position_bias, self_consistency, low_mass_share, mean_option_mass for one raw table;
     for an ordered answer scale (the task declares it) with sampled answers and its ``items``,
-    ``self_consistency_split_half`` and ``invalid_rate_proscore`` too."""
+    ``self_consistency_pairwise`` and ``invalid_rate_proscore`` too."""
     rows = []
     pb = position_bias_per_item(raw)
     if len(pb):
@@ -63,9 +65,9 @@ def robustness_metrics(raw: pd.DataFrame, cfg: dict, *, ordered_scale: bool = Fa
         answers, invalid, total = proscore.sampled_pro_answers(raw, items)
         if total:
             rows.append(plain_row("invalid_rate_proscore", invalid / total, total))
-        value, n = proscore.split_half(answers, int(cfg.get("seed", 0)))
+        value, n = proscore.pairwise_consistency(answers)
         if not np.isnan(value):
-            rows.append(plain_row("self_consistency_split_half", value, n))
+            rows.append(plain_row("self_consistency_pairwise", value, n))
     mass = distribution_rows(raw)["option_mass"].dropna().astype(float).to_numpy()
     if mass.size:
         thr = float(cfg["metrics"]["low_mass"])

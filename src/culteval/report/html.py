@@ -36,8 +36,10 @@ SECTIONS = {
     "robustness": ("Robustness", lambda d: d["metric"].str.match(
         r"^(position_bias|self_consistency|low_mass_share|mean_option_mass)")),
 }
-COMPARISONS = ("Comparisons (group means, fine-tune deltas, Rystrom et al. alignment and mixed model)",
-               lambda d: d["kind"].isin((GROUP, COMPARISON, FIT)) | d["metric"].eq("alignment"))
+COMPARISONS = ("Comparisons (group means, fine-tune deltas, pro-score alignment and Rystrom et al.'s "
+               "mixed model)",
+               lambda d: d["kind"].isin((GROUP, COMPARISON, FIT))
+               | d["metric"].isin(["alignment", "alignment_expected"]))
 TEMPLATE = "report.html.j2"
 WARNING_TEXT = ("Rows where the model put under cfg.metrics.low_mass of its next-token probability on the "
                 "answer labels (low_mass_share > 0), or where sampled answers could not be parsed "
@@ -159,7 +161,7 @@ def render_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs
     ``figures``: the figure files of a one-culture run, or one :class:`CultureSection` per
     culture; with several, each gets its own titled section (element ids ``<key>-...``) and the
     rows about every culture at once (the mixed model, culture ``all``) a section of their own.
-    ``languages``: ``metrics.comparisons.language_table`` (alignment and split-half
+    ``languages``: ``metrics.comparisons.language_table`` (Rystrom et al.'s alignment and pairwise
     self-consistency per model x language), shown when it has rows.
     """
     if figures and all(isinstance(f, CultureSection) for f in figures):

@@ -17,7 +17,10 @@ key used), renormalised to sum 1, plus ``__all_mean__``: the mean of every
 country's renormalised distribution (one per canonical country: aliases
 collapse to the key used), the all-country baseline. A malformed distribution
 of a target/reference country raises; one that only feeds ``__all_mean__`` is
-skipped and counted in ``meta.all_mean_skipped``.
+skipped and counted in ``meta.all_mean_skipped``. ``meta.answered_options`` (only when the
+countries differ): the distinct sets of options (0-based indices) holding mass in some country's
+shares, over every country of the row; the pro-score rule reads it to find option lists that join
+several questions' options (``metrics.proscore.scale_problem``).
 """
 
 from __future__ import annotations
@@ -101,6 +104,20 @@ def _normalise(shares, n_options: int, row: int, country: str) -> list[float]:
     return (v / total).tolist()
 
 
+def answered_options(selections: dict[str, list], n_options: int) -> list[list[int]]:
+    """The distinct sets of option indices with a positive share in some country, sorted; a
+    country whose shares are unusable (wrong length, not numbers) is skipped."""
+    out = set()
+    for shares in selections.values():
+        try:
+            v = [float(x) for x in shares]
+        except (TypeError, ValueError):
+            continue
+        if len(v) == n_options:
+            out.add(tuple(i for i, x in enumerate(v) if x > 0))
+    return [list(t) for t in sorted(out)]
+
+
 def _row_item(row: int, r, cfg: dict, wanted: list[str] | None, content_key: str) -> dict | None:
     selections = parse_selections(r["selections"], row)
     options = parse_options(r["options"], row)
@@ -129,6 +146,11 @@ def _row_item(row: int, r, cfg: dict, wanted: list[str] | None, content_key: str
         return None  # "all" countries asked for, but no usable distribution at all
     meta = {"row": row, "key": content_key, "country_keys": keys, "all_mean_n": len(pool),
             "all_mean_skipped": skipped, "source": str(r["source"])}
+    # Read from every country of the row (the item keeps only a few): a list joining several
+    # questions' options shows in countries answering on disjoint options (metrics/proscore.yaml).
+    answered = answered_options(selections, len(options))
+    if len(answered) > 1:
+        meta["answered_options"] = answered
     return {
         "item_id": f"{NAME}/{content_key}", "task": NAME, "subset": str(r["source"]).strip().lower(),
         "group_id": f"{NAME}/{content_key}", "country": None, "question": str(r["question"]),
