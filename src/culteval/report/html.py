@@ -20,6 +20,7 @@ from culteval.io import write_text
 from culteval.metrics.claims import claims, evidence_text
 from culteval.metrics.comparisons import COMPARISON_PREFIXES, LANGUAGE_N, LANGUAGE_TABLE
 from culteval.metrics.cultural_map import NO_MICRODATA
+from culteval.report.figures import MIN_FONT_KEY
 from culteval.report.tables import flag_list, fmt, legend, paper_tables
 
 SUBSET_WARNING = ("Some inputs are subsets or derived files (see Inputs): the numbers below are not "
@@ -30,7 +31,7 @@ SECTIONS = {
                      & d["metric"].str.match(r"^(map_|expected_)")),
     "cad": ("Opinion alignment (GlobalOpinionQA)", lambda d: d["task"].eq("global_opinions")
             & d["metric"].isin(["sim_target", "sim_reference", "cad", "ncad", "ncad_skipped"])),
-    "accuracy": ("Accuracy (CulturalBench, NormAd)",
+    "accuracy": ("Accuracy (CulturalBench, NormAd, BLEnD)",
                  lambda d: d["metric"].str.match(r"^(acc_|invalid_rate)")),
     "robustness": ("Robustness", lambda d: d["metric"].str.match(
         r"^(position_bias|self_consistency|low_mass_share|mean_option_mass)")),
@@ -64,14 +65,28 @@ def _flags_of(df: pd.DataFrame) -> set[str]:
     return {f for text in df.get("flags", pd.Series(dtype=object)) for f in flag_list(text)}
 
 
+def png_text(data: bytes) -> dict[str, str]:
+    """The PNG's ``tEXt`` chunks (keyword -> text), read by walking its chunks."""
+    out, pos = {}, 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"tEXt":
+            key, _, text = data[pos + 8:pos + 8 + length].partition(b"\0")
+            out[key.decode("latin-1")] = text.decode("latin-1")
+        pos += 12 + length  # length, type, data, CRC
+    return out
+
+
 def embed_png(path: Path) -> dict:
-    """A PNG as a ``data:`` URI with its pixel size, so the page needs no other file."""
+    """A PNG as a ``data:`` URI with its pixel size and, for the project's figures, the height in
+    pixels of its smallest text (``figures.MIN_FONT_KEY``; empty if not recorded), so the page
+    needs no other file and a browser can tell how large that text is shown."""
     data = Path(path).read_bytes()
     if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
         raise ValueError(f"{path}: not a PNG file; the report embeds PNG figures only")
     width, height = struct.unpack(">II", data[16:24])
     return {"src": "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
-            "width": width, "height": height}
+            "width": width, "height": height, "min_font_px": png_text(data).get(MIN_FONT_KEY, "")}
 
 
 def warnings_frame(summary: pd.DataFrame) -> pd.DataFrame:
