@@ -68,7 +68,8 @@ def _empty(ax, text: str) -> None:
 
 def _interval(v: pd.Series, lo: pd.Series, hi: pd.Series) -> list:
     """Error-bar lengths below and above each value; a missing bound draws no line."""
-    return [(v - lo).clip(lower=0).fillna(0).to_numpy(float), (hi - v).clip(lower=0).fillna(0).to_numpy(float)]
+    return [(v - lo).clip(lower=0).fillna(0).to_numpy(float),
+            (hi - v).clip(lower=0).fillna(0).to_numpy(float)]
 
 
 def _dots(ax, df: pd.DataFrame, rows: list[str], series: list[tuple[str, str, str, str]]) -> None:
@@ -96,7 +97,9 @@ def _dots(ax, df: pd.DataFrame, rows: list[str], series: list[tuple[str, str, st
 
 
 def _row_label(df: pd.DataFrame, keys: tuple[str, ...]) -> pd.Series:
-    return df[list(keys)].astype(str).agg(" / ".join, axis=1)
+    """A row's label, e.g. ``model / strategy`` (an empty frame gets an empty column)."""
+    return pd.Series([" / ".join(map(str, t)) for t in df[list(keys)].itertuples(index=False)],
+                     index=df.index, dtype=object)
 
 
 def _dot_figure(df: pd.DataFrame, metrics, keys: tuple[str, ...], path: Path, title: str,
@@ -141,7 +144,8 @@ def cultural_map_figure(coords: pd.DataFrame | None, summary: pd.DataFrame, cfg:
                 ax.annotate(f"{name} ({r.year})", (r.x, r.y), textcoords="offset points", xytext=(5, 5))
         placed = summary[summary["task"].eq("cultural_map") & summary["metric"].isin(["map_x", "map_y"])]
         if not placed.empty:
-            wide = placed.pivot_table(index=["model", "strategy"], columns="metric", values="value").sort_index()
+            wide = placed.pivot_table(index=["model", "strategy"], columns="metric",
+                                      values="value").sort_index()
             for (model, strategy), r in wide.iterrows():
                 ax.scatter([r["map_x"]], [r["map_y"]], marker="x", color="black", zorder=4)
                 ax.annotate(f"{model}/{strategy}", (r["map_x"], r["map_y"]), textcoords="offset points",
@@ -163,7 +167,8 @@ def cad_figure(summary: pd.DataFrame, path: Path) -> Path:
 
 def _accuracy_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """Accuracy rows with their measure and country (target / reference / all) split out."""
-    acc = summary[summary["metric"].str.startswith("acc_") & ~summary["metric"].str.contains(":", regex=False)]
+    metric = summary["metric"]
+    acc = summary[metric.str.startswith("acc_") & ~metric.str.contains(":", regex=False)]
     parts = [split_country(m) for m in acc["metric"]]
     return acc.assign(measure=[p[0] for p in parts], series=[p[1] for p in parts],
                       row=_row_label(acc, ("model", "strategy")))
@@ -220,7 +225,8 @@ def robustness_figure(summary: pd.DataFrame, path: Path) -> Path:
     """Position bias (JSD across answer orders) and self-consistency per model x task x strategy."""
     return _dot_figure(summary, ROBUSTNESS_METRICS, ("model", "task", "strategy"), path,
                        "Robustness: position bias (0 = order does not matter) and self-consistency",
-                       {"position_bias": "JSD across answer orders", "self_consistency": "agreement of samples"})
+                       {"position_bias": "JSD across answer orders",
+                        "self_consistency": "agreement of samples"})
 
 
 FIGURES = ("cultural_map.png", "cad.png", "accuracy.png", "robustness.png")  # what render_all writes

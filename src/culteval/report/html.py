@@ -1,6 +1,6 @@
 """A self-contained HTML report, one file a reviewer can be mailed: notes, a warnings table
 (low option mass, invalid answers), the paper-layout tables (``culteval.report.tables``), each
-figure (embedded as a PNG data URI) beside its table
+figure (embedded as a PNG data URI, shown at its natural size) above its table
 (with n_items), the comparisons, the inputs' sha256 and which of them are subsets, and the
 provenance record. The page is the Jinja2 template ``templates/report.html.j2`` (autoescape on);
 this module only prepares its rows."""
