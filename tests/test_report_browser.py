@@ -127,7 +127,9 @@ def layout_problems(report: Path, screenshot: Path) -> list[str]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        # scrollbars as a reader sees them: the page's own takes its width from the window
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS,
+                                    ignore_default_args=["--hide-scrollbars"])
         try:
             page = browser.new_page(viewport=VIEWPORT)
             page.route("http://**/*", lambda route: route.abort())
