@@ -215,3 +215,44 @@ def test_report_in_chromium(report):
     assert external == []
     # the page itself and nothing else (data: URIs are decoded in place, not fetched)
     assert [u for u in requested if not u.startswith("data:")] == [report.as_uri()]
+
+
+def test_item_page_filters_by_the_links_model_and_strategy(tmp_path):
+    """An item page opened from a report link (#model=..&strategy=..) shows that run's answers only;
+    the "not parsed" filter keeps the runs with invalid answers; nothing is fetched."""
+    from playwright.sync_api import sync_playwright
+    from test_report_items import STRATEGY, TASK, _artifacts
+
+    from culteval.config import load_params
+    from culteval.report.items import TaskArtifacts, write_items_pages
+
+    items, prompts, raw = _artifacts(load_params("params.yaml"))
+    clean = raw.assign(parsed=raw["parsed"].where(raw["trial"] < 1, None))  # gemma: no sampled answers kept
+    clean = clean[clean["trial"] < 1]
+    art = TaskArtifacts(culture="hi", task=TASK, items=items, prompts={STRATEGY: prompts},
+                        raw={("smollm2", STRATEGY): raw, ("gemma", STRATEGY): clean})
+    (name,) = write_items_pages([art], tmp_path).values()
+    page_path = tmp_path / name
+    requested = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.on("request", lambda r: requested.append(r.url))
+            page.goto(page_path.as_uri(), wait_until="load")
+            runs = "Array.from(document.querySelectorAll('details.run'), d => [d.dataset.model, !d.hidden])"
+            every = page.evaluate(runs)
+            page.goto(page_path.as_uri() + "#model=smollm2&strategy=" + STRATEGY, wait_until="load")
+            page.reload(wait_until="load")  # a hash change alone does not reload the page
+            linked = page.evaluate(runs)
+            page.select_option("#model", "")
+            page.check("#invalid")
+            invalid = page.evaluate(runs)
+            count = page.inner_text("#count")
+        finally:
+            browser.close()
+    assert sorted({m for m, shown in every if shown}) == ["gemma", "smollm2"]
+    assert {m for m, shown in linked if shown} == {"smollm2"} and any(s for m, s in linked if m == "smollm2")
+    assert {m for m, shown in invalid if shown} == {"smollm2"}  # gemma's answers all parsed
+    assert count == f"{len(items)} items shown"
+    assert {u.split("#")[0] for u in requested} == {page_path.as_uri()}  # the page and nothing else
