@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from culteval.metrics.cultural_map import NO_MICRODATA, published_coordinates
-from culteval.report.figures import render_all
-from culteval.report.html import build_report
+from culteval.report.figures import MIN_FONT_KEY, render_all
+from culteval.report.html import build_report, png_text
 
 # matplotlib's tab:orange / tab:blue, the colours of the target and reference points
 ORANGE, BLUE = (255, 127, 14), (31, 119, 180)
@@ -76,17 +76,43 @@ def test_figures_rebuild_byte_identically(tmp_path, mirror):
     a = render_all(s, coords, CFG, tmp_path / "a")
     b = render_all(s.sample(frac=1, random_state=0), coords, CFG, tmp_path / "b")  # row order must not matter
     assert [p.name for p in a] == ["cultural_map.png", "cad.png", "accuracy.png", "robustness.png"]
-    sizes = {"cultural_map.png": (500, 800), "cad.png": (500, 800), "accuracy.png": (500, 800),
-             "robustness.png": (1000, 800)}  # figsize x dpi
     for pa, pb in zip(a, b, strict=True):
         data = pa.read_bytes()
         img = pixels(data)
-        assert img.shape[:2] == sizes[pa.name], pa.name
+        assert img.shape[1] == 1100 and img.shape[0] >= 150, pa.name  # drawn for the report's width
         assert 0.02 < ink(img) < 0.9, pa.name  # something is drawn, and not a solid block
         assert data == pb.read_bytes(), pa.name
         assert b"Software" not in data and b"matplotlib" not in data
+        # the smallest text is 9 pt at 100 dpi, recorded for the report
+        assert png_text(data) == {MIN_FONT_KEY: "12.50"}, pa.name
     c = render_all(summary_frame(with_map=False), coords, CFG, tmp_path / "c")
     assert c[0].read_bytes() != a[0].read_bytes()  # model placement changes the map
+
+
+def test_figures_record_their_smallest_text(tmp_path):
+    """The recorded size is the smallest visible text's, whichever artist carries it."""
+    from culteval.report.figures import _figure, _save
+
+    fig = _figure(3.0)
+    ax = fig.add_subplot()
+    ax.set_title("large", fontsize=14)
+    ax.annotate("small", (0.5, 0.5), fontsize=6)
+    ax.annotate("hidden", (0.2, 0.2), fontsize=3).set_visible(False)
+    assert png_text(_save(fig, tmp_path / "f.png").read_bytes()) == {MIN_FONT_KEY: "8.33"}  # 6 pt at 100 dpi
+
+
+def test_accuracy_chart_places_each_country_by_its_value(tmp_path):
+    """A dot per country on the accuracy axis: the target's (orange) left of the reference's (blue)."""
+    cols = ["model", "kind", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items"]
+    s = pd.DataFrame([("m", "model", "culturalbench", "default", "acc_prob_target", 0.1, 0.05, 0.15, 46),
+                      ("m", "model", "culturalbench", "default", "acc_prob_reference", 0.9, 0.85, 0.95, 20)],
+                     columns=cols)
+    img = pixels(render_all(s, None, CFG, tmp_path)[2].read_bytes())
+    orange, blue = np.argwhere(colour_mask(img, ORANGE)), np.argwhere(colour_mask(img, BLUE))
+    body = img.shape[0] * 0.25  # below the legend, which shows both colours at the top
+    orange, blue = orange[orange[:, 0] > body], blue[blue[:, 0] > body]
+    assert len(orange) > 10 and len(blue) > 10
+    assert orange[:, 1].mean() < blue[:, 1].mean() - 100  # 0.1 vs 0.9 on a ~250 px wide panel
 
 
 def test_html_report(tmp_path):
@@ -156,8 +182,8 @@ def test_empty_sections_render(tmp_path, metrics, index):
     s = s[~s["metric"].isin(metrics)]
     figs = render_all(s, None, CFG, tmp_path / "empty")
     img, before = pixels(figs[index].read_bytes()), pixels(full[index].read_bytes())
-    assert img.shape == before.shape
-    # only a one-line message remains where bars or a heatmap were drawn
+    assert img.shape[1] == before.shape[1]
+    # only a one-line message remains where dots and intervals were drawn
     assert 0 < ink(img) < 0.02 < ink(before), (ink(img), ink(before))
 
 
@@ -272,6 +298,6 @@ def test_paper_tables_place_each_number_with_its_items_and_flags(tmp_path):
     assert "<th colspan=\"1\">United States</th>" in tables  # the run's countries head the columns
     assert "<td>delta:m-vs-b</td>" in tables and '<td class="n">0.031</td>' in tables
     # the figures' captions and the long tables carry the flags too
-    assert "<figcaption>Accuracy (CulturalBench, NormAd): the numbers in the table beside it. Flags: " \
+    assert "<figcaption>Accuracy (CulturalBench, NormAd, BLEnD): the numbers in the table below it. Flags: " \
            "<b>S</b> subset" in html
     assert "<td>machine_translated; subset</td>" in html.split('<h2 id="all-metrics">')[1]

@@ -303,6 +303,26 @@ def _aggregate_provenance(inputs: list[str], cfg: dict) -> dict:
                                                     "proscore_rule": rule_record()})
 
 
+def _item_artifacts(args, cfg: dict, summary) -> list:
+    """Every culture's item tables, prompts and raw outputs, read and checked as the metrics stage
+    reads them, grouped per culture x task for the item pages."""
+    from culteval.pipeline import by_culture, expected_identity, load_items, load_raw
+    from culteval.prompts import COLUMNS as PROMPT_COLUMNS
+    from culteval.report.items import task_artifacts
+
+    items, prompts = by_culture(args.items, "items", cfg), by_culture(args.prompts, "prompts", cfg)
+    raw = by_culture(args.raw, "raw", cfg)
+    out = []
+    for key in cfgmod.culture_keys(cfg):
+        rendered = {(Path(p).parent.name, Path(p).stem): read_parquet(p, columns=PROMPT_COLUMNS,
+                                                                      expect=expected_identity(p))
+                    for p in sorted(prompts.get(key, []), key=str)}
+        out += task_artifacts(key, load_items(items.get(key, []), culture=key), rendered,
+                              load_raw(raw.get(key, []), culture=key, items=items.get(key, [])), summary,
+                              float(cfg["metrics"]["low_mass"]))
+    return out
+
+
 def cmd_report(args) -> None:
     """One report with a section per culture; each culture's figures in ``figures/<culture>/``."""
     from culteval.lineage import data_inputs
@@ -333,11 +353,17 @@ def cmd_report(args) -> None:
                                        countries={"target": country, "reference": reference}))
     inputs = data_inputs([args.summary, *args.raw])
     notes = [n for n in [mixed_effects_note(summary, cfg)] if n]
+    pages = None
+    if args.items:  # each task's items, prompts and answers on a page of its own, linked from its rows
+        from culteval.report.items import write_items_pages
+
+        pages = {k: f"items/{name}" for k, name in write_items_pages(_item_artifacts(args, cfg, summary),
+                                                                     out / "items").items()}
     # the report shows the content part; the commit and machine go to its sidecar, as for every
     # artifact, so the report's bytes do not change with the commit that rebuilt it
     content, local = split_provenance(prov)
     report = build_report(summary, sections, content, inputs, out / "report.html", notes=notes,
-                          languages=language_table(summary, cfg))
+                          languages=language_table(summary, cfg), item_pages=pages)
     write_json({**local, "artifact_sha256": sha256_file(report)}, sidecar_path(report))
 
 
@@ -523,6 +549,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--summary", required=True)
     sp.add_argument("--raw", nargs="+", required=True)
     sp.add_argument("--raw-root", default="data/raw")
+    sp.add_argument("--items", nargs="*", default=[], help="item tables: write an item page per task")
+    sp.add_argument("--prompts", nargs="*", default=[], help="the prompts the item pages show")
     sp.add_argument("--out-dir", required=True)
     sp = add("verify", cmd_verify, "compare a rerun's summary with the published one, within tolerances")
     sp.add_argument("--summary", default="results/metrics/summary.csv")

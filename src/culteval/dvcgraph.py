@@ -123,7 +123,7 @@ PHASES: dict[str, Phase] = {
         code=("workflow/rules/report.smk", "culteval.report", "culteval.metrics", "culteval.lineage"),
         deps=("results/metrics/summary.csv", "results/raw", "data/raw", "data/items", "data/translations",
               "data/prompts"),
-        outs=("results/report.html", "results/figures", "results/provenance.json"),
+        outs=("results/report.html", "results/figures", "results/items", "results/provenance.json"),
     ),
 }
 def plots(cfg: dict) -> list[str]:

@@ -2,12 +2,14 @@ rule report:
     input:
         summary="results/metrics/summary.csv",
         item_tables=ALL_ITEMS,
+        prompts=ALL_PROMPTS,
         raw=ALL_RAW,
         maps="data/raw/ivs_map/PROVENANCE.json",
         code=phase_code("report"),
     output:
         html="results/report.html",
         figures=directory("results/figures"),
+        items=directory("results/items"),
         provenance="results/provenance.json",
     log:
         "logs/report.log",
@@ -18,4 +20,5 @@ rule report:
         cli=CLI,
         settings=settings("report"),
     shell:
-        "{params.cli} report --summary {input.summary} --raw {input.raw} --out-dir results 2> {log}"
+        "{params.cli} report --summary {input.summary} --raw {input.raw} --items {input.item_tables} "
+        "--prompts {input.prompts} --out-dir results 2> {log}"

@@ -1,6 +1,6 @@
 """A self-contained HTML report, one file a reviewer can be mailed: notes, a warnings table
 (low option mass, invalid answers), the paper-layout tables (``culteval.report.tables``), each
-figure (embedded as a PNG data URI) beside its table
+figure (embedded as a PNG data URI, shown at its natural size) above its table
 (with n_items), the comparisons, the inputs' sha256 and which of them are subsets, and the
 provenance record. The page is the Jinja2 template ``templates/report.html.j2`` (autoescape on);
 this module only prepares its rows."""
@@ -12,6 +12,7 @@ import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import jinja2
 import pandas as pd
@@ -21,6 +22,7 @@ from culteval.metrics.claims import claims, evidence_text
 from culteval.metrics.comparisons import LANGUAGE_N, LANGUAGE_TABLE
 from culteval.metrics.cultural_map import NO_MICRODATA
 from culteval.metrics.kinds import BASELINE, COMPARISON, FIT, GROUP, MODEL, require_kind
+from culteval.report.figures import MIN_FONT_KEY
 from culteval.report.tables import flag_list, fmt, legend, paper_tables
 
 SUBSET_WARNING = ("Some inputs are subsets or derived files (see Inputs): the numbers below are not "
@@ -31,7 +33,7 @@ SECTIONS = {
                      & d["metric"].str.match(r"^(map_|expected_)")),
     "cad": ("Opinion alignment (GlobalOpinionQA)", lambda d: d["task"].eq("global_opinions")
             & d["metric"].isin(["sim_target", "sim_reference", "cad", "ncad", "ncad_skipped"])),
-    "accuracy": ("Accuracy (CulturalBench, NormAd)",
+    "accuracy": ("Accuracy (CulturalBench, NormAd, BLEnD)",
                  lambda d: d["metric"].str.match(r"^(acc_|invalid_rate)")),
     "robustness": ("Robustness", lambda d: d["metric"].str.match(
         r"^(position_bias|self_consistency|low_mass_share|mean_option_mass)")),
@@ -50,16 +52,21 @@ _ENV = jinja2.Environment(loader=jinja2.PackageLoader("culteval.report"), autoes
                           undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
-def table_rows(df: pd.DataFrame) -> list[dict]:
-    """Summary rows for a table, sorted: formatted value, n_items, the 95% CI and the flags."""
+def table_rows(df: pd.DataFrame, pages: dict[tuple[str, str], str] | None = None) -> list[dict]:
+    """Summary rows for a table, sorted: formatted value, n_items, the 95% CI and the flags; with
+    ``pages`` ((culture, task) -> item page href), the link to the row's items, its model and
+    strategy selected."""
     rows = []
     keys = [k for k in ("culture", "model", "task", "strategy", "metric") if k in df.columns]
     for r in df.sort_values(keys).itertuples(index=False):
         ci = f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]" if fmt(r.ci_low) else ""
-        rows.append({"culture": str(getattr(r, "culture", "")), "model": str(r.model), "task": str(r.task),
+        culture = str(getattr(r, "culture", ""))
+        page = (pages or {}).get((culture, str(r.task)), "")
+        rows.append({"culture": culture, "model": str(r.model), "task": str(r.task),
                      "strategy": str(r.strategy),
                      "metric": str(r.metric), "value": fmt(r.value), "n_items": int(r.n_items), "ci": ci,
-                     "flags": "; ".join(flag_list(getattr(r, "flags", "")))})
+                     "flags": "; ".join(flag_list(getattr(r, "flags", ""))),
+                     "items": page and f"{page}#{urlencode({'model': r.model, 'strategy': r.strategy})}"})
     return rows
 
 
@@ -67,14 +74,28 @@ def _flags_of(df: pd.DataFrame) -> set[str]:
     return {f for text in df.get("flags", pd.Series(dtype=object)) for f in flag_list(text)}
 
 
+def png_text(data: bytes) -> dict[str, str]:
+    """The PNG's ``tEXt`` chunks (keyword -> text), read by walking its chunks."""
+    out, pos = {}, 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"tEXt":
+            key, _, text = data[pos + 8:pos + 8 + length].partition(b"\0")
+            out[key.decode("latin-1")] = text.decode("latin-1")
+        pos += 12 + length  # length, type, data, CRC
+    return out
+
+
 def embed_png(path: Path) -> dict:
-    """A PNG as a ``data:`` URI with its pixel size, so the page needs no other file."""
+    """A PNG as a ``data:`` URI with its pixel size and, for the project's figures, the height in
+    pixels of its smallest text (``figures.MIN_FONT_KEY``; empty if not recorded), so the page
+    needs no other file and a browser can tell how large that text is shown."""
     data = Path(path).read_bytes()
     if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
         raise ValueError(f"{path}: not a PNG file; the report embeds PNG figures only")
     width, height = struct.unpack(">II", data[16:24])
     return {"src": "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
-            "width": width, "height": height}
+            "width": width, "height": height, "min_font_px": png_text(data).get(MIN_FONT_KEY, "")}
 
 
 def warnings_frame(summary: pd.DataFrame) -> pd.DataFrame:
@@ -133,7 +154,8 @@ def model_groups(provenance: dict) -> dict[str, str]:
 
 
 def _culture_context(section: CultureSection, prefix: str, title: str,
-                     across: pd.DataFrame | None = None, groups: dict[str, str] | None = None) -> dict:
+                     across: pd.DataFrame | None = None, groups: dict[str, str] | None = None,
+                     pages: dict | None = None) -> dict:
     """The template variables of one culture's section (element ids start with ``prefix``);
     ``across``: the rows about every culture at once, which its claims read too."""
     summary = section.summary
@@ -145,7 +167,8 @@ def _culture_context(section: CultureSection, prefix: str, title: str,
         no_map = fig.stem == "cultural_map" and not summary["metric"].eq("map_x").any()
         shown = summary[select(summary) & plain]
         figures.append({"id": prefix + fig.stem, "title": name, "note": NO_MICRODATA if no_map else "",
-                        "rows": table_rows(shown), "legend": legend(_flags_of(shown)), **embed_png(fig)})
+                        "rows": table_rows(shown, pages), "legend": legend(_flags_of(shown)),
+                        **embed_png(fig)})
     evidence = summary if across is None else pd.concat([summary, across], ignore_index=True)
     return {"prefix": prefix, "title": title, "warnings": warnings_rows(summary), "figures": figures,
             "claims": claim_rows(evidence, section.countries, groups),
@@ -155,14 +178,16 @@ def _culture_context(section: CultureSection, prefix: str, title: str,
 
 def render_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs: list[dict],
                   notes: list[str] = (), countries: dict[str, str] | None = None,
-                  languages: pd.DataFrame | None = None) -> str:
+                  languages: pd.DataFrame | None = None, item_pages: dict | None = None) -> str:
     """The report page as one string, every figure embedded (see ``build_report``).
 
     ``figures``: the figure files of a one-culture run, or one :class:`CultureSection` per
     culture; with several, each gets its own titled section (element ids ``<key>-...``) and the
     rows about every culture at once (the mixed model, culture ``all``) a section of their own.
     ``languages``: ``metrics.comparisons.language_table`` (Rystrom et al.'s alignment and pairwise
-    self-consistency per model x language), shown when it has rows.
+    self-consistency per model x language), shown when it has rows. ``item_pages``: (culture,
+    task) -> the href of that task's item page (``report.items``): each summary row of a task with
+    a page links to it.
     """
     if figures and all(isinstance(f, CultureSection) for f in figures):
         parts = list(figures)
@@ -172,7 +197,7 @@ def render_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs
     several = len(parts) > 1
     across = summary[summary["culture"].astype(str).eq("all")] if several and "culture" in summary else None
     cultures = [_culture_context(p, f"{p.key}-" if several else "", p.title if several else "", across,
-                                 model_groups(provenance)) for p in parts]
+                                 model_groups(provenance), item_pages) for p in parts]
     languages = [] if languages is None else [
         {"model": str(r.model), "culture": str(r.culture), "strategy": str(r.strategy),
          "language": str(r.language), "values": [fmt(getattr(r, m)) for m in LANGUAGE_TABLE],
@@ -186,13 +211,14 @@ def render_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs
         inputs=[{"path": str(i["path"]), "sha256": str(i["sha256"]),
                  "completeness": "SUBSET: " + i["subset"] if i.get("subset") else "complete"}
                 for i in sorted(inputs, key=lambda d: d["path"])],
-        all_rows=table_rows(summary),
+        all_rows=table_rows(summary, item_pages), item_links=bool(item_pages),
         provenance=json.dumps(provenance, sort_keys=True, indent=2, ensure_ascii=False))
 
 
 def build_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs: list[dict],
                  out_path: str | Path, notes: list[str] = (),
-                 countries: dict[str, str] | None = None, languages: pd.DataFrame | None = None) -> Path:
+                 countries: dict[str, str] | None = None, languages: pd.DataFrame | None = None,
+                 item_pages: dict | None = None) -> Path:
     """Write the report to ``out_path`` (atomically): one file, figures embedded as data URIs.
 
     ``figures``: a one-culture run's figure files, or one :class:`CultureSection` per culture.
@@ -205,5 +231,6 @@ def build_report(summary: pd.DataFrame, figures: list, provenance: dict, inputs:
         params = provenance.get("params") or {}
         countries = {role: params[role]["country"] for role in ("target", "reference")
                      if isinstance(params.get(role), dict) and params[role].get("country")}
-    write_text(render_report(summary, figures, provenance, inputs, notes, countries, languages), out_path)
+    write_text(render_report(summary, figures, provenance, inputs, notes, countries, languages, item_pages),
+               out_path)
     return out_path
