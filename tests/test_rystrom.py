@@ -317,6 +317,9 @@ def test_the_language_table_shows_only_runs_with_their_measures():
     expected_only = pd.DataFrame([row("default", "alignment_reference_expected", 0.4),
                                   row("native", "alignment_expected", 0.3)])
     assert language_table(expected_only, cfg).empty
+    # a run without GlobalOpinionQA rows under these strategies: an empty table, not an error
+    practice_only = pd.DataFrame([{**row("default", "acc_prob", 0.5), "task": "culturalbench"}])
+    assert language_table(practice_only, cfg).empty
     sampled = pd.concat([expected_only, pd.DataFrame([
         row("default", "alignment_reference", 0.2, 400), row("default", "self_consistency_pairwise", 0.5, 40),
         row("native", "alignment", 0.1, 380)])], ignore_index=True)
