@@ -188,9 +188,9 @@ LOCK_HEADER = """\
 
 def lock_path() -> Path:
     """The committed lock file of first-download hashes (CULTEVAL_SOURCES_LOCK overrides)."""
-    from culteval.config import ROOT
+    from culteval.config import project_root
 
-    return Path(os.environ.get("CULTEVAL_SOURCES_LOCK", ROOT / "sources.lock.yaml"))
+    return Path(os.environ.get("CULTEVAL_SOURCES_LOCK", project_root() / "sources.lock.yaml"))
 
 
 @contextlib.contextmanager
@@ -440,6 +440,31 @@ def model_path(model_json: str | os.PathLike, cfg: dict | None, *, resolve: bool
     with contextlib.suppress(OSError, WriteError):  # a read-only checkout runs too, resolving each time
         write_json({"path": str(path), "artifact_sha256": sha256_file(model_json)}, side)
     return path
+
+
+def use_model(model_json: str | os.PathLike, cfg: dict | None, key: str | None = None):
+    """(record with ``path``, :class:`culteval.inputs.Checked`) of the model a stage is about to load.
+
+    The record must be the one of ``key`` (the model its path names, ``data/models/<key>.json``):
+    another model's record copied over it is moved aside, so the next run acquires ``key`` again.
+    The file is hashed now (:func:`culteval.inputs.checked_input`) and must hold the bytes the
+    record's sha256 names; a file replaced after acquire stops the stage naming both hashes.
+    """
+    from culteval.inputs import checked_input
+    from culteval.io import reject
+
+    model_json = Path(model_json)
+    record = read_json(model_json, keys=("name", "sha256"))
+    name = record["name"]
+    if key is not None and name != key:
+        raise reject(model_json, f"is the record of model {name!r}, not of model {key!r} that its name "
+                                 f"says (another model's record copied over it)")
+    path = model_path(model_json, cfg)
+    checked = checked_input(
+        path, record["sha256"], f"model {name!r}", recorded_by=str(model_json),
+        fix=f"restore the file, or record the new one with `culteval acquire-model --model {name} --out "
+            f"{model_json}` (or remove {model_json} and rerun the pipeline); its inference then reruns")
+    return {**record, "path": str(path)}, checked
 
 
 def load_model_record(model_json: str | os.PathLike, cfg: dict | None) -> dict:
