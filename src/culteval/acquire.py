@@ -462,8 +462,8 @@ def use_model(model_json: str | os.PathLike, cfg: dict | None, key: str | None =
     path = model_path(model_json, cfg)
     checked = checked_input(
         path, record["sha256"], f"model {name!r}", recorded_by=str(model_json),
-        fix=f"restore the file, or record the new one with `culteval acquire-model --model {name} --out "
-            f"{model_json}` (or remove {model_json} and rerun the pipeline); its inference then reruns")
+        fix=f"restore the file, or record the new one with culteval acquire-model --model {name} --out "
+            f"{model_json} (or remove {model_json} and rerun the pipeline); its inference then reruns")
     return {**record, "path": str(path)}, checked
 
 
