@@ -79,14 +79,15 @@ def project(tmp_path_factory, mirror, default_model):
 
 def _acquire(project, name: str, models: Path) -> Path:
     record = models / f"{name}.json"
-    assert cli.main(["--params", project["params"], "acquire-model", "--model", name, "--out", str(record)]) == 0
+    assert cli.main(["--params", project["params"], "acquire-model", "--model", name,
+                     "--out", str(record)]) == 0
     return record
 
 
 def _infer(capsys, project, record: Path, out: Path, prompts: Path | None = None) -> tuple[int, str]:
-    rc, _, err = _cli(capsys, project["params"], "infer", "--model-json", str(record), "--task", "culturalbench",
-                      "--strategy", "default", "--prompts", str(prompts or project["prompts"]),
-                      "--out", str(out), "--no-progress")
+    rc, _, err = _cli(capsys, project["params"], "infer", "--model-json", str(record),
+                      "--task", "culturalbench", "--strategy", "default",
+                      "--prompts", str(prompts or project["prompts"]), "--out", str(out), "--no-progress")
     return rc, err
 
 
@@ -100,8 +101,8 @@ def test_a_model_replaced_after_acquire_stops_inference_and_lineage_names_the_by
         out = tmp_path / "raw.parquet"
         rc, err = _infer(capsys, project, record, out)
         assert rc == 1 and not out.exists(), err
-        assert (f"culteval infer: error: model 'm': {project['gguf']} has sha256 {new}, but {record} recorded "
-                f"{old}: the file changed after it was recorded;") in err, err
+        assert (f"culteval infer: error: model 'm': {project['gguf']} has sha256 {new}, but {record} "
+                f"recorded {old}: the file changed after it was recorded;") in err, err
         assert f"culteval acquire-model --model m --out {record}" in err, err
         # what the message says to run records the new file; the next inference uses and names it
         assert cli.main(["--params", project["params"], "acquire-model", "--model", "m", "--out",
@@ -162,7 +163,8 @@ def test_a_translation_table_edited_after_translate_stops_render(project, tmp_pa
         rc, _, err = _cli(capsys, project["params"], *args)
         assert rc == 1 and not out.exists(), err
         assert (f"culteval render: error: translation table hi.jsonl: {table} has sha256 "
-                f"{io.sha256_file(table)}, but the translations {project['translations']} recorded {old}") in err
+                f"{io.sha256_file(table)}, but the translations {project['translations']} recorded "
+                f"{old}") in err, err
         assert "translate again" in err, err
     finally:
         table.write_bytes(original)
@@ -178,8 +180,8 @@ def test_a_raw_data_file_edited_after_acquire_stops_prepare(project, tmp_path, c
     rc, _, err = _cli(capsys, project["params"], "prepare", "--task", "culturalbench", "--raw-root", str(raw),
                       "--out", str(out))
     assert rc == 1 and not out.exists(), err
-    assert (f"culteval prepare: error: dataset 'culturalbench': {data} has sha256 {io.sha256_file(data)}, but "
-            f"{raw / 'culturalbench' / 'PROVENANCE.json'} recorded {old}") in err, err
+    assert (f"culteval prepare: error: dataset 'culturalbench': {data} has sha256 {io.sha256_file(data)}, "
+            f"but {raw / 'culturalbench' / 'PROVENANCE.json'} recorded {old}") in err, err
     assert "culteval acquire-data --dataset culturalbench" in err, err
 
 
@@ -232,3 +234,20 @@ def test_a_verified_hash_is_reused_only_while_the_file_is_unchanged(tmp_path, mo
     with pytest.raises(inputs.InputChanged) as exc:
         inputs.checked_input(path, first, "model 'x'", recorded_by="r", fix="f")
     assert len(calls) == 2 and exc.value.actual == io.sha256_text("b" * 1000) and exc.value.expected == first
+
+
+def test_microdata_changed_between_metrics_and_report_stops_the_report(tmp_path):
+    """The IVS microdata is read by metrics and again by report: report checks it is what metrics used."""
+    micro = tmp_path / "ivs.csv"
+    micro.write_text("Y002,S017\n1,1.0\n")
+    cfg = {"cultural_map": {"microdata": str(micro)}}
+    used = cli._map_inputs(str(tmp_path / "raw"), cfg)  # metrics: nothing earlier records it
+    recorded = cli._confirmed(used)
+    assert recorded == {micro.as_posix(): io.sha256_file(micro)}
+    made = {"inputs": [{"path": micro.name, "sha256": recorded[micro.as_posix()]}]}
+    cli._confirmed(cli._map_inputs(str(tmp_path / "raw"), cfg, made))  # unchanged: the report goes on
+    micro.write_text("Y002,S017\n2,1.0\n")
+    with pytest.raises(inputs.InputChanged, match=(
+            f"cultural_map.microdata: {micro} has sha256 {io.sha256_file(micro)}, but the metrics stage "
+            rf"\(results/metrics/provenance.json\) recorded {recorded[micro.as_posix()]}: .*rerun metrics")):
+        cli._map_inputs(str(tmp_path / "raw"), cfg, made)

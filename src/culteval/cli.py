@@ -8,11 +8,11 @@ from pathlib import Path
 
 from culteval import config as cfgmod
 from culteval.io import (
-    SIDECAR_SUFFIX,
     DamagedFileError,
     WriteError,
     read_parquet,
     read_provenance,
+    read_record,
     sha256_file,
     sidecar_path,
     split_provenance,
@@ -104,9 +104,9 @@ def cmd_prepare(args) -> None:
         hashes[itemset_path.as_posix()] = itemset_sha
     if items.empty:
         raise ValueError(f"task {args.task!r}: no items after filtering (check params.tasks.{args.task})")
-    # sidecars say where a file came from, which must not reach the items' bytes
-    inputs = [p for d in task.datasets for p in sorted((raw_root / d).iterdir())
-              if p.is_file() and not p.name.endswith(SIDECAR_SUFFIX)]
+    # every file of the datasets' folders but the sidecars, which say where a file came from
+    # and must not reach the items' bytes (culteval.inputs.check_dataset)
+    inputs = [c.path for c in checked]
     if itemset_path is not None:  # the pinned groups: their file and hash in the lineage
         inputs.append(itemset_path)
     prov = provenance.record(inputs=inputs, params=_items_params(cfg, args.task), hashes=hashes,
@@ -299,7 +299,7 @@ def cmd_metrics(args) -> None:
     from culteval.pipeline import by_culture, load_items, load_machine_translated, load_raw
 
     cfg = _params(args)
-    _check_raw_data(args.raw_root)
+    used = _map_inputs(args.raw_root, cfg)
     items, raw = by_culture(args.items, "items", cfg), by_culture(args.raw, "raw", cfg)
     per_culture = {key: (load_items(items.get(key, []), culture=key),
                          load_raw(raw.get(key, []), params={k: cfg[k] for k in ("sampling", "seed")},
@@ -310,31 +310,51 @@ def cmd_metrics(args) -> None:
         prompts = by_culture(args.prompts, "prompts", cfg)
         machine = {key: load_machine_translated(prompts.get(key, [])) for key in cfgmod.culture_keys(cfg)}
     df = summ.summarize_cultures(per_culture, cfg, raw_root=Path(args.raw_root), machine=machine)
+    micro = _confirmed(used)
     out = Path(args.out_dir)
     summ.write_summary(df, out / "summary.csv")
     write_json(summ.metrics_json(df), out / "metrics.json")
-    write_record(_aggregate_provenance([*args.items, *args.raw, *(args.prompts or [])], cfg),
+    write_record(_aggregate_provenance([*args.items, *args.raw, *(args.prompts or []), *micro], cfg, micro),
                  out / "provenance.json")
 
 
-def _check_raw_data(raw_root: str) -> None:
-    """The acquired data the metrics and report stages read themselves (the published map
-    coordinates, ``ivs_map``) still hold the bytes its PROVENANCE.json records."""
-    from culteval.inputs import check_dataset
+def _map_inputs(raw_root: str, cfg: dict, recorded: dict | None = None) -> list:
+    """The files the metrics and report stages read themselves for the cultural map, checked
+    before use (culteval.inputs.Checked, to confirm after): the published coordinates
+    (``ivs_map``) against their PROVENANCE.json, and the IVS microdata params name (relative to
+    the project) against the hash the metrics stage recorded (``recorded``: the metrics
+    provenance, for the report; nothing earlier records it for the metrics stage)."""
+    from culteval.inputs import check_dataset, checked_input
 
     folder = Path(raw_root) / "ivs_map"
-    if (folder / "PROVENANCE.json").is_file():
-        check_dataset(folder)
+    used = check_dataset(folder) if (folder / "PROVENANCE.json").is_file() else []
+    micro = (cfg.get("cultural_map") or {}).get("microdata")
+    if micro:
+        path = cfgmod.project_file(micro)
+        expected = {Path(i["path"]).name: i["sha256"] for i in (recorded or {}).get("inputs", [])}
+        used.append(checked_input(
+            path, expected.get(path.name) if recorded is not None else None, "cultural_map.microdata",
+            recorded_by="the metrics stage (results/metrics/provenance.json)", fix="rerun metrics"))
+    return used
 
 
-def _aggregate_provenance(inputs: list[str], cfg: dict) -> dict:
+def _confirmed(used: list) -> dict[str, str]:
+    """Confirm each checked file is unchanged after use; the microdata's path -> sha256 it was
+    used as (the ivs_map files are recorded through their PROVENANCE.json)."""
+    for checked in used:
+        checked.confirm()
+    return {c.path.as_posix(): c.sha256 for c in used if c.what == "cultural_map.microdata"}
+
+
+def _aggregate_provenance(inputs: list[str], cfg: dict, hashes: dict | None = None) -> dict:
     """Provenance sidecar for outputs built from many artifacts (lineage follows the inputs)."""
     from culteval import provenance
     from culteval.metrics.proscore import rule_record
 
     params = {k: cfg[k] for k in ("metrics", "cultural_map", "reference", "models")}
-    return provenance.record(inputs=inputs, params={**params, "cultures": cfgmod.described_cultures(cfg),
-                                                    "proscore_rule": rule_record()})
+    return provenance.record(inputs=inputs, hashes=hashes,
+                             params={**params, "cultures": cfgmod.described_cultures(cfg),
+                                     "proscore_rule": rule_record()})
 
 
 def cmd_report(args) -> None:
@@ -348,7 +368,8 @@ def cmd_report(args) -> None:
     from culteval.report.html import CultureSection, build_report
 
     cfg = _params(args)
-    _check_raw_data(args.raw_root)
+    made = Path(args.summary).parent / "provenance.json"  # what the metrics stage used
+    used = _map_inputs(args.raw_root, cfg, read_record(made) if made.is_file() else {})
     summary = read_summary(args.summary)
     out = Path(args.out_dir)
     raw = by_culture(args.raw, "raw", cfg)
@@ -366,6 +387,7 @@ def cmd_report(args) -> None:
         title = f"{country} ({cfg['cultures'][key]['language_name']}) vs {reference}"
         sections.append(CultureSection(key=key, title=title, summary=rows, figures=figures,
                                        countries={"target": country, "reference": reference}))
+    _confirmed(used)
     inputs = data_inputs([args.summary, *args.raw])
     notes = [n for n in [mixed_effects_note(summary, cfg)] if n]
     # the report shows the content part; the commit and machine go to its sidecar, as for every

@@ -126,23 +126,25 @@ def read_bytes(path: str | os.PathLike, expected: str | None = None, what: str =
 
 
 def check_dataset(folder: str | os.PathLike, manifest: str = "PROVENANCE.json") -> list[Checked]:
-    """Verify every file of an acquired dataset against its ``PROVENANCE.json`` before a stage
-    reads the folder; the stage calls :meth:`Checked.confirm` on each after reading and records
-    their ``sha256``: the hashes of the bytes it used."""
-    from culteval.io import read_json
+    """Check every file of an acquired dataset before a stage reads the folder: each file its
+    ``PROVENANCE.json`` lists against the sha256 recorded there (a listed file missing is an
+    error too); any other file (the manifest itself; a folder made by hand without one) is hashed
+    as it is. The stage calls :meth:`Checked.confirm` on each after reading and records their
+    ``sha256``: the hashes of the bytes it used."""
+    from culteval.io import SIDECAR_SUFFIX, read_json
 
     folder = Path(folder)
+    if not folder.is_dir():  # nothing acquired: the stage's reader names the file it lacks
+        return []
     record = folder / manifest
-    content = read_json(record, keys=("files",))
+    content = read_json(record, keys=("files",)) if record.is_file() else {"files": {}}
     dataset = content.get("dataset", folder.name)
     fix = (f"restore it, or acquire the dataset again (remove {record} and rerun the pipeline, or run "
            f"culteval acquire-data --dataset {dataset} --out {folder})")
-    out = []
     for name, entry in sorted(content["files"].items()):
-        path = folder / name
-        if not path.is_file():
-            raise InputChanged(f"dataset {dataset!r}: {path} is missing although {record} records it; {fix}",
-                               path, entry.get("sha256"), None)
-        out.append(checked_input(path, entry.get("sha256"), f"dataset {dataset!r}", recorded_by=str(record),
-                                 fix=fix))
-    return out
+        if not (folder / name).is_file():
+            raise InputChanged(f"dataset {dataset!r}: {folder / name} is missing although {record} records "
+                               f"it; {fix}", folder / name, entry.get("sha256"), None)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.endswith(SIDECAR_SUFFIX))
+    return [checked_input(p, (content["files"].get(p.name) or {}).get("sha256"), f"dataset {dataset!r}",
+                          recorded_by=str(record), fix=fix) for p in files]
