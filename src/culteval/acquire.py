@@ -59,9 +59,15 @@ class ModelError(RuntimeError):
     """A model entry cannot be resolved or its file is not a usable GGUF."""
 
 
-def verify(path: Path, expected: str | None, what: str, source: str | Path | None = None) -> str:
-    """Hash ``path``; raise ChecksumError naming ``source`` (else ``path``) and both hashes on mismatch."""
-    actual = sha256_file(path)
+def verify(path: Path, expected: str | None, what: str, source: str | Path | None = None, *,
+           cached: bool = False) -> str:
+    """Hash ``path``; raise ChecksumError naming ``source`` (else ``path``) and both hashes on mismatch.
+
+    ``cached``: through culteval.inputs' cache of verified hashes (a file that stays where it is,
+    such as a model: the stages that load it next then find its hash there)."""
+    from culteval.inputs import file_sha256
+
+    actual = file_sha256(path) if cached else sha256_file(path)
     if expected is not None and actual != expected:
         # name where the bytes came from, not the temporary file they were checked in
         raise ChecksumError(
@@ -366,7 +372,7 @@ def describe_model(name: str, spec: dict) -> dict:
     expected = spec.get("sha256")
     if expected is None and "hf" in spec:  # trust on first use: the hash its download recorded
         expected = read_lock().get(hf_url(spec["hf"]), {}).get("sha256")
-    digest = verify(path, expected, f"model {name!r}")
+    digest = verify(path, expected, f"model {name!r}", cached=True)
     meta = gguf_metadata(path, name)
     template = meta.get("tokenizer.chat_template")
     from culteval.io import sha256_text
@@ -415,6 +421,8 @@ def model_path(model_json: str | os.PathLike, cfg: dict | None, *, resolve: bool
     and both hashes), and the sidecar rewritten. ``resolve=False``: None instead of resolving
     (nothing is downloaded or assembled).
     """
+    from culteval.inputs import file_sha256
+
     model_json = Path(model_json)
     record = read_json(model_json, keys=("name", "sha256"))
     name, side = record["name"], sidecar_path(model_json)
@@ -432,7 +440,7 @@ def model_path(model_json: str | os.PathLike, cfg: dict | None, *, resolve: bool
         raise ModelError(f"model {name!r}: {model_json} has no current sidecar with its file's path, and "
                          f"params.models has no entry {name!r} to find the file from")
     path = resolve_model_file(name, spec)
-    digest = sha256_file(path)
+    digest = file_sha256(path)
     if digest != record["sha256"]:
         raise ChecksumError(
             f"model {name!r}: sha256 mismatch: {model_json} records {record['sha256']}, the file params "
