@@ -3,7 +3,12 @@
 # Params: params.yaml, or CULTEVAL_PARAMS="params.yaml:overlay.yaml", then --configfile/--config
 # (validated at start-up).
 
+import os
 import re
+
+# Every job reads the project files (templates, tables, item sets) of this Snakefile's checkout,
+# whichever checkout the culteval package was installed from (culteval.config.project_root).
+os.environ["CULTEVAL_PROJECT"] = workflow.basedir
 
 # --configfile/--config are applied over the params files: they are written to an overlay
 # that joins CULTEVAL_PARAMS, so the jobs read the same values the workflow plans with.
@@ -19,6 +24,7 @@ config.update(load_params(PARAMS))  # schema-validated: bad params stop here, na
 
 envvars:
     "CULTEVAL_PARAMS",
+    "CULTEVAL_PROJECT",
 
 
 TASKS = enabled_tasks(config)

@@ -11,7 +11,7 @@ from culteval.config import ROOT
 PACKAGE = ROOT / "src" / "culteval"
 # Stage order (docs/architecture.md). Shared helpers first; a module may import its own layer or earlier.
 LAYERS = [
-    {"io", "stats", "gguf"},
+    {"io", "stats", "gguf", "inputs"},
     {"config", "provenance", "tasks"},
     {"acquire", "preflight"},
     {"translate"},

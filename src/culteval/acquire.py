@@ -59,9 +59,15 @@ class ModelError(RuntimeError):
     """A model entry cannot be resolved or its file is not a usable GGUF."""
 
 
-def verify(path: Path, expected: str | None, what: str, source: str | Path | None = None) -> str:
-    """Hash ``path``; raise ChecksumError naming ``source`` (else ``path``) and both hashes on mismatch."""
-    actual = sha256_file(path)
+def verify(path: Path, expected: str | None, what: str, source: str | Path | None = None, *,
+           cached: bool = False) -> str:
+    """Hash ``path``; raise ChecksumError naming ``source`` (else ``path``) and both hashes on mismatch.
+
+    ``cached``: through culteval.inputs' cache of verified hashes (a file that stays where it is,
+    such as a model: the stages that load it next then find its hash there)."""
+    from culteval.inputs import file_sha256
+
+    actual = file_sha256(path) if cached else sha256_file(path)
     if expected is not None and actual != expected:
         # name where the bytes came from, not the temporary file they were checked in
         raise ChecksumError(
@@ -188,9 +194,9 @@ LOCK_HEADER = """\
 
 def lock_path() -> Path:
     """The committed lock file of first-download hashes (CULTEVAL_SOURCES_LOCK overrides)."""
-    from culteval.config import ROOT
+    from culteval.config import project_root
 
-    return Path(os.environ.get("CULTEVAL_SOURCES_LOCK", ROOT / "sources.lock.yaml"))
+    return Path(os.environ.get("CULTEVAL_SOURCES_LOCK", project_root() / "sources.lock.yaml"))
 
 
 @contextlib.contextmanager
@@ -366,7 +372,7 @@ def describe_model(name: str, spec: dict) -> dict:
     expected = spec.get("sha256")
     if expected is None and "hf" in spec:  # trust on first use: the hash its download recorded
         expected = read_lock().get(hf_url(spec["hf"]), {}).get("sha256")
-    digest = verify(path, expected, f"model {name!r}")
+    digest = verify(path, expected, f"model {name!r}", cached=True)
     meta = gguf_metadata(path, name)
     template = meta.get("tokenizer.chat_template")
     from culteval.io import sha256_text
@@ -415,6 +421,8 @@ def model_path(model_json: str | os.PathLike, cfg: dict | None, *, resolve: bool
     and both hashes), and the sidecar rewritten. ``resolve=False``: None instead of resolving
     (nothing is downloaded or assembled).
     """
+    from culteval.inputs import file_sha256
+
     model_json = Path(model_json)
     record = read_json(model_json, keys=("name", "sha256"))
     name, side = record["name"], sidecar_path(model_json)
@@ -432,7 +440,7 @@ def model_path(model_json: str | os.PathLike, cfg: dict | None, *, resolve: bool
         raise ModelError(f"model {name!r}: {model_json} has no current sidecar with its file's path, and "
                          f"params.models has no entry {name!r} to find the file from")
     path = resolve_model_file(name, spec)
-    digest = sha256_file(path)
+    digest = file_sha256(path)
     if digest != record["sha256"]:
         raise ChecksumError(
             f"model {name!r}: sha256 mismatch: {model_json} records {record['sha256']}, the file params "
@@ -440,6 +448,31 @@ def model_path(model_json: str | os.PathLike, cfg: dict | None, *, resolve: bool
     with contextlib.suppress(OSError, WriteError):  # a read-only checkout runs too, resolving each time
         write_json({"path": str(path), "artifact_sha256": sha256_file(model_json)}, side)
     return path
+
+
+def use_model(model_json: str | os.PathLike, cfg: dict | None, key: str | None = None):
+    """(record with ``path``, :class:`culteval.inputs.Checked`) of the model a stage is about to load.
+
+    The record must be the one of ``key`` (the model its path names, ``data/models/<key>.json``):
+    another model's record copied over it is moved aside, so the next run acquires ``key`` again.
+    The file is hashed now (:func:`culteval.inputs.checked_input`) and must hold the bytes the
+    record's sha256 names; a file replaced after acquire stops the stage naming both hashes.
+    """
+    from culteval.inputs import checked_input
+    from culteval.io import reject
+
+    model_json = Path(model_json)
+    record = read_json(model_json, keys=("name", "sha256"))
+    name = record["name"]
+    if key is not None and name != key:
+        raise reject(model_json, f"is the record of model {name!r}, not of model {key!r} that its name "
+                                 f"says (another model's record copied over it)")
+    path = model_path(model_json, cfg)
+    checked = checked_input(
+        path, record["sha256"], f"model {name!r}", recorded_by=str(model_json),
+        fix=f"restore the file, or record the new one with culteval acquire-model --model {name} --out "
+            f"{model_json} (or remove {model_json} and rerun the pipeline); its inference then reruns")
+    return {**record, "path": str(path)}, checked
 
 
 def load_model_record(model_json: str | os.PathLike, cfg: dict | None) -> dict:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from culteval import config as cfgmod
 from culteval.io import (
-    SIDECAR_SUFFIX,
     DamagedFileError,
     WriteError,
     read_parquet,
     read_provenance,
+    read_record,
     sha256_file,
     sidecar_path,
     split_provenance,
@@ -45,7 +45,8 @@ def _params(args) -> dict:
 
 
 def _translation_table_path(cfg: dict) -> Path | None:
-    """Where the translation table lives: an absolute path, else relative to the project root.
+    """Where the translation table lives: an absolute path, else relative to the project the run
+    is in (culteval.config.project_root).
 
     The table ships with the project (workflow/translations/), so the translate stage
     never depends on the offline data mirror.
@@ -53,9 +54,7 @@ def _translation_table_path(cfg: dict) -> Path | None:
     table = cfg["translation"]["table"]
     if table is None:
         return None
-    path = Path(table)
-    if not path.is_absolute():
-        path = cfgmod.ROOT / table
+    path = cfgmod.project_file(table)
     if not path.is_file():
         where = (f"cultures.{cfgmod.culture_of(cfg)}.translation_table" if "cultures" in cfg
                  else "translation.table")
@@ -87,20 +86,33 @@ def cmd_acquire_model(args) -> None:
 
 def cmd_prepare(args) -> None:
     from culteval import provenance, tasks
+    from culteval.inputs import check_dataset, read_bytes
 
     cfg = _params(args)
     task = tasks.get(args.task)
     raw_root = Path(args.raw_root)
+    # the raw files hold the bytes acquire recorded (PROVENANCE.json), checked now and again after
+    # reading: the items' provenance records the hashes of the bytes actually read
+    checked = [c for d in task.datasets for c in check_dataset(raw_root / d)]
+    itemset = cfg["tasks"][args.task].get("itemset")
+    itemset_path = cfgmod.project_file(itemset) if itemset else None  # as read_itemset reads it
+    itemset_sha = read_bytes(itemset_path)[1] if itemset_path and itemset_path.is_file() else None
     items = task.load_items(raw_root, cfg)
+    for c in checked:
+        c.confirm()
+    hashes = {c.path.as_posix(): c.sha256 for c in checked}
+    if itemset_sha is not None:
+        read_bytes(itemset_path, itemset_sha, f"item set {itemset}",  # edited while this stage read it
+                   recorded_by="this stage, before it read it", fix="rerun prepare")
+        hashes[itemset_path.as_posix()] = itemset_sha
     if items.empty:
         raise ValueError(f"task {args.task!r}: no items after filtering (check params.tasks.{args.task})")
-    # sidecars say where a file came from, which must not reach the items' bytes
-    inputs = [p for d in task.datasets for p in sorted((raw_root / d).iterdir())
-              if p.is_file() and not p.name.endswith(SIDECAR_SUFFIX)]
-    itemset = cfg["tasks"][args.task].get("itemset")
-    if itemset:  # the pinned groups: their file and hash in the lineage (read as read_itemset does)
-        inputs.append(itemset if Path(itemset).is_absolute() else cfgmod.ROOT / itemset)
-    prov = provenance.record(inputs=inputs, params=_items_params(cfg, args.task),
+    # every file of the datasets' folders but the sidecars, which say where a file came from
+    # and must not reach the items' bytes (culteval.inputs.check_dataset)
+    inputs = [c.path for c in checked]
+    if itemset_path is not None:  # the pinned groups: their file and hash in the lineage
+        inputs.append(itemset_path)
+    prov = provenance.record(inputs=inputs, params=_items_params(cfg, args.task), hashes=hashes,
                              identity=provenance.identity("items", culture=cfgmod.culture_of(cfg),
                                                           task=args.task))
     write_parquet(items, args.out, prov)
@@ -122,22 +134,24 @@ def cmd_translate(args) -> None:
     table_path = _translation_table_path(cfg)
     translator, model_record = None, None
     name = cfg["translation"]["translator_model"]
+    root = cfgmod.project_root()
     if name is not None:
-        from culteval.acquire import load_model_record
+        from culteval.acquire import use_model
         from culteval.engine import Engine
 
-        model_record = load_model_record(Path(args.models_dir) / f"{name}.json", cfg)
+        model_record, model_check = use_model(Path(args.models_dir) / f"{name}.json", cfg, key=name)
         engine = Engine(model_record["path"], **_engine_settings(cfg, cfg["models"][name], args.threads))
+        model_check.confirm()  # the bytes loaded are the ones hashed
         translator = translate.make_model_translator(
-            engine, cfg["target"]["language_name"], model_record["sha256"])
+            engine, cfg["target"]["language_name"], model_record["sha256"], root=root)
+    used: dict[str, str] = {}  # each table's sha256, of the bytes parsed
     df = translate.build_translations(
         strings, cfg, table_path=table_path,
-        translator=translator,
+        translator=translator, root=root, used=used,
     )
-    glossary = translate.glossary_path(cfg, cfgmod.ROOT)
-    inputs = [*args.items, *([table_path] if table_path else []), *([glossary] if glossary.is_file() else [])]
-    prov = provenance.record(inputs=inputs, model=model_record, params={"translation": cfg["translation"],
-                                                                        "target": cfg["target"]},
+    inputs = [*args.items, *translate.table_files(cfg, table_path, root)]
+    prov = provenance.record(inputs=inputs, model=model_record, hashes=used,
+                             params={"translation": cfg["translation"], "target": cfg["target"]},
                              identity=provenance.identity("translations", culture=culture, sources=sources))
     write_parquet(df, args.out, prov)
 
@@ -159,13 +173,17 @@ def cmd_render(args) -> None:
         table = read_parquet(args.translations, columns=translate.COLUMNS, expect={
             "kind": "translations", "culture": culture,
             f"sources.items/{args.task}": sha256_file(args.items)})
+        # the tables translate read still hold the bytes it read (else these are old translations)
+        tables = translate.table_files(cfg, _translation_table_path(cfg), cfgmod.project_root())
+        translate.check_sources(read_provenance(args.translations), tables, args.translations)
         sources["translations"] = Path(args.translations)
         translations, machine = translate.translations_to_dict(table), translate.machine_sources(table)
         inputs.append(args.translations)
     # mode "both" where the task's params ask for sampled answers (params.tasks.<task>.sampled)
     mode = tasks.sampling(cfg, args.task)["mode"]
-    df = prompts.render(items, args.strategy, cfg, translations=translations, mode=mode, root=cfgmod.ROOT,
-                        machine=machine)
+    # templates of the project the run is in; each recorded with the sha256 of the bytes rendered
+    df = prompts.render(items, args.strategy, cfg, translations=translations, mode=mode,
+                        root=cfgmod.project_root(), machine=machine)
     prov = provenance.record(inputs=inputs, templates=_templates(df),
                              params={"permutations": cfg["permutations"], "seed": cfg["seed"],
                                      "target": cfg["target"], "strategy": args.strategy},
@@ -191,9 +209,10 @@ def _templates(prompts_df) -> dict:
 
 
 def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates, params,
-                   identity: dict) -> None:
+                   identity: dict, model_check) -> None:
     """Preflight, load the model, record provenance (``params`` on top of sampling/inference/seed;
-    ``identity``: what the raw output is), run the prompts."""
+    ``identity``: what the raw output is), run the prompts. ``model_check``: the model file as
+    hashed before loading (culteval.inputs.Checked), confirmed unchanged once loaded."""
     from culteval import gguf, preflight, provenance, tasks
     from culteval.engine import Engine, score_prompts, show_tokens, split_info
 
@@ -202,6 +221,7 @@ def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates
         name, gguf.facts(model_record["path"]), cfg["inference"], n_gpu_layers=settings["n_gpu_layers"],
         mem_mb=getattr(args, "mem_mb", None)), force=args.force)
     engine = Engine(model_record["path"], **settings)
+    model_check.confirm()  # the bytes loaded are the ones hashed: the record's sha256 is theirs
     if args.show:
         print(show_tokens(engine, prompts_df, args.show))
         return
@@ -229,10 +249,11 @@ def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates
 def cmd_infer(args) -> None:
     """Run one params.yaml model over one (task, strategy) prompts table."""
     from culteval import prompts, provenance
-    from culteval.acquire import load_model_record
+    from culteval.acquire import use_model
 
     cfg = _params(args)
-    model_record = load_model_record(args.model_json, cfg)  # with the file's path from its sidecar
+    # the record of the model its path names, its file hashed now against the record's sha256
+    model_record, model_check = use_model(args.model_json, cfg, key=Path(args.model_json).stem)
     spec = cfg["models"][model_record["name"]]
     culture = cfgmod.culture_of(cfg)
     # a prompts file of another task, strategy or culture (copied over, or left from an older
@@ -241,23 +262,28 @@ def cmd_infer(args) -> None:
                               params={k: cfg[k] for k in ("permutations", "seed", "target")},
                               expect={"kind": "prompts", "culture": culture, "task": args.task,
                                       "strategy": args.strategy})
+    # the templates the prompts were rendered from still hold the bytes render used
+    prompts.check_templates(_templates(prompts_df), cfgmod.project_root(), args.prompts)
     made_from = read_provenance(args.prompts)["identity"]["sources"]
     identity = provenance.identity("raw", culture=culture, model=model_record["name"], task=args.task,
                                    strategy=args.strategy,
                                    sources={"prompts": Path(args.prompts), "items": made_from["items"]})
     _run_inference(args, cfg, prompts_df, model_record, spec, task=args.task,
                    templates=_templates(prompts_df), params={"model": {model_record["name"]: spec}},
-                   identity=identity)
+                   identity=identity, model_check=model_check)
 
 
 def cmd_infer_gguf(args) -> None:
     """Standalone: run inference on any prompts file with any GGUF (no params.yaml model entry needed)."""
     from culteval import provenance
     from culteval.acquire import describe_model
+    from culteval.inputs import checked_input
 
     cfg = _params(args)
     spec = {"path": args.model, "chat_template": args.chat_template, "n_gpu_layers": args.n_gpu_layers}
     model_record = describe_model(Path(args.model).stem, spec)
+    model_check = checked_input(model_record["path"], model_record["sha256"], f"model {args.model}",
+                                recorded_by="its description", fix="run this command again")
     prompts_df = read_parquet(args.prompts)  # any prompts table: integrity and columns only
     task_names = sorted(set(prompts_df["task"]))
     if len(task_names) != 1:
@@ -268,7 +294,7 @@ def cmd_infer_gguf(args) -> None:
         strategy=made.get("strategy"),
         sources={"prompts": Path(args.prompts), **{k: v for k, v in made["sources"].items() if k == "items"}})
     _run_inference(args, cfg, prompts_df, model_record, spec, task=task_names[0], templates=None, params={},
-                   identity=identity)
+                   identity=identity, model_check=model_check)
 
 
 def cmd_metrics(args) -> None:
@@ -276,6 +302,7 @@ def cmd_metrics(args) -> None:
     from culteval.pipeline import by_culture, load_items, load_machine_translated, load_raw
 
     cfg = _params(args)
+    used = _map_inputs(args.raw_root, cfg)
     items, raw = by_culture(args.items, "items", cfg), by_culture(args.raw, "raw", cfg)
     per_culture = {key: (load_items(items.get(key, []), culture=key),
                          load_raw(raw.get(key, []), params={k: cfg[k] for k in ("sampling", "seed")},
@@ -286,21 +313,51 @@ def cmd_metrics(args) -> None:
         prompts = by_culture(args.prompts, "prompts", cfg)
         machine = {key: load_machine_translated(prompts.get(key, [])) for key in cfgmod.culture_keys(cfg)}
     df = summ.summarize_cultures(per_culture, cfg, raw_root=Path(args.raw_root), machine=machine)
+    micro = _confirmed(used)
     out = Path(args.out_dir)
     summ.write_summary(df, out / "summary.csv")
     write_json(summ.metrics_json(df), out / "metrics.json")
-    write_record(_aggregate_provenance([*args.items, *args.raw, *(args.prompts or [])], cfg),
+    write_record(_aggregate_provenance([*args.items, *args.raw, *(args.prompts or []), *micro], cfg, micro),
                  out / "provenance.json")
 
 
-def _aggregate_provenance(inputs: list[str], cfg: dict) -> dict:
+def _map_inputs(raw_root: str, cfg: dict, recorded: dict | None = None) -> list:
+    """The files the metrics and report stages read themselves for the cultural map, checked
+    before use (culteval.inputs.Checked, to confirm after): the published coordinates
+    (``ivs_map``) against their PROVENANCE.json, and the IVS microdata params name (relative to
+    the project) against the hash the metrics stage recorded (``recorded``: the metrics
+    provenance, for the report; nothing earlier records it for the metrics stage)."""
+    from culteval.inputs import check_dataset, checked_input
+
+    folder = Path(raw_root) / "ivs_map"
+    used = check_dataset(folder) if (folder / "PROVENANCE.json").is_file() else []
+    micro = (cfg.get("cultural_map") or {}).get("microdata")
+    if micro:
+        path = cfgmod.project_file(micro)
+        expected = {Path(i["path"]).name: i["sha256"] for i in (recorded or {}).get("inputs", [])}
+        used.append(checked_input(
+            path, expected.get(path.name) if recorded is not None else None, "cultural_map.microdata",
+            recorded_by="the metrics stage (results/metrics/provenance.json)", fix="rerun metrics"))
+    return used
+
+
+def _confirmed(used: list) -> dict[str, str]:
+    """Confirm each checked file is unchanged after use; the microdata's path -> sha256 it was
+    used as (the ivs_map files are recorded through their PROVENANCE.json)."""
+    for checked in used:
+        checked.confirm()
+    return {c.path.as_posix(): c.sha256 for c in used if c.what == "cultural_map.microdata"}
+
+
+def _aggregate_provenance(inputs: list[str], cfg: dict, hashes: dict | None = None) -> dict:
     """Provenance sidecar for outputs built from many artifacts (lineage follows the inputs)."""
     from culteval import provenance
     from culteval.metrics.proscore import rule_record
 
     params = {k: cfg[k] for k in ("metrics", "cultural_map", "reference", "models")}
-    return provenance.record(inputs=inputs, params={**params, "cultures": cfgmod.described_cultures(cfg),
-                                                    "proscore_rule": rule_record()})
+    return provenance.record(inputs=inputs, hashes=hashes,
+                             params={**params, "cultures": cfgmod.described_cultures(cfg),
+                                     "proscore_rule": rule_record()})
 
 
 def _item_artifacts(args, cfg: dict, summary) -> list:
@@ -334,6 +391,8 @@ def cmd_report(args) -> None:
     from culteval.report.html import CultureSection, build_report
 
     cfg = _params(args)
+    made = Path(args.summary).parent / "provenance.json"  # what the metrics stage used
+    used = _map_inputs(args.raw_root, cfg, read_record(made) if made.is_file() else {})
     summary = read_summary(args.summary)
     out = Path(args.out_dir)
     raw = by_culture(args.raw, "raw", cfg)
@@ -351,6 +410,7 @@ def cmd_report(args) -> None:
         title = f"{country} ({cfg['cultures'][key]['language_name']}) vs {reference}"
         sections.append(CultureSection(key=key, title=title, summary=rows, figures=figures,
                                        countries={"target": country, "reference": reference}))
+    _confirmed(used)
     inputs = data_inputs([args.summary, *args.raw])
     notes = [n for n in [mixed_effects_note(summary, cfg)] if n]
     pages = None

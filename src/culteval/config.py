@@ -9,9 +9,10 @@ from typing import Any
 import jsonschema
 import yaml
 
+# The checkout the package's code comes from: its schema describes what this code accepts.
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow" / "schemas" / "params.schema.yaml"
-TEMPLATE_DIR = Path("workflow") / "templates"  # relative to the project root
+TEMPLATE_DIR = Path("workflow") / "templates"  # relative to the project root (project_root())
 STRATEGIES = ("default", "demographic", "cross_lingual", "native")
 # Strategies that show the item in the target language, so need the translation table.
 TRANSLATED_STRATEGIES = ("cross_lingual", "native")
@@ -236,16 +237,41 @@ def load_params(spec: str | os.PathLike = "params.yaml") -> dict:
     return validate(cfg, ":".join(str(p) for p in paths))
 
 
+def project_root() -> Path:
+    """The project a run is in, against which its project files resolve (templates, translation
+    tables and glossaries, item sets, relative paths in params, sources.lock.yaml).
+
+    ``CULTEVAL_PROJECT`` (the Snakefile sets it to its own folder for every job), else the nearest
+    folder at or above the working directory holding a Snakefile or dvc.yaml (as ``dvc repro``
+    and a hand-run command find it), else the checkout the package was installed from (ROOT).
+    Two clones sharing one editable install thus each render their own templates.
+    """
+    value = os.environ.get("CULTEVAL_PROJECT")
+    if value:
+        return Path(value).resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "Snakefile").is_file() or (folder / "dvc.yaml").is_file():
+            return folder
+    return ROOT
+
+
+def project_file(path: str | os.PathLike) -> Path:
+    """A path from params: absolute as given, else relative to :func:`project_root`."""
+    path = Path(path)
+    return path if path.is_absolute() else project_root() / path
+
+
 def params_spec() -> str:
     """The params files in force: CULTEVAL_PARAMS (``a.yaml:b.yaml``) or params.yaml.
 
     Relative paths resolve against the working directory, else the project root
-    (so ``snakemake -d elsewhere`` still finds the project's params.yaml).
+    (:func:`project_root`, so ``snakemake -d elsewhere`` still finds the project's params.yaml).
     """
     parts = []
     for part in os.environ.get("CULTEVAL_PARAMS", "params.yaml").split(":"):
         path = Path(part)
-        parts.append(part if path.is_absolute() or path.exists() else str(ROOT / path))
+        parts.append(part if path.is_absolute() or path.exists() else str(project_root() / path))
     return ":".join(parts)
 
 

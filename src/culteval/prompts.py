@@ -185,3 +185,22 @@ def render(
     out["permutation"] = out["permutation"].astype("int64")
     out["machine_translated"] = out["machine_translated"].astype(bool)
     return out.sort_values("prompt_id", kind="stable").reset_index(drop=True)
+
+
+def check_templates(templates: dict[str, str], root: Path, prompts_path: str | Path) -> None:
+    """Stop unless every template a prompts table was rendered from (project path -> the sha256
+    its render recorded from the bytes it used) still holds those bytes in the project ``root``.
+
+    A template edited after render makes the graph render again (it is the render rule's and
+    stage's input); this catches a stage run by hand, or a graph that tracked another checkout.
+    """
+    from culteval.inputs import InputChanged, read_bytes
+
+    fix = (f"render the prompts again: remove {prompts_path} and rerun the pipeline (dvc repro, or "
+           "snakemake), or run culteval render for them")
+    for rel, sha in sorted(templates.items()):
+        path = Path(root) / rel
+        if not path.is_file():
+            raise InputChanged(f"template {rel}: {path} is missing, but the prompts {prompts_path} were "
+                               f"rendered from it (sha256 {sha}); {fix}", path, sha, None)
+        read_bytes(path, sha, f"template {rel}", recorded_by=f"the prompts {prompts_path}", fix=fix)

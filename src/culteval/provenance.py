@@ -28,15 +28,16 @@ def git_info(root: Path = ROOT) -> dict:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
-def input_record(path: str | Path) -> dict:
+def input_record(path: str | Path, sha256: str | None = None) -> dict:
     """sha256 of an input file; a raw data file adds its manifest's URL and subset note.
 
-    Content facts only: where the file came from (mirror path, download host) lives in the
-    manifest's sidecar (culteval.acquire.dataset_provenance), so an artifact's bytes do not
-    depend on it.
+    ``sha256``: the hash the stage took of the bytes it used (culteval.inputs), recorded as it is;
+    without it the file is hashed now. Content facts only: where the file came from (mirror path,
+    download host) lives in the manifest's sidecar (culteval.acquire.dataset_provenance), so an
+    artifact's bytes do not depend on it.
     """
     path = Path(path)
-    rec = {"path": path.as_posix(), "sha256": sha256_file(path)}
+    rec = {"path": path.as_posix(), "sha256": sha256 or sha256_file(path)}
     manifest = path.parent / MANIFEST
     if manifest.is_file() and path.name != manifest.name:
         entry = read_json(manifest)["files"].get(path.name)
@@ -84,13 +85,18 @@ def identity(kind: str, *, sources: dict[str, str | Path] | None = None, **field
 
 
 def record(*, inputs: list[str | Path] = (), model: dict | None = None, templates: dict | None = None,
-           params: dict | None = None, engine: dict | None = None, identity: dict | None = None) -> dict:
-    """Assemble a provenance record. No timestamps: same inputs, same bytes."""
+           params: dict | None = None, engine: dict | None = None, identity: dict | None = None,
+           hashes: dict[str, str] | None = None) -> dict:
+    """Assemble a provenance record. No timestamps: same inputs, same bytes.
+
+    ``hashes``: input path (posix) -> the sha256 the stage took of the bytes it used, for the
+    inputs it checked at use (culteval.inputs); other inputs are hashed here."""
+    hashes = hashes or {}
     return {
         **({"identity": identity} if identity is not None else {}),
         "culteval_version": __version__,
         "git": git_info(),
-        "inputs": [input_record(p) for p in sorted({Path(p).as_posix() for p in inputs})],
+        "inputs": [input_record(p, hashes.get(p)) for p in sorted({Path(p).as_posix() for p in inputs})],
         "model": model,
         "templates": templates or {},
         "params": params or {},

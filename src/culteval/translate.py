@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -26,7 +27,6 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from culteval import tasks
 from culteval.config import ROOT, TRANSLATED_STRATEGIES
-from culteval.io import sha256_file
 
 COLUMNS = ["source", "target", "origin", "translator_prompt_sha256", "machine_translated"]
 #: the key (JSONL) or column (CSV) a translation table marks a human-reviewed entry with; an entry
@@ -83,6 +83,14 @@ def glossary_path(cfg: dict, root: Path = ROOT) -> Path:
     return Path(root) / TRANSLATION_DIR / f"glossary.{cfg['target']['language']}.jsonl"
 
 
+def table_files(cfg: dict, table_path: str | Path | None, root: Path = ROOT) -> list[Path]:
+    """The tables the translate stage reads, in order: the culture's table (when params name
+    one), then the project's glossary (when it exists)."""
+    glossary = glossary_path(cfg, root)
+    tables = [Path(table_path)] if table_path is not None else []
+    return tables + ([glossary] if glossary.is_file() else [])
+
+
 def load_table(path: str | Path, language: str | None = None) -> dict[str, str]:
     """Read a translation table: JSONL ``{"en", <language>}`` or ``{"source", "target"}``, or CSV
     with columns ``source,target``; each entry may carry ``reviewed`` (:func:`reviewed_sources`).
@@ -110,18 +118,21 @@ def _reviewed(value, path: Path, n: int) -> bool:
     raise ValueError(f"{path}:{n}: {REVIEWED!r} must be true or false, got {value!r}")
 
 
-def _entries(path: str | Path, language: str | None) -> dict[str, tuple[str, bool]]:
+def _entries(path: str | Path, language: str | None,
+             data: bytes | None = None) -> dict[str, tuple[str, bool]]:
+    """A table's entries, parsed from ``data`` (the file's bytes, read once by the caller) when given."""
     path = Path(path)
     pairs: list[tuple[int, str, str, bool]] = []
+    text = (path.read_bytes() if data is None else data).decode("utf-8")
     if path.suffix.lower() == ".csv":
-        with open(path, encoding="utf-8", newline="") as f:
+        with io.StringIO(text, newline="") as f:
             reader = csv.DictReader(f)
             if not {"source", "target"} <= set(reader.fieldnames or ()):
                 raise ValueError(f"{path}: CSV needs columns source,target; has {reader.fieldnames}")
             pairs = [(n, r["source"], r["target"], _reviewed(r.get(REVIEWED), path, n))
                      for n, r in enumerate(reader, start=2)]
     else:
-        with open(path, encoding="utf-8") as f:
+        with io.StringIO(text) as f:
             for n, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
@@ -194,6 +205,7 @@ def build_translations(
     table_path: str | Path | None,
     translator: Callable[[str], str] | None = None,
     root: Path = ROOT,
+    used: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Translate ``strings`` (docs/contracts.md "Translations"), sorted by source.
 
@@ -202,15 +214,18 @@ def build_translations(
     False for reviewed entries and ``identity`` strings. ``translator`` is a callable
     with attributes ``model_sha256`` and ``prompt_sha256`` (see :func:`make_model_translator`).
     Translator output that is empty, or identical to a source containing letters, is an error.
+    Each table is read once and parsed from the bytes its sha256 is taken of; ``used`` (when
+    given) receives path -> that sha256, for the stage's provenance.
     """
+    from culteval.inputs import read_bytes
+
     lang = cfg["target"]["language"]
     sources: list[tuple[dict[str, tuple[str, bool]], str]] = []
-    if table_path is not None:
-        actual = sha256_file(table_path)
-        sources.append((_entries(table_path, lang), f"table:{actual}"))
-    glossary = glossary_path(cfg, root)
-    if glossary.is_file():
-        sources.append((_entries(glossary, lang), f"table:{sha256_file(glossary)}"))
+    for path in table_files(cfg, table_path, root):
+        data, actual = read_bytes(path)
+        sources.append((_entries(path, lang, data), f"table:{actual}"))
+        if used is not None:
+            used[Path(path).as_posix()] = actual
 
     rows, untranslated = [], []
     for s in sorted(set(strings)):
@@ -248,3 +263,25 @@ def translations_to_dict(df: pd.DataFrame) -> dict[str, str]:
     if len(dup):
         raise ValueError(f"translations: duplicated source strings, e.g. {dup.iloc[0]!r}")
     return dict(zip(df["source"], df["target"], strict=True))
+
+
+def check_sources(made_from: dict | None, paths: list[Path], translations_path: str | Path) -> None:
+    """Stop unless each table the translate stage would read now (``paths``: the culture's
+    translation table and the glossary) holds the bytes the translations were made from.
+
+    ``made_from`` is the translations' provenance record: its inputs name each table file with
+    the sha256 of the bytes translate used. A table edited after translate makes the graph
+    translate again (it is the translate rule's and stage's input); this stops a render run by
+    hand (or for another checkout's tables) from showing translations of the old table.
+    """
+    from culteval.inputs import InputChanged, read_bytes
+
+    recorded = {Path(i["path"]).name: i["sha256"] for i in (made_from or {}).get("inputs", [])}
+    fix = (f"translate again: remove {translations_path} and rerun the pipeline (dvc repro, or snakemake), "
+           "or run culteval translate for this culture")
+    for path in paths:
+        if path.name not in recorded:
+            raise InputChanged(f"translation table {path}: the translations {translations_path} were not "
+                               f"made from it (they record {sorted(recorded) or 'no table'}); {fix}", path)
+        read_bytes(path, recorded[path.name], f"translation table {path.name}",
+                   recorded_by=f"the translations {translations_path}", fix=fix)

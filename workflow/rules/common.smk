@@ -4,7 +4,7 @@ from pathlib import Path
 
 # Input functions and target lists shared by the rules.
 from culteval import dvcgraph
-from culteval.config import ROOT as PROJECT_ROOT
+from culteval.config import project_file
 from culteval.config import TRANSLATED_STRATEGIES, culture_cfg
 from culteval.tasks import get as get_task
 
@@ -34,7 +34,7 @@ def task_itemset(wildcards):
     """The pinned evaluation set a task's params name (its contents decide the items), if any."""
     spec = culture_cfg(config, wildcards.culture)["tasks"][wildcards.task].get("itemset")
     # relative paths name files of the project, as culteval.tasks.read_itemset reads them
-    return [str(PROJECT_ROOT / spec)] if spec else []
+    return [str(project_file(spec))] if spec else []
 
 
 def translation_table(wildcards):

@@ -298,8 +298,10 @@ def fit_quality_rows(quality: pd.DataFrame) -> list[dict]:
 
 
 def load_microdata(path: str | Path) -> pd.DataFrame:
-    """IVS/WVS microdata from csv or parquet."""
-    path = Path(path)
+    """IVS/WVS microdata from csv or parquet (a relative path: in the project, as every path in params)."""
+    from culteval.config import project_file
+
+    path = project_file(path)
     if not path.is_file():
         raise FileNotFoundError(f"cfg cultural_map.microdata: {path} does not exist")
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)

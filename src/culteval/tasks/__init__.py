@@ -114,10 +114,11 @@ def number_repeats(keys: Iterable[str]) -> list[str]:
 
 
 def read_itemset(path: str | Path) -> list[str]:
-    """Group ids listed in an item-set file (one a line; ``#`` starts a comment)."""
-    from culteval.config import ROOT
+    """Group ids listed in an item-set file (one a line; ``#`` starts a comment); a relative path
+    names a file of the project the run is in (culteval.config.project_file)."""
+    from culteval.config import project_file
 
-    path = Path(path) if Path(path).is_absolute() else ROOT / path
+    path = project_file(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -130,9 +131,9 @@ SAMPLE_NOTE = "# sample: "  # an item-set line that says the set is a sample of 
 
 def itemset_sample_note(path: str | Path) -> str | None:
     """What an item-set file says it samples (its ``# sample: ...`` line), or None for a whole set."""
-    from culteval.config import ROOT
+    from culteval.config import project_file
 
-    path = Path(path) if Path(path).is_absolute() else ROOT / path
+    path = project_file(path)
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith(SAMPLE_NOTE):
             return line[len(SAMPLE_NOTE):].strip()
