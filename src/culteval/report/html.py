@@ -16,7 +16,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from culteval.io import write_text
+from culteval.io import current, write_text
 from culteval.metrics.claims import claims, evidence_text
 from culteval.metrics.comparisons import COMPARISON_PREFIXES, LANGUAGE_N, LANGUAGE_TABLE
 from culteval.metrics.cultural_map import NO_MICRODATA
@@ -66,7 +66,7 @@ def _flags_of(df: pd.DataFrame) -> set[str]:
 
 def embed_png(path: Path) -> dict:
     """A PNG as a ``data:`` URI with its pixel size, so the page needs no other file."""
-    data = Path(path).read_bytes()
+    data = current(path).read_bytes()  # inside the report's file set, the figure just written
     if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
         raise ValueError(f"{path}: not a PNG file; the report embeds PNG figures only")
     width, height = struct.unpack(">II", data[16:24])
