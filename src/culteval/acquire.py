@@ -36,7 +36,16 @@ import yaml
 from tqdm import tqdm
 
 from culteval.gguf import facts as gguf_facts
-from culteval.io import WriteError, atomic_path, read_json, sha256_file, sha256_text, sidecar_path, write_json
+from culteval.io import (
+    WriteError,
+    atomic_path,
+    not_a_file,
+    read_json,
+    sha256_file,
+    sha256_text,
+    sidecar_path,
+    write_json,
+)
 from culteval.provenance import MANIFEST
 
 # llama.cpp's LLAMA_FTYPE values (general.file_type) for the common quantizations.
@@ -331,7 +340,9 @@ def resolve_model_file(name: str, spec: dict) -> Path:
     if "path" in spec:
         path = Path(spec["path"]).expanduser()
         if not path.is_file():
-            raise ModelError(f"model {name!r}: file not found: {path}")
+            what = not_a_file(path)  # a directory or /dev/zero is no missing file
+            raise ModelError(f"model {name!r}: file not found: {path}" if what == "file not found"
+                             else f"model {name!r}: {path} {what}")
         return path.resolve()
     cache = model_cache()
     if "url" in spec or "hf" in spec:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -10,9 +12,13 @@ from culteval import config as cfgmod
 from culteval.io import (
     DamagedFileError,
     WriteError,
+    check_set,
+    file_set,
+    not_a_file,
     read_parquet,
     read_provenance,
     read_record,
+    require_rows,
     sha256_file,
     sidecar_path,
     split_provenance,
@@ -20,6 +26,8 @@ from culteval.io import (
     write_parquet,
     write_record,
 )
+from culteval.pipeline import ITEMS_CHECK as _ITEMS_CHECK
+from culteval.pipeline import PROMPTS_CHECK as _PROMPTS_CHECK
 from culteval.preflight import PreflightError
 
 
@@ -44,6 +52,63 @@ def _params(args) -> dict:
     return cfg
 
 
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """One file under two spellings (relative/absolute, ``./``, a symlink, a hard link)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def refuse_overwrite(outputs: list[tuple[str, str | Path]], inputs: list[tuple[str, str | Path]],
+                     trees: list[tuple[str, Path]] = ()) -> None:
+    """Stop before any work when an output would replace an input: ``outputs`` and ``inputs`` are
+    (argument, path) pairs; ``trees`` are (argument, folder) whose every file the command may
+    rewrite (the report's figures)."""
+    for out_arg, out in outputs:
+        for in_arg, inp in inputs:
+            if _same_file(out, inp):
+                raise ValueError(f"{out_arg} {out} is the same file as {in_arg} {inp}: writing it would "
+                                 "destroy an input; choose another output path")
+    for out_arg, folder in trees:
+        top = os.path.realpath(folder) + os.sep
+        for in_arg, inp in inputs:
+            if os.path.realpath(inp).startswith(top):
+                raise ValueError(f"{out_arg} {folder} holds {in_arg} {inp}, which the command rewrites: "
+                                 "writing there would destroy an input; choose another output path")
+
+
+# each command's input arguments, and its outputs: --out (with its provenance sidecar), or the
+# files it writes under --out-dir; inputs found later (a model record's file, the raw data of a
+# task) are checked where the command finds them
+_INPUT_ARGS = {"translate": ("items",), "render": ("items", "translations"),
+               "infer": ("model_json", "prompts"), "infer-gguf": ("model", "prompts"),
+               "metrics": ("items", "raw", "prompts"), "report": ("summary", "raw")}
+METRICS_FILES = ("summary.csv", "metrics.json", "provenance.json")
+REPORT_FILES = ("report.html", "provenance.json")
+
+
+def _declared_io(args) -> tuple[list, list, list]:
+    """(outputs, inputs, trees) of a parsed command line, for :func:`refuse_overwrite`."""
+    def listed(value) -> list:
+        return [] if value is None else value if isinstance(value, list) else [value]
+
+    # the paths as given, so that the message shows the spelling the user typed
+    inputs = [(f"--{name.replace('_', '-')}", p) for name in _INPUT_ARGS.get(args.command, ())
+              for p in listed(getattr(args, name, None))]
+    outputs, trees = [], []
+    if getattr(args, "out", None) and args.command != "acquire-data":
+        outputs += [("--out", args.out), ("--out", sidecar_path(args.out))]
+    if getattr(args, "out_dir", None):
+        names = METRICS_FILES if args.command == "metrics" else REPORT_FILES
+        for name in names:
+            outputs += [(f"--out-dir ({name})", Path(args.out_dir) / name),
+                        (f"--out-dir ({name})", sidecar_path(Path(args.out_dir) / name))]
+        if args.command == "report":
+            trees.append(("--out-dir", Path(args.out_dir) / "figures"))
+    return outputs, inputs, trees
+
+
 def _translation_table_path(cfg: dict) -> Path | None:
     """Where the translation table lives: an absolute path, else relative to the project the run
     is in (culteval.config.project_root).
@@ -65,13 +130,18 @@ def _translation_table_path(cfg: dict) -> Path | None:
     return path
 
 
+
 def cmd_acquire_data(args) -> None:
     from culteval.acquire import acquire_dataset
 
     cfg = _params(args)
     if args.dataset not in cfg["datasets"]:
         raise KeyError(f"params.datasets: no dataset named {args.dataset!r}")
-    acquire_dataset(args.dataset, cfg["datasets"][args.dataset], Path(args.out), cfgmod.data_mirror())
+    spec, mirror = cfg["datasets"][args.dataset], cfgmod.data_mirror()
+    if mirror is not None:
+        refuse_overwrite([("--out", Path(args.out) / f) for f in spec["files"]],
+                         [("the data mirror's", mirror / args.dataset / f) for f in spec["files"]])
+    acquire_dataset(args.dataset, spec, Path(args.out), mirror)
 
 
 def cmd_acquire_model(args) -> None:
@@ -80,8 +150,11 @@ def cmd_acquire_model(args) -> None:
     cfg = _params(args)
     if args.model not in cfg["models"]:
         raise KeyError(f"params.models: no model named {args.model!r}")
+    record = describe_model(args.model, cfg["models"][args.model])
+    refuse_overwrite([("--out", Path(args.out)), ("--out", sidecar_path(args.out))],
+                     [(f"the file of model {args.model!r}", Path(record["path"]))])
     # the file's local path goes to the record's sidecar, not into the tracked bytes
-    write_model_record(describe_model(args.model, cfg["models"][args.model]), args.out)
+    write_model_record(record, args.out)
 
 
 def cmd_prepare(args) -> None:
@@ -91,6 +164,9 @@ def cmd_prepare(args) -> None:
     cfg = _params(args)
     task = tasks.get(args.task)
     raw_root = Path(args.raw_root)
+    raw_files = [("--raw-root", p) for d in task.datasets if (raw_root / d).is_dir()
+                 for p in sorted((raw_root / d).iterdir()) if p.is_file()]
+    refuse_overwrite([("--out", Path(args.out)), ("--out", sidecar_path(args.out))], raw_files)
     # the raw files hold the bytes acquire recorded (PROVENANCE.json), checked now and again after
     # reading: the items' provenance records the hashes of the bytes actually read
     checked = [c for d in task.datasets for c in check_dataset(raw_root / d)]
@@ -126,8 +202,8 @@ def cmd_translate(args) -> None:
     cfg = _params(args)
     culture = cfgmod.culture_of(cfg)
     expect = {"kind": "items", "culture": culture}
-    items = pd.concat([read_parquet(p, columns=tasks.COLUMNS, expect=expect) for p in args.items],
-                      ignore_index=True)
+    items = pd.concat([require_rows(read_parquet(p, columns=tasks.COLUMNS, expect=expect), p, "item",
+                                    _ITEMS_CHECK) for p in args.items], ignore_index=True)
     # the translations name the items they were made from, per task: render checks its own
     sources = {f"items/{read_provenance(p)['identity']['task']}": Path(p) for p in args.items}
     strings = translate.strings_to_translate(items, cfg)
@@ -150,6 +226,8 @@ def cmd_translate(args) -> None:
         translator=translator, root=root, used=used,
     )
     inputs = [*args.items, *translate.table_files(cfg, table_path, root)]
+    refuse_overwrite([("--out", Path(args.out)), ("--out", sidecar_path(args.out))],
+                     [("the translation table", Path(p)) for p in inputs[len(args.items):]])
     prov = provenance.record(inputs=inputs, model=model_record, hashes=used,
                              params={"translation": cfg["translation"], "target": cfg["target"]},
                              identity=provenance.identity("translations", culture=culture, sources=sources))
@@ -161,8 +239,9 @@ def cmd_render(args) -> None:
 
     cfg = _params(args)
     culture = cfgmod.culture_of(cfg)
-    items = read_parquet(args.items, columns=tasks.COLUMNS, params=_items_params(cfg, args.task),
-                         expect={"kind": "items", "culture": culture, "task": args.task})
+    items = require_rows(read_parquet(args.items, columns=tasks.COLUMNS, params=_items_params(cfg, args.task),
+                                      expect={"kind": "items", "culture": culture, "task": args.task}),
+                         args.items, "item", _ITEMS_CHECK)
     translations, machine = None, None
     inputs = [args.items]
     sources = {"items": Path(args.items)}
@@ -170,9 +249,11 @@ def cmd_render(args) -> None:
         if not args.translations:
             raise ValueError(f"render --strategy {args.strategy}: needs --translations")
         # translations made from other items (an older item table) would translate other strings
-        table = read_parquet(args.translations, columns=translate.COLUMNS, expect={
+        table = require_rows(read_parquet(args.translations, columns=translate.COLUMNS, expect={
             "kind": "translations", "culture": culture,
-            f"sources.items/{args.task}": sha256_file(args.items)})
+            f"sources.items/{args.task}": sha256_file(args.items)}), args.translations, "translations",
+            "the culture's translation table (params.cultures.<culture>.translation_table), then rerun "
+            "culteval translate")
         # the tables translate read still hold the bytes it read (else these are old translations)
         tables = translate.table_files(cfg, _translation_table_path(cfg), cfgmod.project_root())
         translate.check_sources(read_provenance(args.translations), tables, args.translations)
@@ -227,6 +308,8 @@ def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates
         return
     if not args.out:
         raise SystemExit("--out is required unless --show is given")
+    refuse_overwrite([("--out", Path(args.out)), ("--out", sidecar_path(args.out))],
+                     [(f"the file of model {name!r}", Path(model_record["path"]))])
     s, declared = tasks.sampling(cfg, task), tasks.get(task)
     max_tokens = declared.max_tokens or cfg["sampling"]["max_tokens"]
     preflight.check_prompts(name, engine, prompts_df, max_tokens=max_tokens)
@@ -258,10 +341,11 @@ def cmd_infer(args) -> None:
     culture = cfgmod.culture_of(cfg)
     # a prompts file of another task, strategy or culture (copied over, or left from an older
     # layout) is refused here: its rows would be scored and labelled as these
-    prompts_df = read_parquet(args.prompts, columns=prompts.COLUMNS,
-                              params={k: cfg[k] for k in ("permutations", "seed", "target")},
-                              expect={"kind": "prompts", "culture": culture, "task": args.task,
-                                      "strategy": args.strategy})
+    prompts_df = require_rows(read_parquet(args.prompts, columns=prompts.COLUMNS,
+                                           params={k: cfg[k] for k in ("permutations", "seed", "target")},
+                                           expect={"kind": "prompts", "culture": culture, "task": args.task,
+                                                   "strategy": args.strategy}),
+                              args.prompts, "prompts", _PROMPTS_CHECK)
     # the templates the prompts were rendered from still hold the bytes render used
     prompts.check_templates(_templates(prompts_df), cfgmod.project_root(), args.prompts)
     made_from = read_provenance(args.prompts)["identity"]["sources"]
@@ -284,7 +368,8 @@ def cmd_infer_gguf(args) -> None:
     model_record = describe_model(Path(args.model).stem, spec)
     model_check = checked_input(model_record["path"], model_record["sha256"], f"model {args.model}",
                                 recorded_by="its description", fix="run this command again")
-    prompts_df = read_parquet(args.prompts)  # any prompts table: integrity and columns only
+    # any prompts table: integrity and columns only
+    prompts_df = require_rows(read_parquet(args.prompts), args.prompts, "prompts", _PROMPTS_CHECK)
     task_names = sorted(set(prompts_df["task"]))
     if len(task_names) != 1:
         raise ValueError(f"{args.prompts}: expected prompts of one task, found {task_names}")
@@ -304,6 +389,11 @@ def cmd_metrics(args) -> None:
     cfg = _params(args)
     used = _map_inputs(args.raw_root, cfg)
     items, raw = by_culture(args.items, "items", cfg), by_culture(args.raw, "raw", cfg)
+    for key in cfgmod.culture_keys(cfg):  # a culture with nothing to score would vanish from the summary
+        for kind, given, arg in (("item tables", items, "--items"), ("raw outputs", raw, "--raw")):
+            if not given.get(key):
+                raise ValueError(f"culture {key!r} (params.cultures): no {kind} among {arg}; give its files "
+                                 "or disable the culture in params")
     per_culture = {key: (load_items(items.get(key, []), culture=key),
                          load_raw(raw.get(key, []), params={k: cfg[k] for k in ("sampling", "seed")},
                                   culture=key, items=items.get(key, [])))
@@ -314,11 +404,16 @@ def cmd_metrics(args) -> None:
         machine = {key: load_machine_translated(prompts.get(key, [])) for key in cfgmod.culture_keys(cfg)}
     df = summ.summarize_cultures(per_culture, cfg, raw_root=Path(args.raw_root), machine=machine)
     micro = _confirmed(used)
+    if df.empty:
+        raise ValueError(f"no summary rows from {len(args.raw)} raw outputs: nothing to write")
     out = Path(args.out_dir)
-    summ.write_summary(df, out / "summary.csv")
-    write_json(summ.metrics_json(df), out / "metrics.json")
-    write_record(_aggregate_provenance([*args.items, *args.raw, *(args.prompts or []), *micro], cfg, micro),
-                 out / "provenance.json")
+    # one set: renamed into place together, and its provenance names the bytes of the others, so
+    # a set mixed by a kill during the renames is refused by the report (culteval.io.check_set)
+    with file_set(f"{out} ({', '.join(METRICS_FILES)})") as files:
+        summ.write_summary(df, out / "summary.csv")
+        write_json(summ.metrics_json(df), out / "metrics.json")
+        prov = _aggregate_provenance([*args.items, *args.raw, *(args.prompts or []), *micro], cfg, micro)
+        write_record({**prov, "set": files.manifest(out)}, out / "provenance.json")
 
 
 def _map_inputs(raw_root: str, cfg: dict, recorded: dict | None = None) -> list:
@@ -381,23 +476,31 @@ def _item_artifacts(args, cfg: dict, summary) -> list:
 
 
 def cmd_report(args) -> None:
-    """One report with a section per culture; each culture's figures in ``figures/<culture>/``."""
+    """One report with a section per culture; each culture's figures in ``figures/<culture>/``;
+    all its files are written as one set (culteval.io.file_set)."""
+    from culteval.metrics.summary import read_summary
+    from culteval.pipeline import by_culture
+
+    cfg = _params(args)
+    check_set(Path(args.summary).with_name("provenance.json"))  # a summary of one run, metrics of another
+    summary = require_rows(read_summary(args.summary), args.summary, "summary",
+                           "the raw outputs it was made from, then rerun culteval metrics")
+    out = Path(args.out_dir)
+    raw = by_culture(args.raw, "raw", cfg)
+    with file_set(f"{out} (report.html, figures/, provenance.json)") as files:
+        _write_report(args, cfg, summary, raw, out, files)
+
+
+def _write_report(args, cfg, summary, raw, out, files) -> None:
     from culteval.lineage import data_inputs
     from culteval.metrics.comparisons import language_table, mixed_effects_note
     from culteval.metrics.cultural_map import map_inputs
-    from culteval.metrics.summary import read_summary
-    from culteval.pipeline import by_culture
     from culteval.report.figures import render_all
     from culteval.report.html import CultureSection, build_report
 
-    cfg = _params(args)
     made = Path(args.summary).parent / "provenance.json"  # what the metrics stage used
     used = _map_inputs(args.raw_root, cfg, read_record(made) if made.is_file() else {})
-    summary = read_summary(args.summary)
-    out = Path(args.out_dir)
-    raw = by_culture(args.raw, "raw", cfg)
     prov = _aggregate_provenance([args.summary, *args.raw], cfg)
-    write_record(prov, out / "provenance.json")
     sections = []
     for key in cfgmod.culture_keys(cfg):
         view = cfgmod.culture_cfg(cfg, key)
@@ -424,7 +527,9 @@ def cmd_report(args) -> None:
     content, local = split_provenance(prov)
     report = build_report(summary, sections, content, inputs, out / "report.html", notes=notes,
                           languages=language_table(summary, cfg), item_pages=pages)
-    write_json({**local, "artifact_sha256": sha256_file(report)}, sidecar_path(report))
+    write_json({**local, "artifact_sha256": files.sha256(report)}, sidecar_path(report))
+    # written last: the set's manifest names every member's bytes (culteval.io.check_set)
+    write_record({**prov, "set": files.manifest(out)}, out / "provenance.json")
 
 
 def cmd_lineage(args) -> None:
@@ -439,21 +544,28 @@ def cmd_verify(args) -> None:
     With the published run's record (``make publish`` writes it) only like is compared with like:
     rows of added models are listed as new, pooled rows over another set of models as recomputed,
     rows of removed or re-configured models as such (culteval.verify.check)."""
-    import pandas as pd
-
     from culteval import runrecord
-    from culteval.verify import COMPARED, TOLERANCES, check, compare, report
+    from culteval.verify import COMPARED, TOLERANCES, check, compare, read_checked_csv, report
 
     tolerances = dict(TOLERANCES)
     for spec in args.tol or []:
         col, _, value = spec.partition("=")
         if col not in tolerances or not value:
             raise ValueError(f"--tol {spec!r}: expected COLUMN=ABS, COLUMN in {sorted(tolerances)}")
-        tolerances[col] = float(value)
+        try:
+            tolerances[col] = float(value)
+        except ValueError:
+            tolerances[col] = math.nan
+        if not math.isfinite(tolerances[col]) or tolerances[col] < 0:
+            raise ValueError(f"--tol {spec!r}: {value!r} is not a finite number >= 0")
+    tables = []
     for path in (args.summary, args.published):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such summary")
-    rerun, published = pd.read_csv(args.summary), pd.read_csv(args.published)
+        check_set(Path(path).with_name("provenance.json"))
+        tables.append(require_rows(read_checked_csv(path, tolerances), path, "summary",
+                                   "that it is the summary of a finished run (culteval metrics)"))
+    rerun, published = tables
     lines, strict_failed = [], False
     record = Path(args.record) if args.record else Path(args.published).parent / "params.json"
     if record.is_file():
@@ -528,6 +640,8 @@ def cmd_check(args) -> None:
         record = Path(args.models_dir) / f"{name}.json"
         # an acquired record's file from its sidecar; check never downloads or assembles a model
         path = spec.get("path") or (model_path(record, cfg, resolve=False) if record.is_file() else None)
+        if path and Path(path).exists() and not Path(path).is_file():  # a folder, /dev/zero: say so
+            raise ValueError(f"model {name!r}: {path} {not_a_file(path)}")
         if path and Path(path).is_file():
             problems += preflight.resource_problems(name, gguf.facts(path), cfg["inference"],
                                                     n_gpu_layers=spec.get("n_gpu_layers", 0))
@@ -645,7 +759,8 @@ def describe(exc: BaseException) -> str:
     since its message alone may be a bare path (pyarrow's FileNotFoundError) or a key."""
     message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
     own = (cfgmod.ConfigError, DamagedFileError, WriteError, PreflightError, ValueError, KeyError)
-    if isinstance(exc, own) and message:
+    # an error class culteval defines (ModelError, ChecksumError, ...) carries such a sentence too
+    if (isinstance(exc, own) or type(exc).__module__.startswith("culteval.")) and message:
         return message
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
@@ -653,6 +768,7 @@ def describe(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        refuse_overwrite(*_declared_io(args))
         args.func(args)
     except (cfgmod.ConfigError, OSError, KeyError, ValueError, RuntimeError) as exc:
         print(f"culteval {args.command}: error: {describe(exc)}", file=sys.stderr)

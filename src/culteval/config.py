@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,10 @@ def validate(cfg: Any, source: str = "params.yaml") -> dict:
 
     Raises ConfigError naming the first offending key path (best match).
     """
+    bad = _non_finite(cfg)
+    if bad is not None:
+        raise ConfigError(f"{source}: {bad[0]}: {bad[1]!r} is not a finite number (NaN and infinity are "
+                          "refused everywhere in params)")
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
@@ -202,14 +207,74 @@ def culture_of(cfg: dict) -> str:
     raise ConfigError(f"params: several cultures ({', '.join(culture_keys(cfg))}): choose one (--culture)")
 
 
+#: the most values a params file may expand to (params.yaml has about 600): aliases can make a
+#: few hundred bytes of YAML expand to billions of values ("billion laughs"), which no reader
+#: should build, validate or print
+MAX_NODES = 100_000
+#: the largest params file read at all
+MAX_BYTES = 4 << 20
+
+
+def _expanded_size(node: yaml.Node, seen: dict[int, int], limit: int) -> int:
+    """How many values ``node`` expands to with every alias copied out; each node is counted once
+    (``seen``), so the count costs the size of the file, not of the expansion."""
+    if id(node) in seen:
+        return seen[id(node)]
+    seen[id(node)] = limit + 1  # a node inside itself (recursive alias): unbounded
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    else:
+        children = []
+    for child in children:
+        total = min(total + _expanded_size(child, seen, limit), limit + 1)
+    seen[id(node)] = total
+    return total
+
+
 def _read_yaml(path: Path) -> Any:
+    """A params file by ``yaml.SafeLoader``, composed to its node graph first and refused, without
+    building or printing it, when its aliases expand beyond :data:`MAX_NODES` values."""
     try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise ConfigError(f"{path}: {size} bytes, more than a params file needs ({MAX_BYTES} at most)")
         with open(path, encoding="utf-8") as f:
-            return yaml.safe_load(f)
+            loader = yaml.SafeLoader(f)
+            try:
+                node = loader.get_single_node()
+                if node is None:
+                    return None
+                n = _expanded_size(node, {}, MAX_NODES)
+                if n > MAX_NODES:
+                    raise ConfigError(f"{path}: its YAML aliases expand to more than {MAX_NODES} values "
+                                      "(an alias bomb?); refused unread: write the values out")
+                return loader.construct_document(node)
+            finally:
+                loader.dispose()
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a params file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
+def _non_finite(value: Any, path: str = "params") -> tuple[str, float] | None:
+    """(key path, value) of the first NaN or infinity in ``value`` (YAML's ``.nan``, ``.inf``,
+    ``-.inf`` are floats that JSON Schema's ``number`` accepts, but no setting means them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        found = _non_finite(child, f"{path}.{key}")
+        if found:
+            return found
+    return None
 
 
 def merge(base: Any, overlay: Any) -> Any:

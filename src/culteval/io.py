@@ -8,10 +8,13 @@ name, so no later stage can read half an artifact as complete.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import hashlib
 import json
 import os
+import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +42,40 @@ class DamagedFileError(ValueError):
 class WriteError(RuntimeError):
     """The device refused a write (full disk, quota, read-only); the previous file is unchanged."""
 
+    def __init__(self, message: str, path: Path | None = None, strerror: str = "") -> None:
+        super().__init__(message)
+        self.path, self.strerror = path, strerror
+
+
+class EmptyInputError(ValueError):
+    """A stage's input table holds no rows: the stage would write an empty result."""
+
+
+def require_rows(df: pd.DataFrame, path: str | os.PathLike, what: str, check: str) -> pd.DataFrame:
+    """``df`` unless it is empty. No stage input may be empty (every stage refuses to write an
+    empty table), so an empty one is older than that rule or not culteval's: it is named, not
+    moved aside (its producer would make the same again). ``check`` says where to look."""
+    if len(df) == 0:
+        raise EmptyInputError(f"{path}: an empty {what} table (0 rows), nothing to work on; check {check}")
+    return df
+
+
+def not_a_file(path: str | os.PathLike) -> str:
+    """What ``path`` is when it is not a regular file, for messages ("file not found" would be
+    false for a directory or a device such as /dev/null)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return f"is {what}, not a file"
+    return "not a regular file"
+
 
 #: where rejected files go, under the project root: outside every tracked output (data/, results/)
 QUARANTINE = Path(".culteval") / "damaged"
@@ -63,15 +100,42 @@ def quarantine_path(path: str | os.PathLike) -> Path:
     return root / QUARANTINE / path.resolve().relative_to(root)
 
 
+def _set_aside(path: Path, aside: Path) -> Path:
+    """Move ``path`` to ``aside``, or, when a different file was set aside there before, to
+    ``aside`` numbered before its last suffix (``normad.2.parquet``, ``t.parquet.3.damaged``): a
+    quarantined copy is never overwritten (it may be the only copy of a valid file). A copy with
+    the same bytes is not kept twice. Returns where it went."""
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    digest = None
+    for n in range(1, 10_000):
+        where = aside if n == 1 else aside.with_name(f"{aside.stem}.{n}{aside.suffix}")
+        try:
+            os.link(path, where)  # fails if ``where`` exists: no check-then-replace race
+        except FileExistsError:
+            digest = digest or sha256_file(path)
+            if where.is_file() and sha256_file(where) == digest:
+                path.unlink()
+                return where
+            continue
+        except OSError:  # a file system without hard links: the same, less strictly
+            if where.exists():
+                continue
+            os.replace(path, where)
+            return where
+        path.unlink()
+        return where
+    raise OSError(errno.EEXIST, f"{aside}: 9999 copies set aside already")
+
+
 def reject(path: str | os.PathLike, reason: str) -> DamagedFileError:
-    """Move a damaged or mismatched input aside (:func:`quarantine_path`, kept for inspection) so
-    its producer reruns; the error names the file and the reason."""
+    """Move a damaged or mismatched input aside (:func:`quarantine_path`, kept for inspection and
+    never overwritten: :func:`_set_aside`) so its producer reruns; the error names the file and
+    the reason."""
     path = Path(path)
     aside = quarantine_path(path)
     moved = True
     try:
-        aside.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, aside)
+        aside = _set_aside(path, aside)
     except OSError:
         moved = False
     shown = aside.name if aside.parent == path.parent else aside.as_posix()
@@ -106,7 +170,7 @@ def _staged(path: Path) -> Iterator[Path]:
         if exc.errno not in WRITE_ERRNOS:
             raise
         raise WriteError(f"{path}: could not be written ({exc.strerror}); "
-                         "the previous version, if any, is unchanged") from exc
+                         "the previous version, if any, is unchanged", path, exc.strerror) from exc
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -116,7 +180,170 @@ def _commit(tmp: Path, path: Path) -> None:
     os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
+    held = _SET.get()
+    if held is not None:  # renamed into place with the rest of its set (:func:`file_set`)
+        held.hold(tmp, path)
+        return
     os.replace(tmp, path)
+
+
+#: the set of files being written together, if any (:func:`file_set`)
+_SET: contextvars.ContextVar[FileSet | None] = contextvars.ContextVar("culteval_file_set", default=None)
+
+
+class FileSet:
+    """Files that belong together, each written in full to a temporary file beside its final
+    path, and renamed into place together when the set is complete (:func:`file_set`)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.held: dict[Path, Path] = {}  # final path -> its finished temporary file
+
+    def hold(self, tmp: Path, path: Path) -> None:
+        path = Path(os.path.abspath(path))
+        held = tmp.with_name(tmp.name + ".held")  # out of _staged's clean-up, still a unique name
+        os.rename(tmp, held)
+        previous = self.held.pop(path, None)
+        if previous is not None:
+            previous.unlink(missing_ok=True)
+        self.held[path] = held
+
+    def sha256(self, path: str | os.PathLike) -> str:
+        """The sha256 of ``path`` as the set will leave it (its staged bytes, if written)."""
+        return sha256_file(current(path))
+
+    def manifest(self, folder: str | os.PathLike) -> dict[str, str]:
+        """Path under ``folder`` -> sha256 of every member staged so far but sidecars (which vary
+        by machine and commit): what :func:`check_set` compares."""
+        folder = Path(os.path.abspath(folder))
+        return {p.relative_to(folder).as_posix(): sha256_file(h) for p, h in sorted(self.held.items())
+                if p.is_relative_to(folder) and not p.name.endswith(SIDECAR_SUFFIX)}
+
+    def discard(self) -> None:
+        for held in self.held.values():
+            held.unlink(missing_ok=True)
+        self.held.clear()
+
+    def commit(self) -> None:
+        """Rename every member into place. The previous versions are kept (hard links, else copies)
+        until all renames succeed; a failed rename puts back those already done."""
+        items = sorted(self.held.items())
+        backups: dict[Path, Path] = {}
+        done: list[Path] = []
+        try:
+            for path, held in items:
+                if path.exists():
+                    backup = held.with_name(held.name[:-len(".held")] + ".old")
+                    try:
+                        os.link(path, backup)
+                    except OSError:
+                        shutil.copy2(path, backup)
+                    backups[path] = backup
+            for path, held in items:
+                os.replace(held, path)
+                done.append(path)
+            for folder in {p.parent for p, _ in items}:
+                _fsync_dir(folder)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            failed = next((p for p, _ in items if p not in done), items[-1][0])
+            head = f"{failed}: could not be put in place ({why})"
+            if not done:
+                raise WriteError(f"{head}; nothing of {self.label} was replaced: the previous versions, "
+                                 "if any, are unchanged", failed, why) from exc
+            try:
+                for path in reversed(done):
+                    if path in backups:
+                        os.replace(backups[path], path)
+                    else:
+                        path.unlink()
+            except OSError as undo:
+                raise WriteError(
+                    f"{head}; {len(done)} of the {len(items)} file(s) of {self.label} had been replaced and "
+                    f"could not be put back ({undo.strerror or undo}): the set is mixed, and a stage that "
+                    "reads it refuses it (culteval.io.check_set): rerun to rewrite it", failed, why) from exc
+            raise WriteError(f"{head}; the {len(done)} file(s) of {self.label} already replaced were put "
+                             "back: the previous versions, if any, are unchanged", failed, why) from exc
+        finally:
+            for leftover in [*backups.values(), *(h for _, h in items)]:
+                leftover.unlink(missing_ok=True)
+            self.held.clear()
+
+
+def current(path: str | os.PathLike) -> Path:
+    """Where ``path``'s newest bytes are: inside a file set that has written it, its staged file
+    (not yet in place); else ``path`` itself. For a writer that reads back what it wrote."""
+    fs = _SET.get()
+    held = fs.held.get(Path(os.path.abspath(path))) if fs is not None else None
+    return held if held is not None else Path(path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames in ``folder`` durable (where the platform allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def file_set(label: str) -> Iterator[FileSet]:
+    """Write several files as one set: every writer inside (atomic_path and all that use it) writes
+    its temporary file in full, and nothing is renamed into place until the block ends without an
+    error; then all are, with the previous versions put back if a rename fails. A device error
+    while writing names the file and says that nothing of ``label`` was replaced. A process killed
+    during the renames can still leave a mixed set: the set's manifest (recorded by the caller
+    with :meth:`FileSet.manifest`, checked by :func:`check_set`) lets readers refuse it."""
+    if _SET.get() is not None:  # a set inside a set: one set
+        yield _SET.get()
+        return
+    fs = FileSet(label)
+    token = _SET.set(fs)
+    try:
+        try:
+            yield fs
+        finally:
+            _SET.reset(token)
+    except WriteError as exc:
+        fs.discard()
+        where = exc.path if exc.path is not None else "a file"
+        raise WriteError(f"{where}: could not be written ({exc.strerror or exc}); nothing of {label} was "
+                         "replaced: the previous versions, if any, are unchanged", exc.path, exc.strerror
+                         ) from exc
+    except BaseException:
+        fs.discard()
+        raise
+    fs.commit()
+
+
+class MixedSetError(ValueError):
+    """Files written as one set do not match the manifest their set recorded."""
+
+
+def check_set(record: str | os.PathLike) -> None:
+    """Refuse a mixed set: ``record`` (a provenance record written with its set, key ``set``: path
+    under its folder -> sha256) names each member's bytes; a member that differs came from another
+    run (an interrupted write) or was edited. Records without a ``set`` (older runs) pass."""
+    record = Path(record)
+    if not record.is_file():
+        return
+    manifest = read_json(record).get("set")
+    if not isinstance(manifest, dict):
+        return
+    folder = record.parent
+    bad = [name for name, digest in sorted(manifest.items())
+           if not (folder / name).is_file() or sha256_file(folder / name) != digest]
+    if bad:
+        raise MixedSetError(
+            f"{folder}: {', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not the bytes written with "
+            f"the rest of its set (recorded in {record}): an interrupted write or an edit mixed the set; "
+            "rerun the stage that writes it")
 
 
 @contextlib.contextmanager
@@ -210,8 +437,10 @@ def write_record(record: dict, path: str | os.PathLike) -> None:
     in ``path``, the commit/machine part in its sidecar, split as :func:`write_parquet` splits
     them, so a new commit or another machine changes no tracked byte."""
     content, local = split_provenance(record)
-    write_json(content, path)
-    write_json({**local, "artifact_sha256": sha256_file(path)}, sidecar_path(path))
+    text = dumps_json(content)
+    write_text(text, path)
+    # the hash of the bytes written, not of the file at ``path`` (inside a file set, still the old one)
+    write_json({**local, "artifact_sha256": sha256_text(text)}, sidecar_path(path))
 
 
 def read_record(path: str | os.PathLike) -> dict:
@@ -256,8 +485,8 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike, provenance: dict | 
                     _commit(side_tmp, side)
             except WriteError as exc:
                 raise WriteError(f"{side}: could not be written ({exc.__cause__.strerror}); neither it nor "
-                                 f"{path.name} was replaced: the previous versions, if any, are unchanged"
-                                 ) from exc.__cause__
+                                 f"{path.name} was replaced: the previous versions, if any, are unchanged",
+                                 side, exc.strerror) from exc.__cause__
         _commit(tmp, path)
 
 
@@ -337,6 +566,22 @@ def read_provenance(path: str | os.PathLike) -> dict | None:
     if local is None or local.get("artifact_sha256") != sha256_file(path):
         return {**content, "local_record": "missing" if local is None else "stale"}
     return join_provenance(content, local)
+
+
+def numeric_columns(df: pd.DataFrame, path: str | os.PathLike, columns) -> pd.DataFrame:
+    """``df`` with ``columns`` (those present) as numbers; a cell that is no number is named by
+    file, line, column and value (pandas alone would say only "could not convert ...")."""
+    df = df.copy()
+    for col in columns:
+        if col not in df.columns or pd.api.types.is_numeric_dtype(df[col]):
+            continue
+        numbers = pd.to_numeric(df[col], errors="coerce")
+        bad = df[col].notna() & numbers.isna()
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise ValueError(f"{path}: line {i + 2}, column {col!r}: {df[col].iloc[i]!r} is not a number")
+        df[col] = numbers
+    return df
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:

@@ -6,7 +6,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from culteval.io import QUARANTINE, DamagedFileError, read_parquet, sha256_file
+from culteval.io import (
+    QUARANTINE,
+    DamagedFileError,
+    MixedSetError,
+    check_set,
+    read_parquet,
+    require_rows,
+    sha256_file,
+)
+
+# what to check when a table the metrics stage reads is empty (culteval.io.require_rows)
+ITEMS_CHECK = "params.tasks.<task> (filters, limit, itemset) and the raw data, then rerun culteval prepare"
+RAW_CHECK = "the prompts table it was run on, then rerun culteval infer"
+PROMPTS_CHECK = "the item table it was rendered from, then rerun culteval render"
 
 
 def load_items(paths: list[str | Path], culture: str | None = None) -> dict[str, pd.DataFrame]:
@@ -14,8 +27,9 @@ def load_items(paths: list[str | Path], culture: str | None = None) -> dict[str,
     the items contract, and with ``culture`` against the identity each file records)."""
     from culteval.tasks import COLUMNS
 
-    return {Path(p).stem: read_parquet(p, columns=COLUMNS, expect=None if culture is None else {
-        "kind": "items", "culture": culture, "task": Path(p).stem}) for p in sorted(paths)}
+    return {Path(p).stem: require_rows(read_parquet(p, columns=COLUMNS, expect=None if culture is None else {
+        "kind": "items", "culture": culture, "task": Path(p).stem}), p, "item", ITEMS_CHECK)
+        for p in sorted(paths)}
 
 
 def raw_key(path: str | Path) -> tuple[str, str, str]:
@@ -41,7 +55,8 @@ def load_raw(paths: list[str | Path], params: dict | None = None, culture: str |
             expect = {"kind": "raw", "culture": culture, "model": model, "task": task, "strategy": strategy}
             if task in items_sha:
                 expect["sources.items"] = items_sha[task]
-        out[(model, task, strategy)] = read_parquet(p, columns=RAW_COLUMNS, params=params, expect=expect)
+        out[(model, task, strategy)] = require_rows(
+            read_parquet(p, columns=RAW_COLUMNS, params=params, expect=expect), p, "raw output", RAW_CHECK)
     return out
 
 
@@ -51,7 +66,8 @@ def load_machine_translated(paths: list[str | Path]) -> dict[tuple[str, str], bo
     ``machine_translated`` column, decided from the strings' origins at render time)."""
     out = {}
     for p in sorted(paths, key=str):
-        df = read_parquet(p, columns=["task", "strategy", "machine_translated"], expect=expected_identity(p))
+        df = require_rows(read_parquet(p, columns=["task", "strategy", "machine_translated"],
+                                       expect=expected_identity(p)), p, "prompts", PROMPTS_CHECK)
         out[(Path(p).parent.name, Path(p).stem)] = bool(df["machine_translated"].any())
     return out
 
@@ -101,7 +117,8 @@ def expected_identity(path: str | Path) -> dict | None:
 
 def validate(paths: list[str | Path]) -> tuple[int, list[str]]:
     """Read every Parquet artifact under ``paths`` as its stage's reader would (integrity, row
-    count, and the identity its contract path names); a bad one is moved aside. Checkpoint
+    count, and the identity its contract path names); a bad one is moved aside. Every set of
+    files written together (a ``provenance.json`` with a ``set``) is checked whole. Checkpoint
     folders and the quarantine are skipped. Returns (files checked, problems)."""
     files = []
     for root in map(Path, paths):
@@ -114,4 +131,13 @@ def validate(paths: list[str | Path]) -> tuple[int, list[str]]:
             read_parquet(f, expect=expected_identity(f))
         except DamagedFileError as exc:
             problems.append(str(exc))
-    return len(files), problems
+    # files written as one set (metrics, report): each set's record names its members' bytes; a
+    # mixed set is named, not moved aside (no member alone is damaged)
+    records = [r for root in map(Path, paths) if root.is_dir() for r in sorted(root.rglob("provenance.json"))
+               if QUARANTINE.as_posix() not in r.as_posix()]
+    for record in records:
+        try:
+            check_set(record)
+        except MixedSetError as exc:
+            problems.append(str(exc))
+    return len(files) + len(records), problems

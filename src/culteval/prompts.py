@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from culteval import tasks
@@ -72,7 +72,11 @@ def permutation_orders(n: int, k: int, seed: int, item_id: str) -> list[list[int
     return orders
 
 
-def _split(template, variables: dict, rel: str) -> tuple[str, str, str, str]:
+class TemplateRenderError(ValueError):
+    """A template that does not compile or render (its own code failed, or the sandbox stopped it)."""
+
+
+def _split(template, variables: dict, rel: str, item_id: str = "") -> tuple[str, str, str, str]:
     """(full text, system, user, answer prefix) of one template rendering.
 
     The full text is what a base model sees; a chat model gets ``system``/``user`` as
@@ -82,10 +86,14 @@ def _split(template, variables: dict, rel: str) -> tuple[str, str, str, str]:
     missing = [b for b in BLOCKS if b not in template.blocks]
     if missing:
         raise ValueError(f"template {rel} lacks block(s) {missing} (see docs/templates.md)")
-    text = template.render(**variables)
-    ctx = template.new_context(variables)
-    parts = {name: "".join(template.blocks[name](ctx)) if name in template.blocks else ""
-             for name in ("system", "user", "answer")}
+    try:
+        text = template.render(**variables)
+        ctx = template.new_context(variables)
+        parts = {name: "".join(template.blocks[name](ctx)) if name in template.blocks else ""
+                 for name in ("system", "user", "answer")}
+    except Exception as exc:  # the template's own code (sandboxed): whatever it raises is the template's
+        raise TemplateRenderError(f"template {rel}: cannot render item {item_id!r}: "
+                                  f"{type(exc).__name__}: {exc}") from None
     # the blocks must be the text's own pieces, in order, with the answer ending the prompt
     pos = 0
     for name in ("system", "user", "answer"):
@@ -150,8 +158,13 @@ def render(
         if item.task not in compiled:
             path = template_path(item.task, strategy, cfg, root)
             raw = path.read_bytes()
+            try:
+                source = env.from_string(raw.decode("utf-8"))
+            except (TemplateSyntaxError, UnicodeDecodeError) as exc:
+                where = f"line {exc.lineno}: {exc.message}" if isinstance(exc, TemplateSyntaxError) else exc
+                raise TemplateRenderError(f"template {path}: cannot be compiled ({where})") from None
             compiled[item.task] = (
-                env.from_string(raw.decode("utf-8")),
+                source,
                 path.relative_to(root).as_posix(),
                 hashlib.sha256(raw).hexdigest(),
             )
@@ -172,7 +185,7 @@ def render(
             labels = task.answer_labels(shown, item.item_id)
             text, system, user, answer = _split(template, {
                 **base_vars, "question": question, "options": list(zip(labels, shown, strict=True)),
-                "context": context, "subset": subset}, rel)
+                "context": context, "subset": subset}, rel, item.item_id)
             rows.append({
                 "prompt_id": f"{item.item_id}#{strategy}#p{p}", "item_id": item.item_id, "task": item.task,
                 "subset": subset, "group_id": item.group_id, "strategy": strategy, "permutation": p,

@@ -178,10 +178,14 @@ class ModelTranslator:
     _compiled: object = field(default=None, repr=False)
 
     def __call__(self, text: str) -> str:
-        if self._compiled is None:
-            env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
-            self._compiled = env.from_string(self.prompt_template)
-        prompt = self._compiled.render(text=text, language_name=self.language_name)
+        try:
+            if self._compiled is None:
+                env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
+                self._compiled = env.from_string(self.prompt_template)
+            prompt = self._compiled.render(text=text, language_name=self.language_name)
+        except Exception as exc:  # the template's own code (sandboxed): whatever it raises is the template's
+            raise ValueError(f"template {TRANSLATOR_TEMPLATE.as_posix()}: cannot render the translator "
+                             f"prompt for {text!r}: {type(exc).__name__}: {exc}") from None
         # Room for scripts that tokenise long (Devanagari often > 2 tokens a word).
         out = self.engine.generate_text(prompt, max_tokens=min(1024, 8 * len(text.split()) + 32))
         return out.strip().split("\n", 1)[0].strip()

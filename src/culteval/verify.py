@@ -25,6 +25,14 @@ TOLERANCES: dict[str, float | None] = {"value": 0.02, "ci_low": 0.05, "ci_high":
 ITEMS = 2  # items whose answer may flip between llama.cpp builds (see the module docstring)
 
 
+def read_checked_csv(path, tolerances: dict[str, float | None] = TOLERANCES) -> pd.DataFrame:
+    """A summary.csv with its compared columns as numbers; a malformed cell is named (file, line,
+    column, value)."""
+    from culteval.io import numeric_columns
+
+    return numeric_columns(pd.read_csv(path), path, tolerances)
+
+
 def tolerance(tol: float | None, n_items, items: int = ITEMS) -> float | None:
     """A row's tolerance: ``tol`` plus ``items`` items' share of a number over ``n_items`` items."""
     if tol is None:

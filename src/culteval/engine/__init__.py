@@ -110,6 +110,7 @@ class Engine(Encoding, Evaluation, Sampling):
         template = self.llm.metadata.get("tokenizer.chat_template") if chat_template == "auto" else None
         self._template = None
         if template:
+            import jinja2
             from jinja2.sandbox import ImmutableSandboxedEnvironment
 
             def raise_exception(message: str) -> None:
@@ -117,7 +118,11 @@ class Engine(Encoding, Evaluation, Sampling):
 
             env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
             env.globals["raise_exception"] = raise_exception
-            self._template = env.from_string(template)
+            try:
+                self._template = env.from_string(template)
+            except jinja2.TemplateSyntaxError as exc:
+                raise ValueError(f"chat template of model {self.model_path.name}: line {exc.lineno}: "
+                                 f"{exc.message}") from None
         self.template_info = {
             "chat_template": "gguf" if template else "none",
             "chat_template_sha256": io.sha256_text(template) if template else None,

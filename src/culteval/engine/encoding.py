@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import jinja2
-
 #: Which answer spellings an option's probability mass counts, the same for base and chat models
 #: (recorded in the raw outputs' provenance, ``engine.label_rule``): every form the prompt offers
 #: for its label (``label_spellings``: the label, and its number where the options are numbered),
@@ -41,8 +39,14 @@ class Encoding:
                 bos_token=self._token_text(llm.token_bos()),
                 eos_token=self._token_text(llm.token_eos()),
             )
-        except jinja2.TemplateError as exc:  # SecurityError included: the GGUF is untrusted
-            raise ValueError(f"chat template of model {self.model_path.name}: {exc}") from None
+        except ValueError as exc:
+            if str(exc).startswith("chat template of"):  # the template's raise_exception: named already
+                raise
+            raise ValueError(f"chat template of model {self.model_path.name}: {type(exc).__name__}: {exc}"
+                             ) from None
+        except Exception as exc:  # SecurityError included: the GGUF is untrusted; any error is its template's
+            raise ValueError(f"chat template of model {self.model_path.name}: {type(exc).__name__}: {exc}"
+                             ) from None
 
     def _chat_tokens(self, rendered: str) -> list[int]:
         llm = self.llm

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from culteval import tasks
-from culteval.io import write_csv
+from culteval.io import numeric_columns, write_csv
 from culteval.metrics import MetricInputs, model_distributions
 from culteval.metrics.agreement import agreement_metrics
 from culteval.metrics.comparisons import comparison_rows, mixed_rows
@@ -167,7 +167,7 @@ def metrics_json(df: pd.DataFrame) -> dict:
 
 def read_summary(path: str | Path) -> pd.DataFrame:
     """summary.csv back as a DataFrame with float CIs (empty -> NaN)."""
-    df = pd.read_csv(path)
+    df = numeric_columns(pd.read_csv(path), path, ("value", "ci_low", "ci_high", "n_items"))
     for c in ("value", "ci_low", "ci_high"):
         df[c] = df[c].astype(float)
     df["n_items"] = df["n_items"].astype(np.int64)

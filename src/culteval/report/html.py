@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import jinja2
 import pandas as pd
 
-from culteval.io import write_text
+from culteval.io import current, write_text
 from culteval.metrics.claims import claims, evidence_text
 from culteval.metrics.comparisons import LANGUAGE_N, LANGUAGE_TABLE
 from culteval.metrics.cultural_map import NO_MICRODATA
@@ -90,7 +90,7 @@ def embed_png(path: Path) -> dict:
     """A PNG as a ``data:`` URI with its pixel size and, for the project's figures, the height in
     pixels of its smallest text (``figures.MIN_FONT_KEY``; empty if not recorded), so the page
     needs no other file and a browser can tell how large that text is shown."""
-    data = Path(path).read_bytes()
+    data = current(path).read_bytes()  # inside the report's file set, the figure just written
     if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
         raise ValueError(f"{path}: not a PNG file; the report embeds PNG figures only")
     width, height = struct.unpack(">II", data[16:24])
