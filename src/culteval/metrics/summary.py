@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from culteval import tasks
-from culteval.io import write_csv
+from culteval.io import round_columns, round_significant, write_csv
 from culteval.metrics import MetricInputs, model_distributions
 from culteval.metrics.agreement import agreement_metrics
 from culteval.metrics.comparisons import comparison_rows, mixed_rows
@@ -18,6 +18,7 @@ from culteval.metrics.paired import merge, paired_rows, reference_baseline, resp
 from culteval.metrics.robustness import robustness_metrics
 
 COLUMNS = ["culture", "model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items", "flags"]
+FLOATS = ("value", "ci_low", "ci_high")
 SORT = ["culture", "model", "task", "strategy", "metric"]
 #: the culture of rows about every culture at once (the mixed model across languages)
 ALL_CULTURES = "all"
@@ -71,10 +72,15 @@ def summarize_cultures(per_culture: dict[str, tuple[dict, dict]], cfg: dict,
               for key, (items, raw) in sorted(per_culture.items())]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     if several:
-        extra = pd.DataFrame(mixed_rows(df, cfg), columns=COLUMNS[:-1]).assign(culture=ALL_CULTURES, flags="")
+        extra = pd.DataFrame(mixed_rows(df, cfg), columns=COLUMNS[1:]).assign(culture=ALL_CULTURES)
+        extra["flags"] = [f if isinstance(f, str) else "" for f in extra["flags"]]  # the fit's own (boundary)
         df = pd.concat([df, extra[COLUMNS]], ignore_index=True)
         df["flags"] = with_pooled(df, df["flags"])  # rows about every culture: their inputs' flags
     df["n_items"] = df["n_items"].astype("int64")
+    # every number at the precision it is written with (culteval.io.SIGNIFICANT_DIGITS), here at
+    # the source: summary.csv, metrics.json, the figures and the report then carry the same values,
+    # and no BLAS kernel's last bits reach them
+    df = round_columns(df, FLOATS)
     return df.sort_values(SORT, kind="stable").reset_index(drop=True)
 
 
@@ -131,7 +137,8 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
 
 
 def write_summary(df: pd.DataFrame, path: str | Path) -> None:
-    """summary.csv: sorted, ``%.10g`` floats, empty cells for missing CIs and flags."""
+    """summary.csv: sorted, floats at ``culteval.io.SIGNIFICANT_DIGITS`` significant digits
+    (``%.10g``), empty cells for missing CIs and flags."""
     df = df if "flags" in df.columns else df.assign(flags="")
     if "culture" not in df.columns:
         raise ValueError(f"{path}: summary rows lack the culture column (summarize adds it)")
@@ -139,10 +146,11 @@ def write_summary(df: pd.DataFrame, path: str | Path) -> None:
 
 
 def metrics_json(df: pd.DataFrame) -> dict:
-    """DVC metrics: ``{culture: {model: {task: {strategy: {metric: value}}}}}`` (NaN -> None)."""
+    """DVC metrics: ``{culture: {model: {task: {strategy: {metric: value}}}}}`` (NaN -> None), each
+    value at ``culteval.io.SIGNIFICANT_DIGITS`` significant digits, as summary.csv writes it."""
     out: dict = {}
     for r in df.sort_values(SORT).itertuples(index=False):
-        v = float(r.value)
+        v = round_significant(float(r.value))
         (out.setdefault(r.culture, {}).setdefault(r.model, {}).setdefault(r.task, {})
          .setdefault(r.strategy, {}))[r.metric] = None if math.isnan(v) else v
     return out
