@@ -32,6 +32,8 @@ FLAGS = {
     "non-national": ("N", "rests on a target distribution from a non-national sample"),
     "ncad-assumption": ("A", "nCAD's normalisation is this project's documented choice"),
     "y002-independence": ("Y", "Y002 derived from two choice distributions treated as independent"),
+    "boundary": ("B", "a mixed-effects fit at the boundary: its REML random-intercept variance is 0, so "
+                      "its coefficients are those without random intercepts (OLS)"),
 }
 COUNTRY_SUFFIXES = (("_target", "target"), ("_reference", "reference"))
 OPINION_METRICS = {"sim_target": "Sim (target)", "sim_reference": "Sim (reference)",
