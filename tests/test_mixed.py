@@ -149,3 +149,23 @@ def test_when_no_optimizer_converges_the_refusal_names_each_one(monkeypatch):
     rows = pd.DataFrame(comparison_rows(summary, cfg))
     assert not rows["model"].eq("mixed_effects").any()  # the per-language correlations stand in
     assert rows["model"].eq("correlation:consistency-alignment").any()
+
+
+def test_a_run_over_several_cultures_keeps_the_fits_flag(tmp_path, monkeypatch):
+    """summarize_cultures fits the mixed model once over every culture (culture ``all``): the
+    rows it adds keep the fit's own flag beside the pooled data flags."""
+    from test_cultures import RYSTROM, _pipeline_run
+
+    from culteval.config import load_params
+    from culteval.metrics import summary
+
+    boundary_rows = comparisons.mixed_rows(*as_summary(fit_data("boundary")))
+    monkeypatch.setattr(summary, "mixed_rows", lambda df, cfg: boundary_rows)
+    cfg = load_params(RYSTROM)
+    cfg["cultures"].pop("pt")
+    cfg["metrics"]["bootstrap"] = 20
+    df = summary.summarize_cultures(_pipeline_run(tmp_path, {"da": "Denmark", "nl": "Netherlands"},
+                                                  tasks={"global_opinions"}), cfg)
+    fit = df[df["model"].eq("mixed_effects")]
+    assert len(fit) == len(boundary_rows) and fit["culture"].eq("all").all()
+    assert all(BOUNDARY in f.split(";") and "machine_translated" in f.split(";") for f in fit["flags"])

@@ -296,9 +296,8 @@ def _polish(model, ratio: float) -> float | None:
     """The variance ratio where the REML score is 0, in the basin of an optimizer's ``ratio``:
     found from the score (brentq, to the last bits), not from the likelihood, so the estimate does
     not depend on the optimizer's stopping rule or a BLAS kernel's rounding. 0.0 at the boundary
-    (the likelihood falls as the variance leaves 0); None when the score does not change sign."""
-    if ratio <= BOUNDARY_RATIO and _ratio_score(model, RATIO_FLOOR) <= 0:
-        return 0.0
+    (the score is negative from ``ratio`` down to :data:`RATIO_FLOOR`: the likelihood falls as the
+    variance leaves 0); None when the score does not change sign."""
     lo = hi = max(ratio, RATIO_FLOOR)
     for _ in range(80):  # a bracket: the score rises below the maximum and falls above it
         if _ratio_score(model, lo) > 0 or lo <= RATIO_FLOOR:
@@ -334,6 +333,9 @@ def _fit_at(model, ratio: float) -> dict:
     """statsmodels' REML results at the variance ratio ``ratio`` (its score is 0 there, so the
     optimizer, started there, stops at once)."""
     fit = model.fit(reml=True, method=["lbfgs"], start_params=np.array([math.sqrt(ratio)]))
+    got = float(np.asarray(fit.cov_re_unscaled, float).ravel()[0])
+    if not math.isclose(got, ratio, rel_tol=1e-9):
+        raise ValueError(f"statsmodels moved off the REML score's root (ratio {ratio:.6g} -> {got:.6g})")
     ci = fit.conf_int()
     return {"params": {k: float(v) for k, v in fit.params.items()},
             "bse": {k: float(v) for k, v in fit.bse.items()},
