@@ -25,7 +25,8 @@ import yaml
 from test_recompute import synthetic_items, write_items
 
 from culteval.config import ROOT
-from culteval.io import SIDECAR_SUFFIX, SIGNIFICANT_DIGITS
+from culteval.io import FLOAT_FORMAT, SIDECAR_SUFFIX
+from culteval.metrics.summary import SIGNIFICANT_DIGITS
 
 pytestmark = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
                                 reason="OpenBLAS kernel names are x86-64's")
@@ -190,6 +191,7 @@ def test_written_floats_carry_the_documented_digits(default_outputs):
     """Whatever the CPU (this test holds on one whose kernels happen to agree): every float in
     metrics.json has at most ``SIGNIFICANT_DIGITS`` significant digits and is summary.csv's."""
     outputs = default_outputs
+    assert FLOAT_FORMAT == f"%.{SIGNIFICANT_DIGITS}g"  # summary.csv's cells: the same precision
 
     def digits(x: float) -> int:
         mantissa = repr(float(x)).split("e")[0].replace("-", "").replace(".", "").lstrip("0")

@@ -23,10 +23,7 @@ import pyarrow.parquet as pq
 
 PROVENANCE_KEY = b"culteval.provenance"
 ROWS_KEY = b"culteval.rows"
-#: the precision of every float a stage writes (docs/contracts.md): enough for any metric, and few
-#: enough that the last bits a BLAS kernel or SIMD path rounds differently never reach the bytes
-SIGNIFICANT_DIGITS = 10
-FLOAT_FORMAT = f"%.{SIGNIFICANT_DIGITS}g"
+FLOAT_FORMAT = "%.10g"
 #: errors of the device being written to, as opposed to a bug in the writer
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
 
@@ -129,21 +126,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     with _staged(path) as tmp:
         yield tmp
         _commit(tmp, path)
-
-
-def round_significant(value: float) -> float:
-    """``value`` rounded to :data:`SIGNIFICANT_DIGITS` significant digits (NaN and infinities as
-    they are): the float that ``FLOAT_FORMAT`` writes, so a CSV cell, a JSON number and a figure
-    drawn from it carry the same number."""
-    return float(FLOAT_FORMAT % value)
-
-
-def round_columns(df: pd.DataFrame, columns) -> pd.DataFrame:
-    """A copy of ``df`` with ``columns`` (floats) rounded by :func:`round_significant`."""
-    df = df.copy()
-    for c in columns:
-        df[c] = [round_significant(v) for v in df[c].to_numpy(float)]
-    return df
 
 
 def dumps_json(obj: Any) -> str:

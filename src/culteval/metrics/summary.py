@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from culteval import tasks
-from culteval.io import round_columns, round_significant, write_csv
+from culteval.io import FLOAT_FORMAT, write_csv
 from culteval.metrics import MetricInputs, model_distributions
 from culteval.metrics.agreement import agreement_metrics
 from culteval.metrics.comparisons import comparison_rows, mixed_rows
@@ -19,9 +19,27 @@ from culteval.metrics.robustness import robustness_metrics
 
 COLUMNS = ["culture", "model", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items", "flags"]
 FLOATS = ("value", "ci_low", "ci_high")
+#: the precision of every float the metrics stage writes (docs/contracts.md), summary.csv's
+#: ``culteval.io.FLOAT_FORMAT``: enough for any metric, and few enough that the last bits a BLAS
+#: kernel or SIMD path rounds differently never reach the bytes
+SIGNIFICANT_DIGITS = 10
 SORT = ["culture", "model", "task", "strategy", "metric"]
 #: the culture of rows about every culture at once (the mixed model across languages)
 ALL_CULTURES = "all"
+
+
+def round_significant(value: float) -> float:
+    """``value`` at :data:`SIGNIFICANT_DIGITS` significant digits (NaN and infinities as they are):
+    the float summary.csv writes, so a CSV cell, a JSON number and a figure carry the same number."""
+    return float(FLOAT_FORMAT % value)
+
+
+def round_columns(df: pd.DataFrame, columns) -> pd.DataFrame:
+    """A copy of ``df`` with the float ``columns`` rounded by :func:`round_significant`."""
+    df = df.copy()
+    for c in columns:
+        df[c] = [round_significant(v) for v in df[c].to_numpy(float)]
+    return df
 
 
 def task_metrics(task: str, items: pd.DataFrame, raw: pd.DataFrame, cfg: dict,
@@ -77,7 +95,7 @@ def summarize_cultures(per_culture: dict[str, tuple[dict, dict]], cfg: dict,
         df = pd.concat([df, extra[COLUMNS]], ignore_index=True)
         df["flags"] = with_pooled(df, df["flags"])  # rows about every culture: their inputs' flags
     df["n_items"] = df["n_items"].astype("int64")
-    # every number at the precision it is written with (culteval.io.SIGNIFICANT_DIGITS), here at
+    # every number at the precision it is written with (SIGNIFICANT_DIGITS), here at
     # the source: summary.csv, metrics.json, the figures and the report then carry the same values,
     # and no BLAS kernel's last bits reach them
     df = round_columns(df, FLOATS)
@@ -137,7 +155,7 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
 
 
 def write_summary(df: pd.DataFrame, path: str | Path) -> None:
-    """summary.csv: sorted, floats at ``culteval.io.SIGNIFICANT_DIGITS`` significant digits
+    """summary.csv: sorted, floats at ``SIGNIFICANT_DIGITS`` significant digits
     (``%.10g``), empty cells for missing CIs and flags."""
     df = df if "flags" in df.columns else df.assign(flags="")
     if "culture" not in df.columns:
@@ -147,7 +165,7 @@ def write_summary(df: pd.DataFrame, path: str | Path) -> None:
 
 def metrics_json(df: pd.DataFrame) -> dict:
     """DVC metrics: ``{culture: {model: {task: {strategy: {metric: value}}}}}`` (NaN -> None), each
-    value at ``culteval.io.SIGNIFICANT_DIGITS`` significant digits, as summary.csv writes it."""
+    value at ``SIGNIFICANT_DIGITS`` significant digits, as summary.csv writes it."""
     out: dict = {}
     for r in df.sort_values(SORT).itertuples(index=False):
         v = round_significant(float(r.value))
