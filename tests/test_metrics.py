@@ -473,13 +473,16 @@ def test_mixed_effects_rows_and_note():
 
     rng = np.random.default_rng(5)
     rows, cfg = [], {**CFG, "target": {"country": "India", "language": "hi"}, "models": {}}
+    # each model's own intercept, large beside the noise: the REML variance is well inside its range,
+    # so the fit does not hinge on an optimizer's last steps (nor on a BLAS kernel's rounding)
+    intercepts = [-0.3, 0.25, 0.1, -0.15, 0.35]
     for i in range(5):
         cfg["models"][f"m{i}"] = {"group": "global" if i % 2 else "regional", "base": None,
                                   "multilingual": {"en": [0.9, 1.0, 0.8, 0.95, 0.7][i],
                                                    "hi": [0.2, 0.9, 0.5, 0.7, 0.4][i]}}
         for s in ("default", "demographic", "cross_lingual", "native"):
             cons = rng.uniform(0, 1)
-            align = 0.6 * cons + 0.05 * rng.normal()
+            align = 0.6 * cons + intercepts[i] + 0.05 * rng.normal()
             # the English default prompt is paired with the reference country (alignment_reference),
             # the Hindi ones with the target; a decoy on the other side must not be read, nor the
             # India-persona demographic prompt (item 4 of issue 28)
@@ -499,7 +502,7 @@ def test_mixed_effects_rows_and_note():
     out = pd.DataFrame(comparison_rows(summary, cfg))
     fit = out[out["model"] == "mixed_effects"].set_index("metric")
     var = fit.loc["var:model_intercept"]
-    assert var["value"] >= 0 and math.isnan(var["ci_low"])
+    assert var["value"] > 0 and math.isnan(var["ci_low"]) and fit["flags"].eq("").all()
     coef = fit[fit.index.str.startswith("coef:")]
     assert coef.loc["coef:consistency:language[hi]", "value"] == pytest.approx(0.6, abs=0.2)
     assert coef.loc["coef:consistency:language[en]", "n_items"] == 15

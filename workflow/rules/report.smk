@@ -9,7 +9,7 @@ rule report:
     output:
         html="results/report.html",
         figures=directory("results/figures"),
-        items=directory("results/items"),
+        item_pages=directory("results/items"),
         provenance="results/provenance.json",
     log:
         "logs/report.log",

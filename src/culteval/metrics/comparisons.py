@@ -257,49 +257,162 @@ def consistency_alignment_correlations(data: pd.DataFrame) -> list[dict]:
     return rows
 
 
+#: statsmodels' optimizers for the REML fit, tried one at a time in this order, each from statsmodels'
+#: own start: the first whose result is accepted (:func:`_accepted`) is used
+OPTIMIZERS = ("lbfgs", "bfgs", "cg", "powell", "nm")
+#: an optimizer's result that statsmodels does not call converged is accepted when the profile REML
+#: score (w.r.t. statsmodels' square-root parameter) is at most this large: near the boundary the
+#: optimizers crawl towards a variance of 0 and stop on their iteration limit, not on failure
+SCORE_TOL = 1e-4
+#: random-intercept variance / residual variance: the smallest ratio statsmodels evaluates correctly
+#: (it treats a covariance below 1e-10 as singular and then profiles the fixed effects as if the
+#: intercepts were free), and the ratio below which a fit is taken to the boundary when the REML
+#: likelihood falls as the variance leaves 0
+RATIO_FLOOR = 1e-8
+BOUNDARY_RATIO = 1e-4
+#: the flag of every row of a fit whose random-intercept variance is 0 (metrics/flags.py)
+BOUNDARY = "boundary"
+
+
+def _ratio_score(model, ratio: float) -> float:
+    """d(profile REML log-likelihood) / d(variance ratio) at ``ratio`` > 0 (statsmodels' score is
+    with respect to the ratio's square root)."""
+    root = math.sqrt(ratio)
+    return float(model.score(np.array([root]))[0]) / (2 * root)
+
+
+def _accepted(model, fit, ratio: float) -> str:
+    """'' when an optimizer's fit is accepted, else why not: statsmodels calls it converged, or its
+    score is small, or it stopped near the boundary (``ratio`` <= :data:`BOUNDARY_RATIO`) where the
+    REML likelihood falls as the variance leaves 0 (there the optimum is the boundary itself, which
+    the optimizers, working on the variance's square root, approach ever more slowly)."""
+    score = float(np.abs(model.score(fit.params_object.get_packed(use_sqrt=True, has_fe=False))).max())
+    if fit.converged or score <= SCORE_TOL:
+        return ""
+    if ratio <= BOUNDARY_RATIO and _ratio_score(model, RATIO_FLOOR) <= 0:
+        return ""
+    return f"converged=False, |score| = {score:.3g}"
+
+
+def _polish(model, ratio: float) -> float | None:
+    """The variance ratio where the REML score is 0, in the basin of an optimizer's ``ratio``:
+    found from the score (brentq, to the last bits), not from the likelihood, so the estimate does
+    not depend on the optimizer's stopping rule or a BLAS kernel's rounding. 0.0 at the boundary
+    (the score is negative from ``ratio`` down to :data:`RATIO_FLOOR`: the likelihood falls as the
+    variance leaves 0); None when the score does not change sign."""
+    lo = hi = max(ratio, RATIO_FLOOR)
+    for _ in range(80):  # a bracket: the score rises below the maximum and falls above it
+        if _ratio_score(model, lo) > 0 or lo <= RATIO_FLOOR:
+            break
+        lo = max(lo / 2, RATIO_FLOOR)
+    for _ in range(80):
+        if _ratio_score(model, hi) < 0:
+            break
+        hi *= 2
+    if not (_ratio_score(model, lo) > 0 > _ratio_score(model, hi)):
+        return 0.0 if lo <= RATIO_FLOOR and _ratio_score(model, lo) <= 0 else None
+    from scipy.optimize import brentq
+
+    return float(brentq(lambda r: _ratio_score(model, r), lo, hi, xtol=lo * 1e-15, maxiter=500))
+
+
+def _boundary_fit(model) -> dict:
+    """The REML fit at a random-intercept variance of 0: the fixed effects are then ordinary least
+    squares (statsmodels OLS; its residual variance is REML's), with normal-theory Wald intervals as
+    statsmodels' mixed model reports them; the variance is exactly 0."""
+    import statsmodels.api as sm
+
+    ols = sm.OLS(model.endog, model.exog).fit(use_t=False)
+    names = list(model.exog_names)
+    params = dict(zip(names, np.asarray(ols.params, float), strict=True))
+    bse = dict(zip(names, np.asarray(ols.bse, float), strict=True))
+    ci = {t: (float(lo), float(hi)) for t, (lo, hi) in zip(names, np.asarray(ols.conf_int()), strict=True)}
+    return {"params": {**params, "model Var": 0.0}, "bse": bse,
+            "pvalues": dict(zip(names, np.asarray(ols.pvalues, float), strict=True)), "ci": ci}
+
+
+def _fit_at(model, ratio: float) -> dict:
+    """statsmodels' REML results at the variance ratio ``ratio`` (its score is 0 there, so the
+    optimizer, started there, stops at once)."""
+    fit = model.fit(reml=True, method=["lbfgs"], start_params=np.array([math.sqrt(ratio)]))
+    got = float(np.asarray(fit.cov_re_unscaled, float).ravel()[0])
+    if not math.isclose(got, ratio, rel_tol=1e-9):
+        raise ValueError(f"statsmodels moved off the REML score's root (ratio {ratio:.6g} -> {got:.6g})")
+    ci = fit.conf_int()
+    return {"params": {k: float(v) for k, v in fit.params.items()},
+            "bse": {k: float(v) for k, v in fit.bse.items()},
+            "pvalues": {k: float(v) for k, v in fit.pvalues.items()},
+            "ci": {t: (float(ci.loc[t, 0]), float(ci.loc[t, 1])) for t in ci.index}}
+
+
+def fit_reml(data: pd.DataFrame) -> dict:
+    """The REML fit of :data:`FORMULA` with a random intercept per model: each of
+    :data:`OPTIMIZERS` in turn until one's result is accepted, its variance then pinned down from
+    the score (:func:`_polish`); at the boundary (variance 0, a valid REML estimate) the fixed
+    effects of :func:`_boundary_fit`. ``{"ok": False, "message": ...}`` with every optimizer's
+    reason when none is accepted."""
+    import warnings
+
+    import statsmodels.formula.api as smf
+
+    tried = []
+    for method in OPTIMIZERS:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = smf.mixedlm(FORMULA, data.sort_values(["model", "language"]), groups="model")
+            try:
+                fit = model.fit(reml=True, method=[method])
+                found = float(np.asarray(fit.cov_re_unscaled, float).ravel()[0])
+                why = _accepted(model, fit, found)
+                ratio = None if why else _polish(model, found)
+                if not why and ratio is None:
+                    why = "the REML score does not change sign near its optimum"
+                if not why:
+                    out = _boundary_fit(model) if ratio == 0 else _fit_at(model, ratio)
+            except (np.linalg.LinAlgError, ValueError) as err:
+                why = f"statsmodels failed: {err}"
+        if why:
+            tried.append(f"{method}: {why}")
+            continue
+        notes = sorted({str(w.message).splitlines()[0] for w in caught})
+        return {"ok": True, "optimizer": method, "boundary": ratio == 0, "warnings": notes, **out}
+    return {"ok": False, "message": "no optimizer's REML fit converged (" + "; ".join(tried) + ")"}
+
+
 def mixed_effects(data: pd.DataFrame) -> dict:
     """``alignment ~ 0 + consistency:language + multilingual:family:language``, random intercept per model.
 
     ``data``: one row per (model, language[, strategy, culture]) with columns model, alignment,
-    consistency, language, multilingual, family. REML (statsmodels ``mixedlm``). Refused, as
-    ``{"ok": False, "message": <the reasons>}``, when a term is not identified (:func:`unidentified`),
-    when the fit raises, or when statsmodels reports ``converged=False``. A fit on fewer than
+    consistency, language, multilingual, family. REML (statsmodels ``mixedlm``, :func:`fit_reml`):
+    a random-intercept variance of 0 is a valid estimate, returned with ``boundary`` True. Refused,
+    as ``{"ok": False, "message": <the reasons>}``, when a term is not identified
+    (:func:`unidentified`) or when no optimizer converges. A fit on fewer than
     ``RULE_OF_THUMB_MODELS`` models is returned with a ``caution``.
     """
     reasons = unidentified(data)
     if reasons:
         return {"ok": False, "message": "mixed-effects model not fitted: " + "; ".join(reasons)}
-    import warnings
-
-    import statsmodels.formula.api as smf
-
     n = int(data["model"].nunique())
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            fit = smf.mixedlm(FORMULA, data.sort_values(["model", "language"]), groups="model").fit(reml=True)
-        except (np.linalg.LinAlgError, ValueError) as err:
-            return {"ok": False, "message": f"mixed-effects model not fitted: statsmodels failed: {err}"}
-    notes = sorted({str(w.message).splitlines()[0] for w in caught})
-    if not fit.converged:
-        return {"ok": False, "message": "mixed-effects model not fitted: statsmodels reports converged=False"
-                + (f" ({'; '.join(notes)})" if notes else "")}
-    ci = fit.conf_int()
+    res = fit_reml(data)
+    if not res["ok"]:
+        return {"ok": False, "message": "mixed-effects model not fitted: " + res["message"]}
     caution = (f"{n} models: fewer than {RULE_OF_THUMB_MODELS}, a rule of thumb for a stable "
                "random-intercept variance" if n < RULE_OF_THUMB_MODELS else "")
-    return {"ok": True, "formula": FORMULA, "n_models": n, "params": fit.params.to_dict(),
-            "bse": fit.bse.to_dict(), "pvalues": fit.pvalues.to_dict(),
-            "ci": {t: (float(ci.loc[t, 0]), float(ci.loc[t, 1])) for t in ci.index},
-            "warnings": notes, "caution": caution, "message": ""}
+    return {**res, "formula": FORMULA, "n_models": n, "caution": caution, "message": ""}
 
 
 def mixed_effects_note(summary: pd.DataFrame, cfg: dict) -> str | None:
     """The report's line when the mixed-effects model was not fitted (its exact reasons), or was
-    fitted on fewer models than the rule of thumb; None otherwise."""
+    fitted on fewer models than the rule of thumb, or at the boundary; None otherwise."""
     data = mixed_effects_data(summary, cfg)
     res = mixed_effects(data)
     if res["ok"]:
-        return f"mixed-effects model fitted on {res['caution']}" if res["caution"] else None
+        said = [f"on {res['caution']}"] if res["caution"] else []
+        if res["boundary"]:
+            said.append(f"at the boundary (rows flagged {BOUNDARY}): the REML estimate of the "
+                        "random-intercept variance is 0, so the coefficients are those of the model "
+                        "without random intercepts (OLS), their intervals conditional on that variance")
+        return "mixed-effects model fitted " + "; ".join(said) if said else None
     msg = res["message"]
     evaluated = int(_real_models(summary)["model"].nunique())
     if len(data) and evaluated != data["model"].nunique():  # say why models were left out
@@ -329,15 +442,16 @@ def mixed_rows(summary: pd.DataFrame, cfg: dict) -> list[dict]:
     if not res["ok"] and len(data):
         rows += consistency_alignment_correlations(data)
     if res["ok"]:
+        flags = BOUNDARY if res["boundary"] else ""  # every row of the fit rests on it
         for term in sorted(res["params"]):
             est, se = res["params"][term], res["bse"].get(term, math.nan)
             if term.endswith(" Var"):  # "model Var": the random intercept's variance: no Wald interval
-                rows.append(_row(MIXED_MODEL, "global_opinions", "all", "var:model_intercept", est,
-                                 len(data)))
+                rows.append({**_row(MIXED_MODEL, "global_opinions", "all", "var:model_intercept", est,
+                                    len(data)), "flags": flags})
             else:
                 lo, hi = res["ci"].get(term, (est - 1.96 * se, est + 1.96 * se))
-                rows.append(_row(MIXED_MODEL, "global_opinions", "all", f"coef:{term}", est, len(data),
-                                 lo, hi))
+                rows.append({**_row(MIXED_MODEL, "global_opinions", "all", f"coef:{term}", est, len(data),
+                                    lo, hi), "flags": flags})
     return rows
 
 

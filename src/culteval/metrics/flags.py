@@ -18,6 +18,8 @@ Flags (sorted, joined by ``;``, empty when none):
   permutation: e.g. 3 + 3), so no interval at that level exists (culteval.stats).
 * ``non-national``: a GlobalOpinionQA number that rests on at least one target
   distribution from a non-national sample (admitted by ``metrics.non_national``).
+* ``boundary``: a row of a mixed-effects fit whose REML random-intercept variance is 0
+  (``metrics.comparisons.fit_reml``); set by the fit itself (the row's own flags, kept here).
 
 A row about several strategies (strategy ``all``: the mixed model and its per-language
 correlations) or several cultures (culture ``all``) rests on every evaluated model's rows of
@@ -98,7 +100,8 @@ def flag_column(df: pd.DataFrame, cfg: dict, raw_root: str | Path | None = None,
     """One flags string per row of a long summary table (see the module doc).
 
     ``machine``: per (task, strategy), whether its rendered prompts show a machine-made
-    translation (``culteval.pipeline.load_machine_translated``); None: not known.
+    translation (``culteval.pipeline.load_machine_translated``); None: not known. Flags a row
+    already carries in ``df["flags"]`` (a fit's ``boundary``) are kept.
     """
     subset = subset_tasks(sorted(set(df["task"])), cfg, raw_root)
     go = df[(df["task"] == "global_opinions") & (df["metric"] == "target_non_national") & (df["value"] > 0)]
@@ -112,9 +115,12 @@ def flag_column(df: pd.DataFrame, cfg: dict, raw_root: str | Path | None = None,
     # rows pooling several runs (group means and comparisons), by kind where rows carry one
     pooling = (df["kind"].isin(("group", "comparison")) if "kind" in df.columns
                else df["model"].str.startswith(("group:", "delta:")))
-    cols = zip(df["model"], df["task"], df["strategy"], df["metric"], no_ci, pooling, strict=True)
-    for model, task, strategy, metric, without_ci, pools in cols:
-        f = _metric_flags(task, metric) + (["no-ci"] if without_ci else [])
+    # a row's own flags, set where it was made (the mixed model's boundary)
+    own = [f if isinstance(f, str) else "" for f in df["flags"]] if "flags" in df.columns else [""] * len(df)
+    cols = zip(df["model"], df["task"], df["strategy"], df["metric"], no_ci, pooling, own, strict=True)
+    for model, task, strategy, metric, without_ci, pools, mine in cols:
+        f = (_metric_flags(task, metric) + (["no-ci"] if without_ci else [])
+             + [x for x in mine.split(";") if x])
         if _machine(task, strategy, machine):
             f.append("machine_translated")
         if task in subset:
@@ -123,7 +129,7 @@ def flag_column(df: pd.DataFrame, cfg: dict, raw_root: str | Path | None = None,
         rests = (model, strategy) in non_national or pooled
         if task == "global_opinions" and rests and metric.split(":")[0] in TARGET_METRICS:
             f.append("non-national")
-        flags.append(";".join(sorted(f)))
+        flags.append(";".join(sorted(set(f))))
     out = pd.Series(flags, index=df.index, dtype=object)
     return with_pooled(df, out)
 

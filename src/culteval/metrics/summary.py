@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from culteval import tasks
-from culteval.io import numeric_columns, write_csv
+from culteval.io import FLOAT_FORMAT, numeric_columns, write_csv
 from culteval.metrics import MetricInputs, model_distributions
 from culteval.metrics.agreement import agreement_metrics
 from culteval.metrics.comparisons import comparison_rows, mixed_rows
@@ -21,9 +21,28 @@ from culteval.metrics.robustness import robustness_metrics
 
 COLUMNS = ["culture", "model", "kind", "task", "strategy", "metric", "value", "ci_low", "ci_high", "n_items",
            "flags"]
+FLOATS = ("value", "ci_low", "ci_high")
+#: the precision of every float the metrics stage writes (docs/contracts.md), summary.csv's
+#: ``culteval.io.FLOAT_FORMAT``: enough for any metric, and few enough that the last bits a BLAS
+#: kernel or SIMD path rounds differently never reach the bytes
+SIGNIFICANT_DIGITS = 10
 SORT = ["culture", "model", "task", "strategy", "metric"]
 #: the culture of rows about every culture at once (the mixed model across languages)
 ALL_CULTURES = "all"
+
+
+def round_significant(value: float) -> float:
+    """``value`` at :data:`SIGNIFICANT_DIGITS` significant digits (NaN and infinities as they are):
+    the float summary.csv writes, so a CSV cell, a JSON number and a figure carry the same number."""
+    return float(FLOAT_FORMAT % value)
+
+
+def round_columns(df: pd.DataFrame, columns) -> pd.DataFrame:
+    """A copy of ``df`` with the float ``columns`` rounded by :func:`round_significant`."""
+    df = df.copy()
+    for c in columns:
+        df[c] = [round_significant(v) for v in df[c].to_numpy(float)]
+    return df
 
 
 def task_metrics(task: str, items: pd.DataFrame, raw: pd.DataFrame, cfg: dict,
@@ -74,11 +93,16 @@ def summarize_cultures(per_culture: dict[str, tuple[dict, dict]], cfg: dict,
               for key, (items, raw) in sorted(per_culture.items())]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     if several:
-        extra = pd.DataFrame(with_kind(mixed_rows(df, cfg), FIT), columns=COLUMNS[:-1]).assign(
-            culture=ALL_CULTURES, flags="")
+        extra = pd.DataFrame(with_kind(mixed_rows(df, cfg), FIT), columns=COLUMNS[1:]).assign(
+            culture=ALL_CULTURES)
+        extra["flags"] = [f if isinstance(f, str) else "" for f in extra["flags"]]  # the fit's own (boundary)
         df = pd.concat([df, extra[COLUMNS]], ignore_index=True)
         df["flags"] = with_pooled(df, df["flags"])  # rows about every culture: their inputs' flags
     df["n_items"] = df["n_items"].astype("int64")
+    # every number at the precision it is written with (SIGNIFICANT_DIGITS), here at
+    # the source: summary.csv, metrics.json, the figures and the report then carry the same values,
+    # and no BLAS kernel's last bits reach them
+    df = round_columns(df, FLOATS)
     return df.sort_values(SORT, kind="stable").reset_index(drop=True)
 
 
@@ -145,7 +169,8 @@ def summarize(items: dict[str, pd.DataFrame], raw: dict[tuple[str, str, str], pd
 
 
 def write_summary(df: pd.DataFrame, path: str | Path) -> None:
-    """summary.csv: sorted, ``%.10g`` floats, empty cells for missing CIs and flags."""
+    """summary.csv: sorted, floats at ``SIGNIFICANT_DIGITS`` significant digits
+    (``%.10g``), empty cells for missing CIs and flags."""
     df = df if "flags" in df.columns else df.assign(flags="")
     if "culture" not in df.columns:
         raise ValueError(f"{path}: summary rows lack the culture column (summarize adds it)")
@@ -156,10 +181,11 @@ def write_summary(df: pd.DataFrame, path: str | Path) -> None:
 
 
 def metrics_json(df: pd.DataFrame) -> dict:
-    """DVC metrics: ``{culture: {model: {task: {strategy: {metric: value}}}}}`` (NaN -> None)."""
+    """DVC metrics: ``{culture: {model: {task: {strategy: {metric: value}}}}}`` (NaN -> None), each
+    value at ``SIGNIFICANT_DIGITS`` significant digits, as summary.csv writes it."""
     out: dict = {}
     for r in df.sort_values(SORT).itertuples(index=False):
-        v = float(r.value)
+        v = round_significant(float(r.value))
         (out.setdefault(r.culture, {}).setdefault(r.model, {}).setdefault(r.task, {})
          .setdefault(r.strategy, {}))[r.metric] = None if math.isnan(v) else v
     return out

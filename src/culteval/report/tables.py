@@ -36,6 +36,8 @@ FLAGS = {
     "y002-independence": ("Y", "Y002 derived from two choice distributions treated as independent"),
     "no-ci": ("C", "no 95% interval: the exact test behind this comparison cannot reach p < 0.05 with so "
                    "few items (sign-flip: under 6) or models (group-label permutation: e.g. 3 + 3)"),
+    "boundary": ("B", "a mixed-effects fit at the boundary: its REML random-intercept variance is 0, so "
+                      "its coefficients are those without random intercepts (OLS)"),
 }
 COUNTRY_SUFFIXES = (("_target", "target"), ("_reference", "reference"))
 OPINION_METRICS = {"sim_target": "Sim (target)", "sim_reference": "Sim (reference)",
