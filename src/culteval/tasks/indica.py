@@ -173,8 +173,9 @@ def load_items(raw_root: Path, cfg: dict) -> pd.DataFrame:
                 and disagreement(q, where) >= min_disagreement):
             item_id = f"{NAME}/region_agnostic/{qid}"
             rows.append({"item_id": item_id, "task": NAME, "subset": "region_agnostic", "group_id": item_id,
-                         "country": country, "question": anchored_question(question, country), "options": texts, "answer": None,
-                         "distributions": dumps({}), "context": dumps({}), "meta": dumps(meta)})
+                         "country": country, "question": anchored_question(question, country),
+                         "options": texts, "answer": None, "distributions": dumps({}),
+                         "context": dumps({}), "meta": dumps(meta)})
         if "region_anchored" in subsets and len(texts) >= 2:
             group = f"{NAME}/region_anchored/{qid}"
             for region, answer in gold.items():
