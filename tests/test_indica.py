@@ -247,3 +247,50 @@ def test_numbers_match_an_independent_recomputation(tmp_path, cfg):
     for metric, values in want.items():
         assert rows[metric]["n_items"] == len(values), metric
         assert rows[metric]["value"] == pytest.approx(float(np.mean(values)), abs=1e-12), metric
+
+
+# --- claim and report --------------------------------------------------------------------------------
+
+def _summary(items, cfg, pick, model="m") -> pd.DataFrame:
+    rows = indica_metrics(items, _model(items, pick), None, cfg)
+    return pd.DataFrame([{"model": model, "task": "indica", "strategy": "default", "flags": "", **r}
+                         for r in rows])
+
+
+def test_the_indica_claim_is_read_from_the_selection_ratios(tmp_path, cfg):
+    from culteval.metrics.claims import CONTRADICTED, NOT_TESTABLE, SUPPORTED, claims
+
+    items = _items(tmp_path, cfg)
+
+    def central_north(owners, row):
+        w = [1.0 + 5 * any(r in o for r in ("Central", "North")) for o in owners]
+        return [x / sum(w) for x in w]
+
+    verdict = {c.key: c for c in claims(_summary(items, cfg, central_north))}["indica-default-region"]
+    assert verdict.verdict == SUPPORTED and len(verdict.evidence) == 2
+    verdict = {c.key: c for c in claims(_summary(items, cfg, _north))}["indica-default-region"]
+    assert verdict.verdict == CONTRADICTED and "Central" in verdict.reason
+    empty = pd.DataFrame(columns=["model", "task", "strategy", "metric", "value", "ci_low", "ci_high",
+                                  "n_items", "flags"])
+    assert {c.key: c for c in claims(empty)}["indica-default-region"].verdict == NOT_TESTABLE
+
+
+def test_report_shows_regions_figure_and_confusion_table(tmp_path, cfg):
+    from culteval.report.figures import regions_figure
+    from culteval.report.tables import paper_tables
+
+    items = _items(tmp_path, cfg)
+    summary = _summary(items, cfg, _north)
+    tables = paper_tables(summary)["regions"]
+    assert [t["title"].split(": ")[1] for t in tables] == [
+        "whose answer is picked, region-agnostic questions",
+        "region-anchored questions, accuracy and confusion"]
+    conf = tables[1]
+    labels = [h["label"] for h in conf["header"][0]]
+    assert "picked North's answer" in labels and conf["key"] == ["model", "strategy", "region"]
+    east = next(r for r in conf["rows"] if r["key"] == ["m", "default", "East"])
+    assert east["cells"][labels.index("picked North's answer")]["value"] == "1"
+    assert "cross-lingual and native unsupported" in conf["note"] and "CC BY 4.0" in conf["note"]
+    assert paper_tables(summary[summary["task"].eq("other")])["regions"] == []
+    a, b = regions_figure(summary, tmp_path / "a.png"), regions_figure(summary, tmp_path / "b.png")
+    assert a.read_bytes() == b.read_bytes() and a.read_bytes()[:4] == b"\x89PNG"

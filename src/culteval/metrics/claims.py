@@ -268,7 +268,48 @@ def consistency_claim(summary: pd.DataFrame, index, countries: dict) -> Claim:
     return claim
 
 
-CLAIMS = (respondent_claim, regional_claim, finetune_claim, consistency_claim)
+#: INDICA (Madhusudan et al. 2026): the regions models are said to over-select as India's default
+OVER_SELECTED_REGIONS = ("Central", "North")
+
+
+def indica_claim(summary: pd.DataFrame, index, countries: dict) -> Claim:
+    """Per model x strategy, ``selection_ratio:<region>`` (selected / expected share, metrics/regions.py)
+    minus 1 with its bootstrap CI over questions; supported when each region is significantly
+    over-selected in some run and under-selected in none."""
+    sentence = ("Models over-select Central and North India as the default answer to questions about "
+                "India (region-agnostic INDICA questions).")
+    claim = Claim("indica-default-region", "Madhusudan et al. 2026 (INDICA)", sentence, NOT_TESTABLE, "")
+    metrics = [f"selection_ratio:{r}" for r in OVER_SELECTED_REGIONS]
+    rows = summary[summary["task"].eq("indica") & summary["metric"].isin(metrics)
+                   & ~summary["model"].str.contains(":", regex=False)]
+    lines = []
+    for r in rows.sort_values(["model", "strategy", "metric"]).itertuples(index=False):
+        line = _evidence(index, r, f"{r.model}: selected / expected share - 1", math.nan, "bootstrap CI",
+                         str(r.model), "this model")
+        line.update(estimate=float(r.value) - 1, ci_low=float(r.ci_low) - 1, ci_high=float(r.ci_high) - 1)
+        lines.append(line)
+    claim.evidence = lines
+    if not lines:
+        claim.reason = "no INDICA region-agnostic rows in this run (params.tasks.indica is off)"
+        return claim
+    _holm(lines)  # no p: significant where the CI excludes 0 (no correction across the rows)
+    over = {ln["metric"] for ln in lines if ln["significant"] and ln["estimate"] > 0}
+    under = [ln for ln in lines if ln["significant"] and ln["estimate"] < 0]
+    if under:
+        claim.verdict = CONTRADICTED
+        claim.reason = f"{len(under)} of {len(lines)} rows significantly under-select " + ", ".join(
+            sorted({ln["metric"].split(":")[1] for ln in under}))
+    elif over == set(metrics):
+        claim.verdict = SUPPORTED
+        claim.reason = "both regions significantly over-selected in some run, under-selected in none"
+    else:
+        claim.verdict = INCONCLUSIVE
+        claim.reason = (f"{len(over)} of 2 regions significantly over-selected in some run, none "
+                        "significantly under-selected")
+    return claim
+
+
+CLAIMS = (respondent_claim, regional_claim, finetune_claim, consistency_claim, indica_claim)
 
 
 def claims(summary: pd.DataFrame, countries: dict[str, str] | None = None) -> list[Claim]:
