@@ -258,7 +258,7 @@ def _summary(items, cfg, pick, model="m") -> pd.DataFrame:
 
 
 def test_the_indica_claim_is_read_from_the_selection_ratios(tmp_path, cfg):
-    from culteval.metrics.claims import CONTRADICTED, NOT_TESTABLE, SUPPORTED, claims
+    from culteval.metrics.claims import CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, SUPPORTED, claims
 
     items = _items(tmp_path, cfg)
 
@@ -270,6 +270,12 @@ def test_the_indica_claim_is_read_from_the_selection_ratios(tmp_path, cfg):
     assert verdict.verdict == SUPPORTED and len(verdict.evidence) == 2
     verdict = {c.key: c for c in claims(_summary(items, cfg, _north))}["indica-default-region"]
     assert verdict.verdict == CONTRADICTED and "Central" in verdict.reason
+    # North over-selected, Central within chance: one of the two regions only
+    only_north = pd.DataFrame([
+        {"model": "m", "task": "indica", "strategy": "default", "metric": f"selection_ratio:{r}",
+         "value": v, "ci_low": lo, "ci_high": hi, "n_items": 40, "flags": ""}
+        for r, v, lo, hi in [("North", 1.4, 1.2, 1.6), ("Central", 1.0, 0.9, 1.1)]])
+    assert {c.key: c for c in claims(only_north)}["indica-default-region"].verdict == INCONCLUSIVE
     empty = pd.DataFrame(columns=["model", "task", "strategy", "metric", "value", "ci_low", "ci_high",
                                   "n_items", "flags"])
     assert {c.key: c for c in claims(empty)}["indica-default-region"].verdict == NOT_TESTABLE
