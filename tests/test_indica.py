@@ -300,3 +300,12 @@ def test_report_shows_regions_figure_and_confusion_table(tmp_path, cfg):
     assert paper_tables(summary[summary["task"].eq("other")])["regions"] == []
     a, b = regions_figure(summary, tmp_path / "a.png"), regions_figure(summary, tmp_path / "b.png")
     assert a.read_bytes() == b.read_bytes() and a.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_run_without_opinions_has_an_empty_language_table(tmp_path, cfg):
+    # the report of an INDICA-only run must not fail on the mixed model's (absent) inputs
+    from culteval.metrics.comparisons import language_table
+
+    summary = _summary(_items(tmp_path, cfg, n=5), cfg, _north).assign(culture="hi")
+    table = language_table(summary, cfg)
+    assert table.empty and "language" in table.columns

@@ -168,6 +168,8 @@ def language_table(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
         go = go.assign(culture="")
     go = go[go["culture"].astype(str) != "all"]
     keys = ["model", "culture", "strategy"]
+    if go.empty:  # a run without GlobalOpinionQA (e.g. INDICA alone): nothing to show
+        return pd.DataFrame(columns=[*keys, "language", *LANGUAGE_TABLE, *LANGUAGE_N])
     both = go.pivot_table(index=keys, columns="metric", values=["value", "n_items"], aggfunc="first")
     cols = ["alignment", "alignment_reference", *LANGUAGE_TABLE[1:]]
     wide = both["value"].reindex(columns=cols).reset_index()
