@@ -122,6 +122,31 @@ def test_regions_are_params(tmp_path, cfg):
         indica.load_items(tmp_path, cfg2)
 
 
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda q: q.pop("East"),
+     r"question 0 \(q_001\): no answer field for region 'East' \(spellings tried: \['East'\]\)"),
+    (lambda q: q["North"].update(answer="poha"), r"question 0 \(q_001\): North.answer is not a list"),
+    (lambda q: q.update(question_id="../q"),
+     r"question 0 \(\.\./q\): question_id '\.\./q' is missing or not a plain key"),
+    (lambda q: q.update(question_text=" "), r"question 0 \(q_001\): empty question_text"),
+    (lambda q: q.update(pairwise_agreements=["North_South"]),
+     r"question 0 \(q_001\): pairwise_agreements is not an object"),
+])
+def test_damaged_records_name_file_question_and_field(tmp_path, cfg, damage, message):
+    q = _question("q_001", {"North": "a.", "South": "b.", "East": "c.", "West": "d.", "Central": "e."})
+    damage(q)
+    with pytest.raises(ValueError, match=r"indica/dataset.json: " + message):
+        indica.load_items(_write(tmp_path, [q]), cfg)
+
+
+def test_repeated_question_id_and_missing_file_are_named(tmp_path, cfg):
+    q = _question("q_001", {"North": "a.", "South": "b.", "East": "c.", "West": "d.", "Central": "e."})
+    with pytest.raises(ValueError, match=r"question 1 \(q_001\): question_id 'q_001' repeats"):
+        indica.load_items(_write(tmp_path, [q, q]), cfg)
+    with pytest.raises(FileNotFoundError, match=r"task indica: .*indica/dataset.json not found"):
+        indica.load_items(tmp_path / "nowhere", cfg)
+
+
 def test_demographic_persona_names_the_asked_region(tmp_path, cfg):
     data = [_question("q_001", {"North": "a.", "South": "b.", "East": "c.", "West": "d.", "Central": "e."})]
     items = indica.load_items(_write(tmp_path, data), cfg)
