@@ -299,8 +299,16 @@ def test_the_indica_claim_is_read_from_the_selection_ratios(tmp_path, cfg):
     only_north = pd.DataFrame([
         {"model": "m", "task": "indica", "strategy": "default", "metric": f"selection_ratio:{r}",
          "value": v, "ci_low": lo, "ci_high": hi, "n_items": 40, "flags": ""}
-        for r, v, lo, hi in [("North", 1.4, 1.2, 1.6), ("Central", 1.0, 0.9, 1.1)]])
+        for r, v, lo, hi in [("North", 1.4, 1.2, 1.6), ("Central", 1.0, 0.9, 1.1)]]
+        + [{"model": "m", "task": "indica", "strategy": "default", "metric": "region_permutation_p",
+            "value": 0.001, "ci_low": np.nan, "ci_high": np.nan, "n_items": 40, "flags": ""}])
     assert {c.key: c for c in claims(only_north)}["indica-default-region"].verdict == INCONCLUSIVE
+    # an interval outside 1 in a run that does not reject "no regional default" decides nothing
+    both = only_north.copy()
+    both.loc[both["metric"].eq("selection_ratio:Central"), ["value", "ci_low", "ci_high"]] = [1.3, 1.1, 1.5]
+    assert {c.key: c for c in claims(both)}["indica-default-region"].verdict == SUPPORTED
+    both.loc[both["metric"].eq("region_permutation_p"), "value"] = 0.3
+    assert {c.key: c for c in claims(both)}["indica-default-region"].verdict == INCONCLUSIVE
     empty = pd.DataFrame(columns=["model", "task", "strategy", "metric", "value", "ci_low", "ci_high",
                                   "n_items", "flags"])
     assert {c.key: c for c in claims(empty)}["indica-default-region"].verdict == NOT_TESTABLE
