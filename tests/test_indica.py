@@ -342,3 +342,11 @@ def test_a_run_without_opinions_has_an_empty_language_table(tmp_path, cfg):
     summary = _summary(_items(tmp_path, cfg, n=5), cfg, _north).assign(culture="hi")
     table = language_table(summary, cfg)
     assert table.empty and "language" in table.columns
+
+
+def test_a_default_sample_is_drawn_per_subset(tmp_path, cfg):
+    # culteval.costmodel.stratum: a sample keeps both kinds of question
+    from culteval.costmodel import stratum
+
+    items = _items(tmp_path, cfg, n=3)
+    assert {stratum(r, cfg) for r in items.itertuples(index=False)} == {"region_agnostic", "region_anchored"}
