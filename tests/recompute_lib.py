@@ -489,3 +489,45 @@ def check_consistency(root: Path, cfg: dict, model: str, strategy: str) -> int:
     got, n_got = summary_value(root, model, "global_opinions", strategy, "self_consistency_pairwise")
     assert n_got == n and got == pytest.approx(value, abs=TOL), (model, strategy)
     return n
+
+
+# --- INDICA (regions of India) ---------------------------------------------------------------------
+
+def indica_numbers(items: pd.DataFrame, dists: dict, trials: pd.DataFrame) -> dict[str, list]:
+    """Per-unit values behind the INDICA rows, by plain loops over each item's options.
+
+    Region-agnostic, per question: the probability of each option split equally over the regions
+    that gave it (``selection_share:<r>``); and per parsed sampled answer the same split, averaged
+    over the question's parsed answers (``selection_share_sampled:<r>``). Region-anchored, per item
+    about region r: argmax is r's answer (``acc_prob:<r>``), share of its trials that parsed to r's
+    answer (``acc_sampled:<r>``)."""
+    out: dict[str, list] = {}
+    for row in items.itertuples(index=False):
+        meta = json.loads(row.meta)
+        owners = meta["option_regions"]
+        regions_here = sorted({r for o in owners for r in o})
+        if row.subset == "region_agnostic":
+            every = ["North", "South", "East", "West", "Central"]
+            credit = dict.fromkeys(every, 0.0)
+            for k, regions in enumerate(owners):
+                for r in regions:
+                    credit[r] += float(dists[row.item_id][k]) / len(regions)
+            for r in every:
+                out.setdefault(f"selection_share:{r}", []).append(credit[r])
+            parsed = [int(p) for p in trials.loc[trials["item_id"] == row.item_id, "parsed"] if int(p) >= 0]
+            if parsed:
+                sampled = dict.fromkeys(every, 0.0)
+                for p in parsed:
+                    for r in owners[p]:
+                        sampled[r] += 1.0 / len(owners[p]) / len(parsed)
+                for r in every:
+                    out.setdefault(f"selection_share_sampled:{r}", []).append(sampled[r])
+        else:
+            assert meta["region"] in regions_here
+            g = gold(row.options, row.answer)
+            r = meta["region"]
+            out.setdefault(f"acc_prob:{r}", []).append(float(np.argmax(dists[row.item_id]) == g))
+            parsed = trials.loc[trials["item_id"] == row.item_id, "parsed"].astype(int)
+            if len(parsed):
+                out.setdefault(f"acc_sampled:{r}", []).append(float((parsed == g).mean()))
+    return out

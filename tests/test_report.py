@@ -143,7 +143,8 @@ def test_html_report(tmp_path):
     # (here from the data: no respondent comparison, one group, no base, no consistency rows)
     claims = html.split('<h2 id="claims">')[1].split('<p class="note">')[0]
     assert html.index('<h2 id="claims">') < html.index("a &lt;note&gt;") < html.index('<h2 id="warnings">')
-    assert claims.count('<span class="verdict not-testable">not testable</span>') == 4
+    assert claims.count('<span class="verdict not-testable">not testable</span>') == 5
+    assert "no INDICA region-agnostic rows in this run" in claims
     assert "no regional (Indic) and global model in this run (groups present: none)" in claims
     # same inputs, same bytes
     again = build_report(s, figs, prov, inputs, tmp_path / "report2.html", notes=["a <note> & more"])

@@ -58,9 +58,9 @@ def test_registry_is_the_schemas_list_of_tasks():
     listed = yaml.safe_load(SCHEMA.read_text())["properties"]["tasks"]["propertyNames"]["enum"]
     assert sorted(listed) == tasks.names()
     assert tasks.get("normad") is normad.TASK
-    known = "blend, cultural_map, culturalbench, global_opinions, normad"
+    known = "blend, cultural_map, culturalbench, global_opinions, indica, normad"
     with pytest.raises(KeyError, match=f"known tasks: {known}"):
-        tasks.get("indica")
+        tasks.get("civiq")
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def stratum(row, cfg: dict) -> str:
 
     GlobalOpinionQA: which of target and reference the question has a national distribution for
     (``both`` carries CAD and nCAD); CulturalBench: subset and country; NormAd, BLEnD: country
-    (a NormAd story carries all its contexts); the map: one stratum.
+    (a NormAd story carries all its contexts); INDICA: subset; the map: one stratum.
     """
     if row.task == "global_opinions":
         dist = json.loads(row.distributions)
@@ -57,6 +57,8 @@ def stratum(row, cfg: dict) -> str:
         return f"{row.subset}/{row.country}"
     if row.task in ("normad", "blend"):
         return str(row.country)
+    if row.task == "indica":  # region-agnostic and region-anchored questions measure different things
+        return str(row.subset)
     return "all"
 
 

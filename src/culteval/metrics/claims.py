@@ -405,7 +405,66 @@ def consistency_claim(summary: pd.DataFrame, index, countries: dict, groups: Gro
     return claim
 
 
-CLAIMS = (respondent_claim, regional_claim, finetune_claim, consistency_claim)
+#: INDICA (Madhusudan et al. 2026): the regions models are said to over-select as India's default
+OVER_SELECTED_REGIONS = ("Central", "North")
+
+
+def indica_claim(summary: pd.DataFrame, index, countries: dict) -> Claim:
+    """Per model x strategy, ``selection_ratio:<region>`` (selected / expected share, metrics/regions.py)
+    minus 1 with its bootstrap CI over questions. A row counts as significant when its CI excludes 0
+    and its run rejects "no regional default" (``region_permutation_p``, Holm-corrected over the
+    runs): a per-region interval alone, on few questions, is no test. Supported when each region is
+    significantly over-selected in some run and under-selected in none."""
+    from statsmodels.stats.multitest import multipletests
+
+    sentence = ("Models over-select Central and North India as the default answer to questions about "
+                "India (region-agnostic INDICA questions).")
+    claim = Claim("indica-default-region", "Madhusudan et al. 2026 (INDICA)", sentence, NOT_TESTABLE, "")
+    metrics = [f"selection_ratio:{r}" for r in OVER_SELECTED_REGIONS]
+    rows = summary[summary["task"].eq("indica") & summary["metric"].isin(metrics)
+                   & ~summary["model"].str.contains(":", regex=False)]
+    lines = []
+    for r in rows.sort_values(["model", "strategy", "metric"]).itertuples(index=False):
+        p = _value(index, (r.model, r.task, r.strategy, "region_permutation_p"))
+        line = _evidence(index, r, f"{r.model}: selected / expected share - 1", p,
+                         "permutation over questions, whole run", str(r.model), "this model")
+        line.update(estimate=float(r.value) - 1, ci_low=float(r.ci_low) - 1, ci_high=float(r.ci_high) - 1)
+        lines.append(line)
+    claim.evidence = lines
+    if not lines:
+        claim.reason = "no INDICA region-agnostic rows in this run (params.tasks.indica is off)"
+        return claim
+    runs = sorted({(ln["strategy"], ln["models"]) for ln in lines if not math.isnan(ln["p"])})
+    p_run = {run: next(ln["p"] for ln in lines if (ln["strategy"], ln["models"]) == run) for run in runs}
+    rejected = set()
+    if runs:
+        reject, adjusted, _, _ = multipletests([p_run[k] for k in runs], alpha=LEVEL, method="holm")
+        rejected = {k for k, rej in zip(runs, reject, strict=True) if rej}
+        adj = dict(zip(runs, adjusted, strict=True))
+        for ln in lines:
+            if (ln["strategy"], ln["models"]) in adj:
+                ln["p_adjusted"] = float(adj[ln["strategy"], ln["models"]])
+    for ln in lines:
+        outside = ln["ci_low"] > 0 or ln["ci_high"] < 0
+        ln["significant"] = bool(outside and (ln["strategy"], ln["models"]) in rejected)
+    over = {ln["metric"] for ln in lines if ln["significant"] and ln["estimate"] > 0}
+    under = [ln for ln in lines if ln["significant"] and ln["estimate"] < 0]
+    if under:
+        claim.verdict = CONTRADICTED
+        claim.reason = f"{len(under)} of {len(lines)} rows significantly under-select " + ", ".join(
+            sorted({ln["metric"].split(":")[1] for ln in under}))
+    elif over == set(metrics):
+        claim.verdict = SUPPORTED
+        claim.reason = "both regions significantly over-selected in some run, under-selected in none"
+    else:
+        claim.verdict = INCONCLUSIVE
+        claim.reason = (f"{len(over)} of 2 regions significantly over-selected in some run, none "
+                        f"significantly under-selected ({len(rejected)} of {len(runs)} runs reject "
+                        "\"no regional default\")")
+    return claim
+
+
+CLAIMS = (respondent_claim, regional_claim, finetune_claim, consistency_claim, indica_claim)
 
 
 def claims(summary: pd.DataFrame, countries: dict[str, str] | None = None,

@@ -20,6 +20,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
@@ -229,7 +230,42 @@ def robustness_figure(summary: pd.DataFrame, path: Path) -> Path:
                         "self_consistency": "agreement of samples"})
 
 
+def regions_figure(summary: pd.DataFrame, path: Path) -> Path:
+    """INDICA: per region, each model x strategy's selection share (bar, 95% bootstrap CI over
+    questions) and the share expected without a regional preference (black tick on the bar)."""
+    df = summary[summary["task"].eq("indica")]
+    share = df[df["metric"].str.startswith("selection_share:")]
+    expected = df[df["metric"].str.startswith("expected_share:")]
+    fig, ax = plt.subplots(figsize=(WIDTH, 5.0))
+    if share.empty:
+        _empty(ax, "no INDICA region-agnostic rows")
+        return _save(fig, path)
+    regions = sorted({m.split(":", 1)[1] for m in share["metric"]})
+    runs = sorted(set(zip(share["model"], share["strategy"], strict=True)))
+    width = 0.8 / len(runs)
+    for k, (model, strategy) in enumerate(runs):
+        mine = share[share["model"].eq(model) & share["strategy"].eq(strategy)].set_index("metric")
+        exp = expected[expected["model"].eq(model) & expected["strategy"].eq(strategy)].set_index("metric")
+        x = np.arange(len(regions)) - 0.4 + width * (k + 0.5)
+        v = np.array([mine["value"].get(f"selection_share:{r}", np.nan) for r in regions], float)
+        lo = np.array([mine["ci_low"].get(f"selection_share:{r}", np.nan) for r in regions], float)
+        hi = np.array([mine["ci_high"].get(f"selection_share:{r}", np.nan) for r in regions], float)
+        err = np.vstack([np.nan_to_num(v - lo), np.nan_to_num(hi - v)])
+        ax.bar(x, v, width, yerr=err, capsize=2, label=f"{model}/{strategy}")
+        e = np.array([exp["value"].get(f"expected_share:{r}", np.nan) for r in regions], float)
+        ax.scatter(x, e, marker="_", s=200, color="black", zorder=3,
+                   label="expected (no regional preference)" if k == 0 else None)
+    ax.set_xticks(range(len(regions)))
+    ax.set_xticklabels(regions)
+    ax.set_ylabel("share of answers (fractional attribution)")
+    ax.legend(fontsize=MIN_FONT_PT)
+    ax.set_title("Regions of India (INDICA): whose answer is picked, region-agnostic questions")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 FIGURES = ("cultural_map.png", "cad.png", "accuracy.png", "robustness.png")  # what render_all writes
+REGIONS_FIGURE = "regions.png"  # written as well when the summary has INDICA rows (off by default)
 
 
 def render_all(summary: pd.DataFrame, coords: pd.DataFrame | None, cfg: dict, out_dir: Path) -> list[Path]:
@@ -239,5 +275,8 @@ def render_all(summary: pd.DataFrame, coords: pd.DataFrame | None, cfg: dict, ou
     summary = require_kind(summary, "the figures' summary")
     summary = summary[summary["kind"].isin((MODEL, BASELINE, REFERENCE))]
     map_png, cad_png, accuracy_png, robustness_png = (out_dir / name for name in FIGURES)
-    return [cultural_map_figure(coords, summary, cfg, map_png), cad_figure(summary, cad_png),
-            accuracy_figure(summary, cfg, accuracy_png), robustness_figure(summary, robustness_png)]
+    out = [cultural_map_figure(coords, summary, cfg, map_png), cad_figure(summary, cad_png),
+           accuracy_figure(summary, cfg, accuracy_png), robustness_figure(summary, robustness_png)]
+    if summary["task"].eq("indica").any():
+        out.append(regions_figure(summary, out_dir / REGIONS_FIGURE))
+    return out

@@ -34,9 +34,12 @@ SECTIONS = {
     "cad": ("Opinion alignment (GlobalOpinionQA)", lambda d: d["task"].eq("global_opinions")
             & d["metric"].isin(["sim_target", "sim_reference", "cad", "ncad", "ncad_skipped"])),
     "accuracy": ("Accuracy (CulturalBench, NormAd, BLEnD)",
-                 lambda d: d["metric"].str.match(r"^(acc_|invalid_rate)")),
+                 lambda d: d["metric"].str.match(r"^(acc_|invalid_rate)") & ~d["task"].eq("indica")),
     "robustness": ("Robustness", lambda d: d["metric"].str.match(
         r"^(position_bias|self_consistency|low_mass_share|mean_option_mass)")),
+    "regions": ("Regions of India (INDICA; CC BY 4.0; Madhusudan et al. 2026, arXiv 2601.15550)",
+                lambda d: d["task"].eq("indica") & d["metric"].str.match(
+                    r"^(selection_share|expected_share|selection_ratio|region_)")),
 }
 COMPARISONS = ("Comparisons (group means, fine-tune deltas, pro-score alignment and Rystrom et al.'s "
                "mixed model)",

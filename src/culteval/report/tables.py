@@ -267,6 +267,63 @@ def comparisons_table(summary: pd.DataFrame) -> dict:
                     "(n = models)."}
 
 
+REGION_SHARE_MEASURES = {"selection_share": "selection share", "expected_share": "expected share",
+                         "selection_ratio": "selected / expected",
+                         "selection_share_sampled": "selection share (sampled)",
+                         "selection_ratio_sampled": "selected / expected (sampled)"}
+REGION_ACC_MEASURES = {"acc_prob": "accuracy (logits)", "chance": "chance (1/options)",
+                       "acc_sampled": "accuracy (sampled)"}
+REGIONS_NOTE = ("INDICA is asked under the default and demographic strategies only: its questions and "
+                "answers have no translation in the culture's table, so the task declares cross-lingual "
+                "and native unsupported (docs/metrics.md \"Regions of India\"). CC BY 4.0; "
+                "Madhusudan et al. 2026, \"Common to Whom? Regional Cultural Commonsense and LLM Bias "
+                "in India\", arXiv 2601.15550.")
+
+
+def _by_region(df: pd.DataFrame, sep: str = ":") -> pd.DataFrame:
+    """``<measure>:<region>`` rows as (region, measure) rows; ``confusion:<asked>><s>`` as (asked, "> s")."""
+    parts = df["metric"].str.split(":", n=1, expand=True)
+    region, measure = parts[1], parts[0]
+    conf = measure.eq("confusion")
+    pair = region[conf].str.split(">", n=1, expand=True)
+    if len(pair):
+        region, measure = region.copy(), measure.copy()
+        region[conf], measure[conf] = pair[0], "picked " + pair[1]
+    return df.assign(region=region, metric=measure)
+
+
+def regions_tables(summary: pd.DataFrame) -> list[dict]:
+    """INDICA: selection share per region (region-agnostic) and accuracy and confusion per asked
+    region (region-anchored), one row per model x strategy x region; none without INDICA rows."""
+    df = summary[summary["task"].eq("indica") & summary["metric"].str.contains(":", regex=False)
+                 & ~summary["model"].str.contains(":", regex=False)]
+    if df.empty:
+        return []
+    df = _by_region(df)
+    key = ("model", "strategy", "region")
+    out = []
+    share = df[df["metric"].isin(REGION_SHARE_MEASURES)]
+    if len(share):
+        cols = [{"metric": m} for m in REGION_SHARE_MEASURES if m in set(share["metric"])]
+        header = [[_head(REGION_SHARE_MEASURES[c["metric"]], metric=c["metric"]) for c in cols]]
+        out.append(_table("Regions of India (INDICA): whose answer is picked, region-agnostic questions",
+                          share, cols, header, key=key,
+                          note="Share of the model's answers credited to each region (an option several "
+                               "regions gave is split among them) beside the share a pick without regional "
+                               "preference gets; 95% CI over questions. " + REGIONS_NOTE))
+    acc = df[df["metric"].isin(REGION_ACC_MEASURES) | df["metric"].str.startswith("picked ")]
+    if len(acc):
+        picked = sorted({m for m in acc["metric"] if m.startswith("picked ")})
+        cols = [{"metric": m} for m in [*REGION_ACC_MEASURES, *picked] if m in set(acc["metric"])]
+        header = [[_head(REGION_ACC_MEASURES.get(c["metric"], c["metric"] + "'s answer")) for c in cols]]
+        out.append(_table("Regions of India (INDICA): region-anchored questions, accuracy and confusion",
+                          acc, cols, header, key=key,
+                          note="Row: the region the question asks about; \"picked <s>'s answer\": share of "
+                               "those questions whose most likely option is region s's answer (an answer "
+                               "several regions gave counts for each). " + REGIONS_NOTE))
+    return out
+
+
 def paper_tables(summary: pd.DataFrame, countries: dict[str, str] | None = None) -> dict:
     """All the paper-layout tables: ``opinions``, ``practices`` (list), ``map``, ``comparisons``."""
     countries = countries or {}
@@ -275,4 +332,4 @@ def paper_tables(summary: pd.DataFrame, countries: dict[str, str] | None = None)
         summary = summary.assign(flags="")
     return {"opinions": opinions_table(summary), "practices": practice_tables(summary, countries),
             "map": map_tables(summary), "agreement": agreement_table(summary),
-            "comparisons": comparisons_table(summary)}
+            "comparisons": comparisons_table(summary), "regions": regions_tables(summary)}
