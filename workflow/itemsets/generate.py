@@ -31,7 +31,7 @@ from culteval.acquire import acquire_dataset, resolve_model_file
 from culteval.config import ROOT, culture_cfg, culture_keys, data_mirror, load_params
 from culteval.io import atomic_path, write_csv
 
-VERSION = "3"
+VERSION = "4"
 HERE = ROOT / "workflow" / "itemsets"
 SEED = 20251205
 FULL_BLEND_PER_COUNTRY = 50  # the earlier default's BLEnD share: 50 of 500 questions per country
@@ -90,7 +90,8 @@ def main() -> None:
     (HERE / "mirror").mkdir(exist_ok=True)
     for task, df in items.items():
         write_list(HERE / "mirror" / f"{task}.txt", task, list(dict.fromkeys(df["group_id"])),
-                   "every default item of the offline data mirror (BLEnD: 50 questions per country)")
+                   "every default item of the offline data mirror (BLEnD: 50 questions per country; "
+                   "INDICA: its region-agnostic and region-anchored questions)")
     fraction, groups, jobs, rates = default_plan(costs, args.budget_min, args.cores)
     for task, ids in groups.items():
         n_full = items[task]["group_id"].nunique()
