@@ -278,8 +278,8 @@ def test_numbers_match_an_independent_recomputation(tmp_path, cfg):
 
 def _summary(items, cfg, pick, model="m") -> pd.DataFrame:
     rows = indica_metrics(items, _model(items, pick), None, cfg)
-    return pd.DataFrame([{"model": model, "task": "indica", "strategy": "default", "flags": "", **r}
-                         for r in rows])
+    return pd.DataFrame([{"model": model, "kind": "model", "task": "indica", "strategy": "default",
+                          "flags": "", **r} for r in rows])
 
 
 def test_the_indica_claim_is_read_from_the_selection_ratios(tmp_path, cfg):

@@ -20,8 +20,8 @@ def test_slurm_profile_dry_run_requests_gpu_for_offloaded_models(tmp_path, mirro
     assert proc.returncode == 0, proc.stderr[-3000:]
     blocks = proc.stdout.split("rule ")
     infer = [b for b in blocks if b.startswith("infer:")]
-    assert len(infer) == 36  # 2 models x (4 tasks x 4 strategies + BLEnD x 2 English strategies)
+    assert len(infer) == 40  # 2 models x (4 tasks x 4 strategies + BLEnD and INDICA x 2 English strategies)
     gemma = [b for b in infer if "raw/hi/gemma-3-270m/" in b]
-    assert len(gemma) == 18 and all("gpu=1" in b for b in gemma)
+    assert len(gemma) == 20 and all("gpu=1" in b for b in gemma)
     assert not any("gpu=1" in b for b in infer if b not in gemma)  # SmolLM2 stays on the CPU
     assert not any("gpu=1" in b for b in blocks if b.startswith("prepare:"))

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from culteval.metrics.kinds import MODEL
 from culteval.stats import MIN_GROUP_MODELS, label_floor, sign_flip_floor
 
 LEVEL = 0.05
@@ -409,7 +410,7 @@ def consistency_claim(summary: pd.DataFrame, index, countries: dict, groups: Gro
 OVER_SELECTED_REGIONS = ("Central", "North")
 
 
-def indica_claim(summary: pd.DataFrame, index, countries: dict) -> Claim:
+def indica_claim(summary: pd.DataFrame, index, countries: dict, groups: Groups = None) -> Claim:
     """Per model x strategy, ``selection_ratio:<region>`` (selected / expected share, metrics/regions.py)
     minus 1 with its bootstrap CI over questions. A row counts as significant when its CI excludes 0
     and its run rejects "no regional default" (``region_permutation_p``, Holm-corrected over the
@@ -421,8 +422,9 @@ def indica_claim(summary: pd.DataFrame, index, countries: dict) -> Claim:
                 "India (region-agnostic INDICA questions).")
     claim = Claim("indica-default-region", "Madhusudan et al. 2026 (INDICA)", sentence, NOT_TESTABLE, "")
     metrics = [f"selection_ratio:{r}" for r in OVER_SELECTED_REGIONS]
-    rows = summary[summary["task"].eq("indica") & summary["metric"].isin(metrics)
-                   & ~summary["model"].str.contains(":", regex=False)]
+    models = (summary["kind"].eq(MODEL) if "kind" in summary.columns
+              else ~summary["model"].str.contains(":", regex=False))
+    rows = summary[summary["task"].eq("indica") & summary["metric"].isin(metrics) & models]
     lines = []
     for r in rows.sort_values(["model", "strategy", "metric"]).itertuples(index=False):
         p = _value(index, (r.model, r.task, r.strategy, "region_permutation_p"))
