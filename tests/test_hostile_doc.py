@@ -34,7 +34,8 @@ def pattern(template: str) -> re.Pattern:
 
 
 def stale_and_edited(project) -> list[str]:
-    """An item table made under other params, or with no record of them; a summary edited by hand,
+    """An item table made under other params, or with no record of them; prompts of another item
+    table than the one at its path; a summary edited by hand,
     with no record beside it, or with a record naming no sha256 for it."""
     import json
 
@@ -52,6 +53,13 @@ def stale_and_edited(project) -> list[str]:
     out += pipeline.validate([items], cfg)[1]
     io.write_parquet(pd.DataFrame({"a": [1]}), items, {"identity": ident})
     out += pipeline.validate([items], cfg)[1]
+    io.write_parquet(pd.DataFrame({"a": [1]}), items, {"identity": ident})
+    prompts = project / "data" / "prompts" / culture / "normad" / "default.parquet"
+    io.write_parquet(pd.DataFrame({"a": [1]}), prompts, {
+        "identity": provenance.identity("prompts", culture=culture, task="normad", strategy="default",
+                                        sources={"items": "0" * 64}),
+        "settings": json.loads(dvcgraph.settings("render", cfg, {"culture": culture, "task": "normad"}))})
+    out += pipeline.validate([prompts], cfg)[1]
     summary = project / "results" / "metrics" / "summary.csv"
     summary.parent.mkdir(parents=True)
     for record in (None, {"outputs": {}}, {"outputs": {"summary.csv": "0" * 64}}):
@@ -145,7 +153,7 @@ def actual_messages(tmp_path, capsys, monkeypatch) -> list[str]:
 
 def test_quoted_messages_match_the_code(tmp_path, capsys, monkeypatch):
     templates, actual = doc_templates(), actual_messages(tmp_path, capsys, monkeypatch)
-    assert len(templates) == 25
+    assert len(templates) == 26
     for t in templates:
         assert any(pattern(t).fullmatch(m) for m in actual), f"documented but never printed: {t}"
     for m in actual:

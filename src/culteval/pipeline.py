@@ -188,10 +188,45 @@ def stale_settings(path: str | Path, ident: dict, cfg: dict) -> str | None:
     return _changed_settings((read_provenance(path) or {}).get("settings"), now)
 
 
+def _source_path(path: Path, ident: dict, key: str) -> Path | None:
+    """Where the source ``key`` of an artifact's identity (``items``, ``items/<task>``,
+    ``translations``, ``prompts``) lives in the same project layout as the artifact."""
+    parts = path.parts
+    top = max((i for i, p in enumerate(parts[:-1]) if p in ("data", "results")), default=None)
+    if top is None or parts[top + 1] not in ("items", "translations", "prompts", "raw"):
+        return None
+    root, culture = Path(*parts[:top]) if top else Path("."), ident.get("culture")
+    kind, _, task = key.partition("/")
+    task = task or ident.get("task")
+    where = {"items": ("data", "items", culture, f"{task}.parquet"),
+             "translations": ("data", "translations", f"{culture}.parquet"),
+             "prompts": ("data", "prompts", culture, task or "", f"{ident.get('strategy')}.parquet"),
+             }.get(kind)
+    return root.joinpath(*where) if where and culture and (kind == "translations" or task) else None
+
+
+def stale_sources(path: Path, ident: dict, hashes: dict[Path, str]) -> str | None:
+    """Why an artifact was made from other files than those now at its sources' paths (None when
+    it was not, or a source is missing: its own stage remakes it). ``hashes`` caches sha256s."""
+    from culteval.io import read_provenance
+
+    made = ((read_provenance(path) or {}).get("identity") or {}).get("sources") or {}
+    for key, sha in sorted(made.items()):
+        src = _source_path(path, ident, key)
+        if src is None or not src.is_file():
+            continue
+        if src not in hashes:
+            hashes[src] = sha256_file(src)
+        if hashes[src] != sha:
+            return f"stale: made from {src} with sha256 {sha}, which now holds {hashes[src]}"
+    return None
+
+
 def validate(paths: list[str | Path], cfg: dict | None = None) -> tuple[int, list[str]]:
     """Read every Parquet artifact under ``paths`` as its stage's reader would (integrity, row
     count, and the identity its contract path names) and, with ``cfg``, check it was made under
-    these params (:func:`stale_settings`); a file its stage recorded in ``provenance.json``
+    these params (:func:`stale_settings`) from the files now at its sources' paths
+    (:func:`stale_sources`); a file its stage recorded in ``provenance.json``
     (the summary, metrics.json) must hold the bytes recorded. A bad or stale one is moved aside.
     Checkpoint folders and the quarantine are skipped. Returns (files checked, problems)."""
     files = []
@@ -199,7 +234,7 @@ def validate(paths: list[str | Path], cfg: dict | None = None) -> tuple[int, lis
         found = [root] if root.is_file() else sorted(root.rglob("*.parquet")) if root.is_dir() else []
         files += [f for f in found if not any(part.endswith(".chunks") for part in f.parts)
                   and QUARANTINE.as_posix() not in f.as_posix()]
-    problems = []
+    problems, hashes = [], {}
     for f in files:
         try:
             if f.suffix != ".parquet":
@@ -207,7 +242,10 @@ def validate(paths: list[str | Path], cfg: dict | None = None) -> tuple[int, lis
                 continue
             expect = expected_identity(f)
             read_parquet(f, expect=expect)
-            why = stale_settings(f, expect, cfg) if expect is not None and cfg is not None else None
+            why = None
+            current = cfg is not None and expect is not None and expect["kind"] in _RULE
+            if current and _made_by_this_run(expect, cfg):
+                why = stale_settings(f, expect, cfg) or stale_sources(f, expect, hashes)
             if why:
                 raise reject(f, why)
         except DamagedFileError as exc:
