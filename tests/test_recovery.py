@@ -75,9 +75,12 @@ def built(tmp_path_factory, mirror):
 
 @pytest.fixture()
 def project(built, tmp_path) -> Path:
-    """A copy of the finished project (file times kept), for one case to change."""
+    """A copy of the finished project (file times kept), for one case to change. Snakemake's records
+    name the absolute paths of the code a job read, so a copy starts without them, as a fresh
+    clone does: Snakemake compares file times only."""
     work = tmp_path / "project"
     shutil.copytree(built, work, symlinks=True)
+    shutil.rmtree(work / ".snakemake" / "metadata")
     return work
 
 
@@ -91,12 +94,12 @@ def _edit_params(work: Path, change) -> None:
 @pytest.mark.slow
 def test_stale_item_table_is_set_aside_and_remade_by_dvc_repro(project):
     """Params changed where Snakemake has no record of the old ones (a fresh clone after `dvc pull`,
-    or wiped .snakemake): Snakemake alone keeps the item table made under the old params, and DVC
-    would lock it under the new ones. The stage's `validate --repair` sets it aside as stale, so
-    it and the prompts made from it are remade; the other tasks' files stay as they were."""
+    a wiped .snakemake, the `project` fixture's copy): Snakemake alone keeps the item table made
+    under the old params, and DVC would lock it under the new ones. The stage's `validate
+    --repair` sets it aside as stale, so it and the prompts made from it are remade; the other
+    tasks' files stay as they were."""
     blend, normad = project / ITEMS / "blend.parquet", project / ITEMS / "normad.parquet"
     normad_bytes, old_blend = normad.read_bytes(), blend.read_bytes()
-    shutil.rmtree(project / ".snakemake" / "metadata")
     _edit_params(project, lambda cfg: cfg["tasks"]["blend"].update(limit=1))
     proc = _ok(project, *DVC, "repro", "render")
     out = proc.stdout + proc.stderr
@@ -112,7 +115,8 @@ def test_stale_item_table_is_set_aside_and_remade_by_dvc_repro(project):
     # and DVC recorded the remade table, not the stale one
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     assert lock["stages"]["prepare"]["params"]["params.yaml"]["tasks"]["blend"]["limit"] == 1
-    assert _ok(project, *DVC, "status", "--json").stdout.strip() in ("{}", "")
+    status = _ok(project, *DVC, "status", "--json", "--with-deps", "render").stdout
+    assert status.strip() in ("{}", ""), status
 
 
 @pytest.mark.slow
@@ -147,31 +151,53 @@ def _marker(work: Path, rel: str, like: Path) -> None:
     shutil.copyfile(like, work / ".snakemake" / "incomplete" / name)
 
 
-@pytest.mark.slow
-def test_dvc_repro_after_ctrl_c_reruns_without_any_snakemake_flag(project):
-    """Ctrl-C (SIGINT to the terminal's process group) in the middle of `dvc repro`: Snakemake
-    leaves its lock and its incomplete markers. The next `dvc repro` removes the stale lock,
-    redoes the interrupted jobs and any output marked incomplete, and ends with the same bytes."""
-    good = {p.name: p.read_bytes() for p in (project / ITEMS).glob("*.parquet")}
-    for p in (project / ITEMS).glob("normad.parquet"):
-        p.unlink()
-    for p in (project / ITEMS).glob("c*.parquet"):
-        p.unlink()
-    run = subprocess.Popen([*DVC, "repro", "prepare"], cwd=project, env=_env(project),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    incomplete = project / ".snakemake" / "incomplete"
-    deadline = time.monotonic() + 120
-    while not (incomplete.is_dir() and any(incomplete.iterdir())):  # a job is running
+def _interrupt(work: Path, cmd: tuple[str, ...], sig: int, only_snakemake: bool = False) -> None:
+    """Start ``cmd`` in its own process group, wait until Snakemake runs a job, then send ``sig``:
+    to the whole group, as Ctrl-C in a terminal does, or to the Snakemake process alone."""
+    started = time.time() - 1  # file times of a coarse clock
+    run = subprocess.Popen(cmd, cwd=work, env=_env(work), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    incomplete = work / ".snakemake" / "incomplete"
+    deadline = time.monotonic() + 180
+
+    def job_running() -> bool:  # Snakemake marks a job's outputs when it starts the job
+        marks = list(incomplete.iterdir()) if incomplete.is_dir() else []
+        return any(m.stat().st_mtime >= started for m in marks)
+
+    while not job_running():
         assert run.poll() is None and time.monotonic() < deadline, "no job started"
         time.sleep(0.05)
-    os.killpg(run.pid, signal.SIGINT)
-    run.communicate(timeout=120)
-    assert sorted((project / ".snakemake" / "locks").glob("*.lock")), "the interrupt left no lock"
-    # an output finished just before the interrupt but not yet recorded as complete
+    if only_snakemake:
+        os.kill(run.pid, sig)
+        time.sleep(1)
+        os.killpg(run.pid, signal.SIGKILL)  # and the job it ran
+    else:
+        os.killpg(run.pid, sig)
+    run.wait(timeout=120)
+
+
+@pytest.mark.slow
+def test_dvc_repro_after_ctrl_c_reruns_without_any_snakemake_flag(project):
+    """Ctrl-C in the middle of `dvc repro`, then a Snakemake run killed hard: Snakemake leaves its
+    lock and its incomplete markers (one on an output that was complete, as when the interrupt
+    lands between a job's last write and Snakemake's record of it). Plain Snakemake refuses to go
+    on; the next `dvc repro` removes the stale lock, redoes the interrupted jobs and the output
+    marked incomplete, and ends with the same bytes as the uninterrupted run."""
+    good = {p.name: p.read_bytes() for p in (project / ITEMS).glob("*.parquet")}
+    for name in ("normad", "culturalbench", "cultural_map"):
+        (project / ITEMS / f"{name}.parquet").unlink()
+    _interrupt(project, (*DVC, "repro", "prepare"), signal.SIGINT)  # Ctrl-C
+    _interrupt(project, (*SNAKEMAKE, "all_items"), signal.SIGKILL, only_snakemake=True)
+    assert sorted((project / ".snakemake" / "locks").glob("*.lock")), "the kill left no lock"
+    incomplete = project / ".snakemake" / "incomplete"
     _marker(project, (ITEMS / "blend.parquet").as_posix(), next(incomplete.iterdir()))
-    proc = _run(project, *SNAKEMAKE, "all_items")
-    assert proc.returncode != 0  # what plain Snakemake says: the state is real
-    assert "LockException" in proc.stderr + proc.stdout or "Incomplete" in proc.stderr + proc.stdout
+    proc = _run(project, *SNAKEMAKE, "all_items")  # Snakemake checks the markers first, then the lock
+    assert proc.returncode != 0 and "IncompleteFilesException" in proc.stdout + proc.stderr
+    probe = project.with_name("probe")  # `snakemake --unlock` is not enough (on a copy)
+    shutil.copytree(project, probe, symlinks=True)
+    _ok(probe, *SNAKEMAKE, "--unlock")
+    proc = _run(probe, *SNAKEMAKE, "all_items")
+    assert proc.returncode != 0 and "IncompleteFilesException" in proc.stdout + proc.stderr
     blend_mtime = (project / ITEMS / "blend.parquet").stat().st_mtime_ns
     proc = _ok(project, *DVC, "repro", "prepare")
     assert "culteval unlock: removed the lock an interrupted Snakemake run left" in proc.stdout + proc.stderr

@@ -130,7 +130,10 @@ def mark_consumers(path: str | os.PathLike) -> list[Path]:
             if any(part.endswith(".chunks") for part in f.parts):
                 continue
             if any((root / p).resolve() == target for p in _recorded_inputs(f)):
-                os.utime(f, (STALE_MTIME, STALE_MTIME))
+                try:
+                    os.utime(f, (STALE_MTIME, STALE_MTIME))
+                except OSError:  # replaced or removed meanwhile by a job running beside this one
+                    continue
                 marked.append(f)
     return marked
 
