@@ -33,6 +33,45 @@ def pattern(template: str) -> re.Pattern:
     return re.compile(re.sub(r"<[^<>]+>", ".+?", re.escape(template)))
 
 
+def stale_and_edited(project) -> list[str]:
+    """An item table made under other params, or with no record of them; prompts of another item
+    table than the one at its path; a summary edited by hand,
+    with no record beside it, or with a record naming no sha256 for it."""
+    import json
+
+    from culteval import dvcgraph, pipeline, provenance
+    from culteval.config import load_params
+
+    out = []
+    cfg = load_params(ROOT / "params.yaml")
+    culture = next(iter(cfg["cultures"]))
+    items = project / "data" / "items" / culture / "normad.parquet"
+    ident = provenance.identity("items", culture=culture, task="normad")
+    made = json.loads(dvcgraph.settings("prepare", cfg, {"culture": culture, "task": "normad"}))
+    made["tasks.normad"] = {**made["tasks.normad"], "limit": 1}
+    io.write_parquet(pd.DataFrame({"a": [1]}), items, {"identity": ident, "settings": made})
+    out += pipeline.validate([items], cfg)[1]
+    io.write_parquet(pd.DataFrame({"a": [1]}), items, {"identity": ident})
+    out += pipeline.validate([items], cfg)[1]
+    io.write_parquet(pd.DataFrame({"a": [1]}), items, {"identity": ident})
+    prompts = project / "data" / "prompts" / culture / "normad" / "default.parquet"
+    io.write_parquet(pd.DataFrame({"a": [1]}), prompts, {
+        "identity": provenance.identity("prompts", culture=culture, task="normad", strategy="default",
+                                        sources={"items": "0" * 64}),
+        "settings": json.loads(dvcgraph.settings("render", cfg, {"culture": culture, "task": "normad"}))})
+    out += pipeline.validate([prompts], cfg)[1]
+    summary = project / "results" / "metrics" / "summary.csv"
+    summary.parent.mkdir(parents=True)
+    for record in (None, {"outputs": {}}, {"outputs": {"summary.csv": "0" * 64}}):
+        summary.write_text("culture,value\nhi,0.99\n")
+        if record is not None:
+            io.write_json(record, summary.parent / "provenance.json")
+        with pytest.raises(io.DamagedFileError) as e:
+            pipeline.check_recorded(summary, required=True)
+        out.append(str(e.value))
+    return out
+
+
 def actual_messages(tmp_path, capsys, monkeypatch) -> list[str]:
     out = []
     facts = {"architecture": "toy", "n_ctx_train": 100, "n_layer": 2, "n_head_kv": 1, "key_length": 4,
@@ -89,8 +128,9 @@ def actual_messages(tmp_path, capsys, monkeypatch) -> list[str]:
     items.write_bytes(b"PAR1 cut")
     monkeypatch.chdir(project)
     from culteval.cli import cmd_validate
-    cmd_validate(SimpleNamespace(paths=["data/items"], repair=True))
+    cmd_validate(SimpleNamespace(paths=["data/items"], repair=True, params=str(ROOT / "params.yaml")))
     out.append(capsys.readouterr().err.strip())
+    out += stale_and_edited(project)
 
     chunk = tmp_path / "00000.parquet"
     chunk.write_bytes(b"PAR1 cut")
@@ -113,7 +153,7 @@ def actual_messages(tmp_path, capsys, monkeypatch) -> list[str]:
 
 def test_quoted_messages_match_the_code(tmp_path, capsys, monkeypatch):
     templates, actual = doc_templates(), actual_messages(tmp_path, capsys, monkeypatch)
-    assert len(templates) == 20
+    assert len(templates) == 26
     for t in templates:
         assert any(pattern(t).fullmatch(m) for m in actual), f"documented but never printed: {t}"
     for m in actual:

@@ -109,6 +109,17 @@ def _declared_io(args) -> tuple[list, list, list]:
     return outputs, inputs, trees
 
 
+def _settings(cfg: dict, rule: str, **wildcards: str) -> dict:
+    """The params ``rule``'s output depends on, as Snakemake's params trigger hashes them
+    (culteval.dvcgraph): recorded in the artifact, so that `culteval validate` tells a file made
+    under other params (stale, though valid) from a current one where Snakemake has no record."""
+    import json
+
+    from culteval import dvcgraph
+
+    return json.loads(dvcgraph.settings(rule, cfg, {"culture": cfgmod.culture_of(cfg), **wildcards}))
+
+
 def _translation_table_path(cfg: dict) -> Path | None:
     """Where the translation table lives: an absolute path, else relative to the project the run
     is in (culteval.config.project_root).
@@ -191,6 +202,7 @@ def cmd_prepare(args) -> None:
     prov = provenance.record(inputs=inputs, params=_items_params(cfg, args.task), hashes=hashes,
                              identity=provenance.identity("items", culture=cfgmod.culture_of(cfg),
                                                           task=args.task))
+    prov["settings"] = _settings(cfg, "prepare", task=args.task)
     write_parquet(items, args.out, prov)
 
 
@@ -231,6 +243,7 @@ def cmd_translate(args) -> None:
     prov = provenance.record(inputs=inputs, model=model_record, hashes=used,
                              params={"translation": cfg["translation"], "target": cfg["target"]},
                              identity=provenance.identity("translations", culture=culture, sources=sources))
+    prov["settings"] = _settings(cfg, "translate")
     write_parquet(df, args.out, prov)
 
 
@@ -270,6 +283,7 @@ def cmd_render(args) -> None:
                                      "target": cfg["target"], "strategy": args.strategy},
                              identity=provenance.identity("prompts", culture=culture, task=args.task,
                                                           strategy=args.strategy, sources=sources))
+    prov["settings"] = _settings(cfg, "render", task=args.task, strategy=args.strategy)
     write_parquet(df, args.out, prov)
 
 
@@ -290,7 +304,7 @@ def _templates(prompts_df) -> dict:
 
 
 def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates, params,
-                   identity: dict, model_check) -> None:
+                   identity: dict, model_check, settings: dict | None = None) -> None:
     """Preflight, load the model, record provenance (``params`` on top of sampling/inference/seed;
     ``identity``: what the raw output is), run the prompts. ``model_check``: the model file as
     hashed before loading (culteval.inputs.Checked), confirmed unchanged once loaded."""
@@ -321,6 +335,8 @@ def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates
         identity=identity,
     )
     prov["preflight"] = checked
+    if settings is not None:  # a job of the pipeline: the params its rule depends on
+        prov["settings"] = settings
     # a task's own sampled section (params.tasks.<task>.sampled) overrides params.sampling for it
     score_prompts(
         engine, prompts_df, args.out, parse=declared.parse_answer, trials=s["trials"],
@@ -354,7 +370,9 @@ def cmd_infer(args) -> None:
                                    sources={"prompts": Path(args.prompts), "items": made_from["items"]})
     _run_inference(args, cfg, prompts_df, model_record, spec, task=args.task,
                    templates=_templates(prompts_df), params={"model": {model_record["name"]: spec}},
-                   identity=identity, model_check=model_check)
+                   identity=identity, model_check=model_check,
+                   settings=_settings(cfg, "infer", model=model_record["name"], task=args.task,
+                                      strategy=args.strategy))
 
 
 def cmd_infer_gguf(args) -> None:
@@ -383,6 +401,9 @@ def cmd_infer_gguf(args) -> None:
 
 
 def cmd_metrics(args) -> None:
+    import json
+
+    from culteval import dvcgraph
     from culteval.metrics import summary as summ
     from culteval.pipeline import by_culture, load_items, load_machine_translated, load_raw
 
@@ -412,8 +433,12 @@ def cmd_metrics(args) -> None:
     with file_set(f"{out} ({', '.join(METRICS_FILES)})") as files:
         summ.write_summary(df, out / "summary.csv")
         write_json(summ.metrics_json(df), out / "metrics.json")
-        prov = _aggregate_provenance([*args.items, *args.raw, *(args.prompts or []), *micro], cfg, micro)
-        write_record({**prov, "set": files.manifest(out)}, out / "provenance.json")
+        record = _aggregate_provenance([*args.items, *args.raw, *(args.prompts or []), *micro], cfg, micro)
+        # what this stage wrote, so that its readers tell a hand-edited file from its own
+        # (pipeline.RECORDED), and the params that made them (what makes them stale)
+        record["outputs"] = {name: files.sha256(out / name) for name in ("summary.csv", "metrics.json")}
+        record["settings"] = json.loads(dvcgraph.settings("metrics", cfg, {}))
+        write_record({**record, "set": files.manifest(out)}, out / "provenance.json")
 
 
 def _map_inputs(raw_root: str, cfg: dict, recorded: dict | None = None) -> list:
@@ -479,9 +504,10 @@ def cmd_report(args) -> None:
     """One report with a section per culture; each culture's figures in ``figures/<culture>/``;
     all its files are written as one set (culteval.io.file_set)."""
     from culteval.metrics.summary import read_summary
-    from culteval.pipeline import by_culture
+    from culteval.pipeline import by_culture, check_recorded
 
     cfg = _params(args)
+    check_recorded(args.summary, required=True)  # a hand-edited summary is not the pipeline's
     check_set(Path(args.summary).with_name("provenance.json"))  # a summary of one run, metrics of another
     summary = require_rows(read_summary(args.summary), args.summary, "summary",
                            "the raw outputs it was made from, then rerun culteval metrics")
@@ -545,6 +571,7 @@ def cmd_verify(args) -> None:
     rows of added models are listed as new, pooled rows over another set of models as recomputed,
     rows of removed or re-configured models as such (culteval.verify.check)."""
     from culteval import runrecord
+    from culteval.pipeline import check_recorded
     from culteval.verify import COMPARED, TOLERANCES, check, compare, read_checked_csv, report
 
     tolerances = dict(TOLERANCES)
@@ -558,6 +585,9 @@ def cmd_verify(args) -> None:
             tolerances[col] = math.nan
         if not math.isfinite(tolerances[col]) or tolerances[col] < 0:
             raise ValueError(f"--tol {spec!r}: {value!r} is not a finite number >= 0")
+    # a run's summary is checked against its metrics record; a summary outside a run (no record
+    # beside it, e.g. the published one) is compared as it is
+    check_recorded(args.summary)
     tables = []
     for path in (args.summary, args.published):
         if not Path(path).is_file():
@@ -619,14 +649,28 @@ def cmd_validate(args) -> None:
     aside and named; with --repair that is all (the stage's run recomputes it), else it fails."""
     from culteval.pipeline import validate
 
-    n, problems = validate(args.paths)
+    n, problems = validate(args.paths, _params(args))
     for problem in problems:
         print(f"culteval validate: {problem}", file=sys.stderr)
     if problems and not args.repair:
-        raise ValueError(f"{len(problems)} of {n} artifacts under {' '.join(args.paths)} are damaged or "
-                         "not what their path names; they were moved aside: rerun to recompute them")
+        raise ValueError(f"{len(problems)} of {n} artifacts under {' '.join(args.paths)} are damaged, stale "
+                         "or not what their path names; they were moved aside: rerun to recompute them")
     print(f"culteval validate: {n} artifacts checked under {' '.join(args.paths)}, "
           f"{len(problems)} moved aside" + (" to be recomputed" if problems else ""))
+
+
+def cmd_unlock(args) -> None:
+    """Remove the lock an interrupted Snakemake run left in this folder (every DVC stage runs this
+    first, so that `dvc repro` after Ctrl-C needs no `snakemake --unlock`); a live run keeps it."""
+    from culteval.pipeline import release_stale_lock
+
+    removed, pid = release_stale_lock(Path.cwd())
+    if pid is not None:
+        print(f"culteval unlock: Snakemake (pid {pid}) is running in {Path.cwd()}: its lock is kept",
+              file=sys.stderr)
+    elif removed:
+        print(f"culteval unlock: removed the lock an interrupted Snakemake run left "
+              f"({', '.join(p.name for p in removed)} in .snakemake/locks)", file=sys.stderr)
 
 
 def cmd_check(args) -> None:
@@ -748,6 +792,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("paths", nargs="+", help="artifact files or folders (e.g. data/prompts)")
     sp.add_argument("--repair", action="store_true",
                     help="exit 0 after moving bad artifacts aside (a stage's run then recomputes them)")
+    add("unlock", cmd_unlock, "remove the lock an interrupted Snakemake run left (a live run's is kept)")
     sp = add("lineage", cmd_lineage, "print the chain of inputs behind a result file")
     sp.add_argument("target")
     return p

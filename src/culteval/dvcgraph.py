@@ -66,9 +66,11 @@ class Phase:
     metrics: tuple[str, ...] = ()
 
 
-#: outputs made of culteval's Parquet artifacts: checked before Snakemake runs (a damaged one is
-#: set aside, so Snakemake remakes it: its own check is by time only) and before DVC records them
-VALIDATED = ("data/items", "data/translations", "data/prompts", "results/raw")
+#: outputs made of culteval's Parquet artifacts, and the files the metrics stage records by hash:
+#: checked before Snakemake runs (a damaged, stale or hand-edited one is set aside, so Snakemake
+#: remakes it: its own check is by time only) and before DVC records them
+VALIDATED = ("data/items", "data/translations", "data/prompts", "results/raw", "results/metrics/summary.csv",
+             "results/metrics/metrics.json")
 
 PHASES: dict[str, Phase] = {
     "acquire": Phase(
@@ -312,11 +314,15 @@ def stage(name: str, cfg: dict, root: Path = ROOT, cultures_form: bool = True) -
                         if v["tasks"][t].get("itemset")})
     # persist: Snakemake, not DVC, decides what inside a folder is stale (DVC would otherwise
     # delete finished inference before rerunning a stage).
-    cmd = f"snakemake --cores 2 {phase.target}"
-    checked = [o for o in phase.outs if o in VALIDATED]
+    # --rerun-incomplete: a job Ctrl-C or a kill cut short is redone (its outputs are written
+    # atomically and validated below, so redoing is safe); `culteval unlock` first removes the lock
+    # an interrupted run left, unless a live Snakemake holds it (docs/pipeline.md, "Interrupted runs")
+    cmd = f"snakemake --cores 2 --rerun-incomplete {phase.target}"
+    checked = [o for o in (*phase.outs, *phase.metrics) if o in VALIDATED]
     if checked:  # DVC records a stage's outputs only after they were read back as their readers do
         outs = " ".join(checked)
         cmd = f"culteval validate --repair {outs} && {cmd} && culteval validate {outs}"
+    cmd = f"culteval unlock && {cmd}"
     out: dict = {"cmd": cmd, "deps": list(dict.fromkeys(deps)),
                  "params": _dvc_params(keys, cfg, cultures_form),
                  "outs": [{o: {"persist": True}} for o in phase.outs]}

@@ -138,9 +138,68 @@ def reject(path: str | os.PathLike, reason: str) -> DamagedFileError:
         aside = _set_aside(path, aside)
     except OSError:
         moved = False
+    if moved:  # what was made from it is out of date too, though Snakemake cannot see it
+        mark_consumers(path)
     shown = aside.name if aside.parent == path.parent else aside.as_posix()
     where = f"moved to {shown}" if moved else "could not be moved aside"
     return DamagedFileError(f"{path}: {reason}; {where}, rerun to recompute it", path, reason)
+
+
+#: the modification time given to an output made from a file set aside: older than any input, so
+#: Snakemake (which compares times) remakes it after remaking the file (not 0: Snakemake reads 0 as
+#: "no time"); 1980-01-01, the oldest time every file system and archive format holds
+STALE_MTIME = 315532800
+#: where culteval's records live: Parquet artifacts (their embedded provenance) and the JSON
+#: records of outputs built from many artifacts (``provenance.json``, e.g. results/metrics/)
+_RECORD_FOLDERS = ("data/items", "data/translations", "data/prompts", "results")
+
+
+def _recorded_inputs(path: Path) -> list[str]:
+    """The input paths a provenance record names (absolute ones from its sidecar, where the
+    content keeps only their names); [] for a file without a readable record."""
+    try:
+        if path.suffix == ".parquet":
+            raw = (pq.read_schema(path).metadata or {}).get(PROVENANCE_KEY)
+            content = json.loads(raw) if raw else {}
+        else:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        side = sidecar_path(path)
+        full = json.loads(side.read_text(encoding="utf-8")).get("input_paths", {}) if side.is_file() else {}
+    except (pa.ArrowException, OSError, ValueError):
+        return []
+    if not isinstance(content, dict):
+        return []
+    return [full.get(i.get("path"), i.get("path")) for i in content.get("inputs", []) if isinstance(i, dict)]
+
+
+def mark_consumers(path: str | os.PathLike) -> list[Path]:
+    """Mark for rerun every output of the project whose provenance names ``path`` as an input
+    (set aside, or found stale): its modification time goes back to :data:`STALE_MTIME`, so the
+    next ``snakemake`` remakes ``path`` and everything made from it, where it would otherwise say
+    "Nothing to be done" beside a missing intermediate (a downstream file exists, so Snakemake
+    never asks for it). DVC compares contents: its stages rerun when the remade file differs.
+    Cost: the footer of every artifact is read (no data), only when a file is set aside."""
+    path = Path(path)
+    root = _project_root(path)
+    if root is None:
+        return []
+    target = path.resolve()
+    marked = []
+    for folder in _RECORD_FOLDERS:
+        base = root / folder
+        if not base.is_dir():
+            continue
+        found = sorted(base.rglob("*.parquet")) + sorted(base.rglob("provenance.json"))
+        for f in found:
+            if any(part.endswith(".chunks") for part in f.parts):
+                continue
+            if any((root / p).resolve() == target for p in _recorded_inputs(f)):
+                try:
+                    os.utime(f, (STALE_MTIME, STALE_MTIME))
+                except OSError:  # replaced or removed meanwhile by a job running beside this one
+                    continue
+                marked.append(f)
+    return marked
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
