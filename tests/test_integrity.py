@@ -285,3 +285,19 @@ def test_dvc_never_records_a_damaged_output(tmp_path, mirror):
     assert (work / "dvc.lock").read_text() == lock  # and only the good bytes were ever recorded
     assert not list((work / "data").rglob("*.damaged"))
     assert (work / ".culteval" / "damaged" / "data" / "items" / "hi" / "normad.parquet").is_file()
+
+
+def test_a_raw_output_records_the_params_its_rule_depends_on(clean_run):
+    """What `culteval validate` compares to tell a stale raw output from a current one: the infer
+    rule's params (culteval.dvcgraph), not the engine's settings, so a fresh job is never stale."""
+    from culteval import config as cfgmod
+    from culteval.io import read_provenance
+    from culteval.pipeline import stale_settings
+
+    cfg = cfgmod.load_params(TINY)
+    recorded = read_provenance(clean_run)["settings"]
+    assert recorded == cli._settings(cfg, "infer", model="gemma-3-270m", task="culturalbench",
+                                     strategy="default")
+    ident = {"kind": "raw", "culture": cfgmod.culture_of(cfg), "model": "gemma-3-270m",
+             "task": "culturalbench", "strategy": "default"}
+    assert stale_settings(clean_run, ident, cfg) is None

@@ -304,10 +304,11 @@ def _templates(prompts_df) -> dict:
 
 
 def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates, params,
-                   identity: dict, model_check, settings: dict | None = None) -> None:
+                   identity: dict, model_check, rule_settings: dict | None = None) -> None:
     """Preflight, load the model, record provenance (``params`` on top of sampling/inference/seed;
     ``identity``: what the raw output is), run the prompts. ``model_check``: the model file as
-    hashed before loading (culteval.inputs.Checked), confirmed unchanged once loaded."""
+    hashed before loading (culteval.inputs.Checked), confirmed unchanged once loaded.
+    ``rule_settings``: the params the infer rule depends on (recorded: what makes the output stale)."""
     from culteval import gguf, preflight, provenance, tasks
     from culteval.engine import Engine, score_prompts, show_tokens, split_info
 
@@ -335,8 +336,8 @@ def _run_inference(args, cfg, prompts_df, model_record, spec, *, task, templates
         identity=identity,
     )
     prov["preflight"] = checked
-    if settings is not None:  # a job of the pipeline: the params its rule depends on
-        prov["settings"] = settings
+    if rule_settings is not None:  # a job of the pipeline: the params its rule depends on
+        prov["settings"] = rule_settings
     # a task's own sampled section (params.tasks.<task>.sampled) overrides params.sampling for it
     score_prompts(
         engine, prompts_df, args.out, parse=declared.parse_answer, trials=s["trials"],
@@ -371,8 +372,8 @@ def cmd_infer(args) -> None:
     _run_inference(args, cfg, prompts_df, model_record, spec, task=args.task,
                    templates=_templates(prompts_df), params={"model": {model_record["name"]: spec}},
                    identity=identity, model_check=model_check,
-                   settings=_settings(cfg, "infer", model=model_record["name"], task=args.task,
-                                      strategy=args.strategy))
+                   rule_settings=_settings(cfg, "infer", model=model_record["name"], task=args.task,
+                                           strategy=args.strategy))
 
 
 def cmd_infer_gguf(args) -> None:
