@@ -62,7 +62,7 @@ def test_fresh_clone_acquires_over_http_and_prepares_the_pinned_set(served, mirr
     assert {p.rsplit("/", 1)[1] for p in fetched} == {  # the files of the tasks' datasets
         "global_opinions.csv", "CulturalBench-Easy.csv", "CulturalBench-Hard.csv",
         "normad_etiquette_final_data.csv", "codebook.json", "question_metadata.json",
-        "Assam_data.json", "US_data.json"}
+        "Assam_data.json", "US_data.json", "dataset.json"}
     locked = yaml.safe_load((repo / "sources.lock.yaml").read_text())["sources"]
     assert sorted(v["file"] for v in locked.values()) == [
         "blend/Assam_data.json", "blend/US_data.json",
