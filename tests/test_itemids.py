@@ -14,7 +14,7 @@ from culteval import tasks
 from culteval.acquire import acquire_dataset
 from culteval.config import ROOT, enabled_tasks, load_params
 
-DATASETS = ("global_opinions", "culturalbench", "normad", "ivs_map", "wvs7", "blend")
+DATASETS = ("global_opinions", "culturalbench", "normad", "ivs_map", "wvs7", "blend", "indica")
 
 
 @pytest.fixture(scope="module")

@@ -247,6 +247,7 @@ def metrics_run(tmp_path, monkeypatch) -> Path:
     small = tmp_path / "small.yaml"
     small.write_text("metrics: {bootstrap: 20}\n")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CULTEVAL_PROJECT", str(ROOT))  # the params' item sets are the checkout's
     items = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "data" / "items").rglob("*.parquet"))
     assert cli.main(["--params", f"{ROOT / 'params.yaml'}:{small}", "metrics", "--items", *items,
                      "--raw", *_raw(tmp_path), "--raw-root", "data/raw", "--out-dir", "results/metrics"]) == 0
@@ -278,7 +279,21 @@ def test_hand_edited_summary_is_refused_by_report_verify_and_validate(metrics_ru
                    "--raw", *_raw(metrics_run), "--raw-root", "data/raw", "--out-dir", "results"])
     err = capsys.readouterr().err
     assert rc == 1, err
-    assert (f"culteval report: error: {summary}: edited after its stage wrote it: "
+    # the metrics stage's set record names the summary's bytes: the report refuses it, naming it
+    out = Path("results/metrics")
+    assert err.strip() == (f"culteval report: error: {out}: summary.csv is not the bytes written with the "
+                           f"rest of its set (recorded in {out / 'provenance.json'}): an interrupted write "
+                           "or an edit mixed the set; rerun the stage that writes it"), err
+    assert summary.read_bytes() == edited and recorded != sha256_file(summary)
+    assert not Path("results/report.html").exists() and not Path("results/provenance.json").exists()
+    # without the set record, the stage's record of its outputs still refuses it, and sets it aside
+    # (so the metrics stage remakes it)
+    prov = Path("results/metrics/provenance.json")
+    prov.write_text(json.dumps({k: v for k, v in record.items() if k != "set"}))
+    rc = cli.main(["--params", str(ROOT / "params.yaml"), "report", "--summary", str(summary),
+                   "--raw", *_raw(metrics_run), "--raw-root", "data/raw", "--out-dir", "results"])
+    err = capsys.readouterr().err
+    assert rc == 1 and (f"culteval report: error: {summary}: edited after its stage wrote it: "
             f"sha256 {sha256_file(QUARANTINE / summary)}, "
             f"its record results/metrics/provenance.json says {recorded}; not the pipeline's output, "
             "rerun the metrics stage (dvc repro metrics, or snakemake results/metrics/summary.csv); "
@@ -312,6 +327,7 @@ def test_prompts_of_an_item_table_since_remade_are_stale(tmp_path, mirror, capsy
     them aside, naming the table and both hashes, so the stage renders them again."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "Snakefile").write_text("")
+    monkeypatch.setenv("CULTEVAL_PROJECT", str(ROOT))  # the params' item sets are the checkout's
     items, prompts = ITEMS / "culturalbench.parquet", PROMPTS / "culturalbench" / "default.parquet"
     assert cli.main(["--params", TINY, "acquire-data", "--dataset", "culturalbench", "--out",
                      "data/raw/culturalbench"]) == 0

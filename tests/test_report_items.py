@@ -5,6 +5,7 @@ distribution and its sampled answers, parsed or with the reason they were not.""
 from __future__ import annotations
 
 import html as htmllib
+import json
 import re
 
 import pandas as pd
@@ -12,7 +13,7 @@ from test_recompute import synthetic_items, write_items, write_raw
 
 from culteval import cli, provenance
 from culteval.config import load_params
-from culteval.io import write_parquet
+from culteval.io import sha256_file, write_parquet
 from culteval.prompts import render
 from culteval.report.items import TaskArtifacts, invalid_reason, render_items_page
 
@@ -101,6 +102,9 @@ def test_report_command_links_each_summary_row_to_its_item_page(tmp_path, mirror
         (CULTURE, "smollm2", "model", "global_opinions", STRATEGY, "alignment", 0.2, None, None, 7, "")],
         columns=cols)
     summary.to_csv(tmp_path / "summary.csv", index=False)
+    # the metrics stage's record of what it wrote, which the report checks the summary against
+    (tmp_path / "provenance.json").write_text(json.dumps(
+        {"outputs": {"summary.csv": sha256_file(tmp_path / "summary.csv")}}))
     out = tmp_path / "results"
     assert cli.main(["report", "--summary", str(tmp_path / "summary.csv"), "--raw", str(raw_path),
                      "--items", str(item_path), "--prompts", str(prompt_path), "--raw-root", str(mirror),

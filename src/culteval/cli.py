@@ -508,10 +508,10 @@ def cmd_report(args) -> None:
     from culteval.pipeline import by_culture, check_recorded
 
     cfg = _params(args)
-    check_recorded(args.summary, required=True)  # a hand-edited summary is not the pipeline's
-    check_set(Path(args.summary).with_name("provenance.json"))  # a summary of one run, metrics of another
     summary = require_rows(read_summary(args.summary), args.summary, "summary",
                            "the raw outputs it was made from, then rerun culteval metrics")
+    check_set(Path(args.summary).with_name("provenance.json"))  # a summary of one run, metrics of another
+    check_recorded(args.summary, required=True)  # and one with no record of its stage is not the pipeline's
     out = Path(args.out_dir)
     raw = by_culture(args.raw, "raw", cfg)
     with file_set(f"{out} (report.html, figures/, provenance.json)") as files:
@@ -586,16 +586,16 @@ def cmd_verify(args) -> None:
             tolerances[col] = math.nan
         if not math.isfinite(tolerances[col]) or tolerances[col] < 0:
             raise ValueError(f"--tol {spec!r}: {value!r} is not a finite number >= 0")
-    # a run's summary is checked against its metrics record; a summary outside a run (no record
-    # beside it, e.g. the published one) is compared as it is
-    check_recorded(args.summary)
     tables = []
     for path in (args.summary, args.published):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such summary")
-        check_set(Path(path).with_name("provenance.json"))
         tables.append(require_rows(read_checked_csv(path, tolerances), path, "summary",
                                    "that it is the summary of a finished run (culteval metrics)"))
+        check_set(Path(path).with_name("provenance.json"))
+    # a run's summary is checked against its metrics record; a summary outside a run (no record
+    # beside it, e.g. the published one) is compared as it is
+    check_recorded(args.summary)
     rerun, published = tables
     lines, strict_failed = [], False
     record = Path(args.record) if args.record else Path(args.published).parent / "params.json"
