@@ -44,6 +44,9 @@ reproduce-full: setup
 publish:
 	mkdir -p results/published
 	cp results/metrics/summary.csv results/report.html results/published/
+	@# the item pages the report's rows link to (relative links: items/<culture>-<task>.html)
+	rm -rf results/published/items && cp -r results/items results/published/items
+	rm -f results/published/items/.snakemake_timestamp
 	$(BIN)/python benchmarks/run_time.py . --plan workflow/itemsets/plan.csv > results/published/run_time.txt
 	$(BIN)/python benchmarks/precision.py results/published/summary.csv > results/published/precision.txt
 	@# the run's models (by file hash) and settings: culteval verify compares like with like by it
