@@ -350,3 +350,17 @@ def test_a_default_sample_is_drawn_per_subset(tmp_path, cfg):
 
     items = _items(tmp_path, cfg, n=3)
     assert {stratum(r, cfg) for r in items.itertuples(index=False)} == {"region_agnostic", "region_anchored"}
+
+
+def test_group_means_leave_out_test_statistics_and_p_values():
+    """A mean of models' chi-square statistics or p-values is no test: the group rows carry the
+    shares and ratios, never those."""
+    from culteval.metrics.comparisons import group_means
+
+    rows = [{"model": m, "task": "indica", "strategy": "default", "metric": metric, "value": v}
+            for m in ("a", "b")
+            for metric, v in (("selection_share:North", 0.3), ("region_chi2", 4.0), ("region_chi2_p", 0.04),
+                              ("region_permutation_p", 0.02), ("region_chi2_sampled_p", 0.5))]
+    cfg = {"models": {"a": {"group": "global"}, "b": {"group": "global"}}}
+    out = group_means(pd.DataFrame(rows), cfg)
+    assert out["metric"].tolist() == ["selection_share:North"] and out["n_models"].tolist() == [2]

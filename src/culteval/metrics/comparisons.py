@@ -10,6 +10,7 @@ when every term is identified, ``mixed_effects`` coefficients. Baselines are nev
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -43,9 +44,16 @@ def _real_models(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[summary["model"].map(is_model)]
 
 
+#: a model's own test results (a statistic and its p-value, e.g. INDICA's ``region_chi2`` and
+#: ``region_permutation_p``): a mean of them over a group's models is no test, so none is made
+NOT_AVERAGED = re.compile(r"(_p$|_p_|chi2)")
+
+
 def group_means(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:
-    """Mean value per (group, task, strategy, metric), group = ``cfg.models.<name>.group``."""
-    df = _real_models(summary).copy()
+    """Mean value per (group, task, strategy, metric), group = ``cfg.models.<name>.group``; test
+    statistics and p-values (:data:`NOT_AVERAGED`) are left out."""
+    df = _real_models(summary)
+    df = df[~df["metric"].astype(str).str.contains(NOT_AVERAGED)].copy()
     models = cfg.get("models", {})
     df["group"] = df["model"].map(lambda m: (models.get(m) or {}).get("group") or "ungrouped")
     out = (df.groupby(["group", "task", "strategy", "metric"], sort=True)
