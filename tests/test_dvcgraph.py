@@ -119,6 +119,11 @@ def test_dvc_tracks_model_entries_without_labels():
 def test_a_packages_data_file_is_code_for_snakemake_as_for_dvc():
     """Editing the pro-score rule file reruns metrics under Snakemake, as DVC's folder hash does."""
     assert str(ROOT / "src/culteval/metrics/proscore.yaml") in dvcgraph.code_files("metrics")
+    # a module's package data: the report's page template, the claims' margins
+    assert str(ROOT / "src/culteval/report/templates/report.html.j2") in dvcgraph.code_files("report")
+    assert str(ROOT / "src/culteval/metrics/margins.yaml") in dvcgraph.code_files("metrics")
+    # and nothing of other packages: a top-level module brings no data files
+    assert not [f for f in dvcgraph.code_files("infer") if f.endswith((".yaml", ".j2")) and "/src/" in f]
 
 
 def test_code_files_cover_common_modules_and_the_phase(tmp_path):

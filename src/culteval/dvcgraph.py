@@ -180,13 +180,25 @@ def settings(rule: str, cfg: dict, wildcards: dict) -> str:
     return json.dumps(chosen, sort_keys=True)
 
 
+#: the package data files a module may read (pyproject.toml's package-data: metrics/*.yaml,
+#: report/templates/*.j2): DVC hashes the whole package folder, so Snakemake must see them too
+DATA_SUFFIXES = (".yaml", ".j2")
+
+
 def _module_files(module: str, root: Path) -> list[Path]:
     """The source files of a culteval module, or of every module of a package with the data files
     it ships (e.g. metrics/proscore.yaml: DVC hashes the whole folder, Snakemake must see them too)."""
     base = root / "src" / Path(*module.split("."))
     if base.is_dir():
-        return sorted(p for p in base.rglob("*") if p.suffix in (".py", ".yaml"))
-    return [base.with_suffix(".py")] if base.with_suffix(".py").is_file() else []
+        return sorted(p for p in base.rglob("*") if p.suffix in (".py", *DATA_SUFFIXES))
+    if not base.with_suffix(".py").is_file():
+        return []
+    # a module reads its package's data files too (report/html.py its templates/*.j2): those in its
+    # folder and in subfolders that are no packages themselves (the top-level modules have none)
+    package = base.parent
+    data = sorted(p for p in package.rglob("*") if p.suffix in DATA_SUFFIXES
+                  and not any((d / "__init__.py").is_file() for d in p.parents if package in d.parents))
+    return [base.with_suffix(".py"), *data]
 
 
 def imported_modules(path: Path) -> set[str]:
