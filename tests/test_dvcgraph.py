@@ -122,6 +122,10 @@ def test_a_packages_data_file_is_code_for_snakemake_as_for_dvc():
     # a module's package data: the report's page template, the claims' margins
     assert str(ROOT / "src/culteval/report/templates/report.html.j2") in dvcgraph.code_files("report")
     assert str(ROOT / "src/culteval/metrics/margins.yaml") in dvcgraph.code_files("metrics")
+    # the metrics stage reads the graph table (validate), which names the report's figures: no
+    # report code runs in it, so editing the report reruns the report alone (DVC and Snakemake)
+    assert not [f for f in dvcgraph.code_files("metrics") if "/report/" in f]
+    assert "src/culteval/report" not in dvcgraph.stage("metrics", CFG)["deps"]
     # and nothing of other packages: a top-level module brings no data files
     assert not [f for f in dvcgraph.code_files("infer") if f.endswith((".yaml", ".j2")) and "/src/" in f]
 
