@@ -12,6 +12,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def copy_workflow(work: Path) -> Path:
+    """A scratch project in ``work``: the Snakefile, .dvcignore, workflow/, the package source and
+    the tiny item sets, copied so that a test may edit them (its params.yaml and dvc.yaml are the
+    test's to write)."""
+    for rel in ("Snakefile", ".dvcignore"):
+        shutil.copy2(ROOT / rel, work / rel)
+    for rel in ("workflow", "src/culteval", "tests/data/itemsets"):
+        shutil.copytree(ROOT / rel, work / rel, ignore=shutil.ignore_patterns("__pycache__"))
+    return work
+
+
 @pytest.fixture(scope="session")
 def mirror() -> Path:
     """The offline data mirror named by CULTEVAL_DATA_MIRROR (no default location)."""

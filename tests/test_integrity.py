@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import copy_workflow
 
 from culteval import cli, io
 from culteval.acquire import describe_model
@@ -257,10 +258,7 @@ def test_dvc_never_records_a_damaged_output(tmp_path, mirror):
 
     work = tmp_path / "project"
     work.mkdir()
-    for rel in ("Snakefile", ".dvcignore"):
-        shutil.copy2(ROOT / rel, work / rel)
-    for rel in ("workflow", "src/culteval", "tests/data/itemsets"):
-        shutil.copytree(ROOT / rel, work / rel, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_workflow(work)
     cfg = load_params(TINY)
     cfg["strategies"] = ["default"]
     (work / "params.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))

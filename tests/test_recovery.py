@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import copy_workflow
 from test_recompute import synthetic_items, synthetic_raw, write_items, write_raw
 
 from culteval import cli, dvcgraph
@@ -59,10 +60,7 @@ def built(tmp_path_factory, mirror):
     """A scratch project whose `dvc repro render` finished: items, translations, prompts."""
     work = tmp_path_factory.mktemp("recovery") / "project"
     work.mkdir()
-    for rel in ("Snakefile", ".dvcignore"):
-        shutil.copy2(ROOT / rel, work / rel)
-    for rel in ("workflow", "src/culteval", "tests/data/itemsets"):
-        shutil.copytree(ROOT / rel, work / rel, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_workflow(work)
     cfg = load_params(TINY)
     cfg["strategies"] = ["default"]
     (work / "params.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))

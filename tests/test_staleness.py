@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import copy_workflow
 
 from culteval import dvcgraph
 from culteval.config import ROOT, load_params
@@ -52,10 +53,7 @@ def _run(cwd: Path, *cmd: str) -> subprocess.CompletedProcess:
 def scratch(tmp_path_factory, mirror):
     os.environ.setdefault("CULTEVAL_DATA_MIRROR", str(mirror))
     work = tmp_path_factory.mktemp("staleness")
-    for rel in ("Snakefile", ".dvcignore"):
-        shutil.copy2(ROOT / rel, work / rel)
-    for rel in ("workflow", "src/culteval", "tests/data/itemsets"):
-        shutil.copytree(ROOT / rel, work / rel, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_workflow(work)
     # one params file (DVC reads params.yaml only): the default run shrunk by the tiny overlay,
     # with the translation table copied in so that editing it is possible
     cfg = load_params(f"{ROOT / 'params.yaml'}:{ROOT / 'tests' / 'data' / 'params.tiny.yaml'}")
