@@ -92,9 +92,6 @@ def test_changed_upstream_file_stops_the_next_clone(served, tmp_path):
     assert recorded in msg and new in msg and "normad_etiquette_final_data.csv" in msg
 
 
-@pytest.mark.slow
-def test_fresh_clone_runs_the_tiny_pipeline_end_to_end(served, tmp_path):
-    repo = clone(tmp_path / "clone")
-    snakemake(repo, served)
-    assert (repo / "results" / "metrics" / "summary.csv").is_file()
-    assert (repo / "results" / "report.html").is_file()
+# A fresh clone's whole tiny run over HTTP, to the report, is the "download" run of
+# tests/test_origin_independence.py::test_tiny_pipeline_is_byte_identical_from_any_mirror_path_or_download,
+# which also requires its tracked files to equal a mirror run's byte for byte.

@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 from test_workflow import TINY, produced_files, run_snakemake
 
-from culteval.config import ROOT, load_params
+from culteval.config import ROOT, culture_keys, enabled_tasks, load_params
 from culteval.resources import infer_runtime_min, model_mem_mb
+from culteval.tasks import get as get_task
 
 pytestmark = pytest.mark.slow
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"
-# the tiny run with one prompting strategy: 10 inference jobs, both models, every task
+# the tiny run with one prompting strategy: one inference job per model and task
 PARAMS = f"{TINY}:{ROOT / 'tests' / 'data' / 'params.slurm.yaml'}"
 SACCT_FIELDS = ["JobID", "Comment", "State", "ReqCPUS", "ReqMem", "Timelimit", "MaxRSS", "Elapsed"]
 
@@ -46,6 +47,14 @@ def cluster():
     problem = _cluster_problem()
     if problem:
         pytest.skip(f"no SLURM cluster: {problem}")
+
+
+def expected_infer_jobs(cfg: dict) -> list[tuple[str, str, str, str]]:
+    strategies = cfg["strategies"]
+    return sorted((culture, model, task, strategy)
+                  for culture in culture_keys(cfg) for model in cfg["models"]
+                  for task in enabled_tasks(cfg)
+                  for strategy in strategies if strategy in (get_task(task).strategies or strategies))
 
 
 def run_on_slurm(workdir: Path, *args: str, params: str = PARAMS, check: bool = True):
@@ -99,7 +108,9 @@ def test_every_infer_job_ran_as_the_slurm_job_its_rule_asked_for(slurm_run):
     jobs = sacct_jobs(slurm_run)
     infer = sorted(p.relative_to(slurm_run / "results" / "raw").with_suffix("").parts
                    for p in (slurm_run / "results" / "raw").rglob("*.parquet"))
-    assert len(infer) == 10  # 2 models x 5 tasks, one strategy
+    # what the params ask for, as the Snakefile enumerates it (every culture x model x task x
+    # strategy the task supports): a job missing, or one nobody asked for, fails here
+    assert infer == expected_infer_jobs(cfg)
     print(f"\n{'job':>6} {'culture/model/task/strategy':58} {'state':9} "
           "cpus  req_mem max_rss  limit    elapsed")
     for culture, model, task, strategy in infer:
