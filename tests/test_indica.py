@@ -283,7 +283,14 @@ def _summary(items, cfg, pick, model="m") -> pd.DataFrame:
 
 
 def test_the_indica_claim_is_read_from_the_selection_ratios(tmp_path, cfg):
-    from culteval.metrics.claims import CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, SUPPORTED, claims
+    from culteval.metrics.claims import (
+        CONTRADICTED,
+        INCONCLUSIVE,
+        NOT_DECIDABLE,
+        NOT_TESTABLE,
+        SUPPORTED,
+        claims,
+    )
 
     items = _items(tmp_path, cfg)
 
@@ -296,22 +303,84 @@ def test_the_indica_claim_is_read_from_the_selection_ratios(tmp_path, cfg):
     verdict = {c.key: c for c in claims(_summary(items, cfg, _north))}["indica-default-region"]
     assert verdict.verdict == CONTRADICTED and "Central" in verdict.reason
     # North over-selected, Central within chance: one of the two regions only
-    only_north = pd.DataFrame([
-        {"model": "m", "task": "indica", "strategy": "default", "metric": f"selection_ratio:{r}",
-         "value": v, "ci_low": lo, "ci_high": hi, "n_items": 40, "flags": ""}
-        for r, v, lo, hi in [("North", 1.4, 1.2, 1.6), ("Central", 1.0, 0.9, 1.1)]]
-        + [{"model": "m", "task": "indica", "strategy": "default", "metric": "region_permutation_p",
-            "value": 0.001, "ci_low": np.nan, "ci_high": np.nan, "n_items": 40, "flags": ""}])
-    assert {c.key: c for c in claims(only_north)}["indica-default-region"].verdict == INCONCLUSIVE
-    # an interval outside 1 in a run that does not reject "no regional default" decides nothing
-    both = only_north.copy()
-    both.loc[both["metric"].eq("selection_ratio:Central"), ["value", "ci_low", "ci_high"]] = [1.3, 1.1, 1.5]
-    assert {c.key: c for c in claims(both)}["indica-default-region"].verdict == SUPPORTED
-    both.loc[both["metric"].eq("region_permutation_p"), "value"] = 0.3
-    assert {c.key: c for c in claims(both)}["indica-default-region"].verdict == INCONCLUSIVE
+    def run(north_p, central_p, central=(1.0, 0.9, 1.1), floor=0.001):
+        return pd.DataFrame([
+            {"model": "m", "task": "indica", "strategy": "default", "metric": f"selection_ratio:{r}",
+             "value": v, "ci_low": lo, "ci_high": hi, "n_items": 40, "flags": ""}
+            for r, (v, lo, hi) in [("North", (1.4, 1.2, 1.6)), ("Central", central)]]
+            + [{"model": "m", "task": "indica", "strategy": "default", "metric": f"{name}:{r}",
+                "value": v, "ci_low": np.nan, "ci_high": np.nan, "n_items": 40, "flags": ""}
+               for r, p in (("North", north_p), ("Central", central_p))
+               for name, v in (("region_permutation_p", p), ("region_permutation_floor", floor))])
+
+    def verdict_of(summary):
+        return {c.key: c for c in claims(summary)}["indica-default-region"]
+
+    assert verdict_of(run(0.001, 0.6)).verdict == INCONCLUSIVE
+    # both decided by their own permutation test, not by the bootstrap interval
+    assert verdict_of(run(0.001, 0.002, central=(1.3, 1.1, 1.5))).verdict == SUPPORTED
+    assert verdict_of(run(0.001, 0.002, central=(1.3, 0.9, 1.5))).verdict == SUPPORTED
+    assert verdict_of(run(0.001, 0.3, central=(1.3, 1.1, 1.5))).verdict == INCONCLUSIVE
+    # Holm over the two rows: 0.03 passes 0.05 / 1 but not 0.05 / 2
+    assert verdict_of(run(0.001, 0.03, central=(1.3, 1.1, 1.5))).verdict == SUPPORTED
+    assert verdict_of(run(0.03, 0.03, central=(1.3, 1.1, 1.5))).verdict == INCONCLUSIVE
+    assert verdict_of(run(0.04, 0.001, central=(1.3, 1.1, 1.5))).verdict == SUPPORTED
+    assert verdict_of(run(0.2, 0.001, central=(1.3, 1.1, 1.5))).verdict == INCONCLUSIVE
+    # no row's test can reach Holm's first threshold (0.05 / 2): never a verdict, say what is missing
+    stuck = verdict_of(run(0.04, 0.04, central=(1.3, 1.1, 1.5), floor=0.04))
+    assert stuck.verdict == NOT_DECIDABLE and "more region-agnostic questions" in stuck.reason
+    assert "40 questions" in stuck.reason
     empty = pd.DataFrame(columns=["model", "task", "strategy", "metric", "value", "ci_low", "ci_high",
                                   "n_items", "flags"])
     assert {c.key: c for c in claims(empty)}["indica-default-region"].verdict == NOT_TESTABLE
+
+
+def test_region_tests_hold_their_level_on_few_questions(tmp_path, cfg):
+    """A model without regional preference (its option masses fall on the options at random) on 8
+    questions, as in the default run: each region's permutation test rejects at 5% about 5% of the
+    time, where the percentile bootstrap interval of the ratio misses 1 far more often. The claim
+    rests on the test for that reason."""
+    from culteval.metrics.regions import _agnostic_arrays, permutation_test, ratio_ci
+
+    items = _items(tmp_path, cfg, n=16, seed=4)
+    items = items[items["subset"].eq("region_agnostic")].head(8)
+    rng = np.random.default_rng(0)
+    small = {**cfg, "metrics": {**cfg["metrics"], "bootstrap": 199}}
+    rejected = missed = 0
+    reps = 150
+    for rep in range(reps):
+        dists = {r.item_id: rng.dirichlet(np.ones(len(r.options)) * 0.5) for r in items.itertuples()}
+        ids, mats, sel, exp = _agnostic_arrays(items, dists, REGIONS)
+        _, p_region = permutation_test([dists[i] for i in ids], mats, 199, rep)
+        k = REGIONS.index("North")
+        rejected += p_region[k] < 0.05
+        lo, hi = ratio_ci(sel[:, k], exp[:, k], {**small, "seed": rep})
+        missed += not lo <= 1 <= hi
+    assert len(ids) == 8
+    print(f"\n8 questions, {reps} runs: permutation test rejects {rejected / reps:.1%}, "
+          f"bootstrap interval misses 1 in {missed / reps:.1%}")
+    assert rejected / reps <= 0.09, rejected / reps
+    assert missed > rejected, (missed, rejected)
+
+
+def test_the_floor_is_the_smallest_p_the_region_test_can_give(tmp_path, cfg):
+    from culteval.metrics.claims import NOT_DECIDABLE, claims
+    from culteval.metrics.regions import _agnostic_arrays, permutation_floor, permutation_test
+
+    items = _items(tmp_path, cfg, n=12, seed=2)
+    items = items[items["subset"].eq("region_agnostic")].head(2)
+    dists = _model(items, lambda owners, row: [1.0 if "North" in o else 0.0 for o in owners])
+    ids, mats, _, _ = _agnostic_arrays(items, dists, REGIONS)
+    k = REGIONS.index("North")
+    by_hand = np.prod([1 / len(m) for m in mats])  # North names one option of each question
+    assert permutation_floor(mats, 10_000)[k] == pytest.approx(by_hand)
+    assert permutation_floor(mats, 9)[k] == pytest.approx(max(by_hand, 0.1))
+    # a model that always picks North's answer reaches the floor, and on 2 questions that cannot
+    # pass Holm: the claim says so instead of a verdict
+    _, p_region = permutation_test([dists[i] for i in ids], mats, 20_000, 0)
+    assert p_region[k] == pytest.approx(by_hand, rel=0.15)
+    verdict = {c.key: c for c in claims(_summary(items, cfg, _north))}["indica-default-region"]
+    assert verdict.verdict == NOT_DECIDABLE and "2 questions" in verdict.reason
 
 
 def test_report_shows_regions_figure_and_confusion_table(tmp_path, cfg):
@@ -360,7 +429,9 @@ def test_group_means_leave_out_test_statistics_and_p_values():
     rows = [{"model": m, "task": "indica", "strategy": "default", "metric": metric, "value": v}
             for m in ("a", "b")
             for metric, v in (("selection_share:North", 0.3), ("region_chi2", 4.0), ("region_chi2_p", 0.04),
-                              ("region_permutation_p", 0.02), ("region_chi2_sampled_p", 0.5))]
+                              ("region_permutation_p", 0.02), ("region_chi2_sampled_p", 0.5),
+                              ("region_permutation_p:North", 0.01),
+                              ("region_permutation_floor:North", 0.001))]
     cfg = {"models": {"a": {"group": "global"}, "b": {"group": "global"}}}
     out = group_means(pd.DataFrame(rows), cfg)
     assert out["metric"].tolist() == ["selection_share:North"] and out["n_models"].tolist() == [2]

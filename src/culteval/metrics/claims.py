@@ -411,13 +411,14 @@ OVER_SELECTED_REGIONS = ("Central", "North")
 
 
 def indica_claim(summary: pd.DataFrame, index, countries: dict, groups: Groups = None) -> Claim:
-    """Per model x strategy, ``selection_ratio:<region>`` (selected / expected share, metrics/regions.py)
-    minus 1 with its bootstrap CI over questions. A row counts as significant when its CI excludes 0
-    and its run rejects "no regional default" (``region_permutation_p``, Holm-corrected over the
-    runs): a per-region interval alone, on few questions, is no test. Supported when each region is
-    significantly over-selected in some run and under-selected in none."""
-    from statsmodels.stats.multitest import multipletests
-
+    """Per model x strategy x region (Central, North): ``selection_ratio:<region>`` (selected /
+    expected share, metrics/regions.py) minus 1, shown with its bootstrap CI over questions, decided
+    by the region's own permutation test (``region_permutation_p:<region>``: the model's option masses
+    shuffled within each question, so it needs no independent draws and holds its level on few
+    questions, where a percentile bootstrap does not), Holm-corrected over every row. Supported when
+    each region is significantly over-selected in some row and under-selected in none; "not
+    decidable" when no row's test can reach Holm's first threshold (``region_permutation_floor``:
+    too few questions or permutation draws)."""
     sentence = ("Models over-select Central and North India as the default answer to questions about "
                 "India (region-agnostic INDICA questions).")
     claim = Claim("indica-default-region", "Madhusudan et al. 2026 (INDICA)", sentence, NOT_TESTABLE, "")
@@ -427,42 +428,43 @@ def indica_claim(summary: pd.DataFrame, index, countries: dict, groups: Groups =
     rows = summary[summary["task"].eq("indica") & summary["metric"].isin(metrics) & models]
     lines = []
     for r in rows.sort_values(["model", "strategy", "metric"]).itertuples(index=False):
-        p = _value(index, (r.model, r.task, r.strategy, "region_permutation_p"))
-        line = _evidence(index, r, f"{r.model}: selected / expected share - 1", p,
-                         "permutation over questions, whole run", str(r.model), "this model")
-        line.update(estimate=float(r.value) - 1, ci_low=float(r.ci_low) - 1, ci_high=float(r.ci_high) - 1)
+        region = str(r.metric).split(":", 1)[1]
+        key = (r.model, r.task, r.strategy)
+        p = _value(index, (*key, f"region_permutation_p:{region}"))
+        line = _evidence(index, r, f"{r.model}: selected / expected share of {region} - 1", p,
+                         "permutation within questions", str(r.model), "this model",
+                         floor=_value(index, (*key, f"region_permutation_floor:{region}")))
+        line.update(estimate=float(r.value) - 1, ci_low=float(r.ci_low) - 1, ci_high=float(r.ci_high) - 1,
+                    units=f"{int(r.n_items)} questions")
         lines.append(line)
     claim.evidence = lines
     if not lines:
         claim.reason = "no INDICA region-agnostic rows in this run (params.tasks.indica is off)"
         return claim
-    runs = sorted({(ln["strategy"], ln["models"]) for ln in lines if not math.isnan(ln["p"])})
-    p_run = {run: next(ln["p"] for ln in lines if (ln["strategy"], ln["models"]) == run) for run in runs}
-    rejected = set()
-    if runs:
-        reject, adjusted, _, _ = multipletests([p_run[k] for k in runs], alpha=LEVEL, method="holm")
-        rejected = {k for k, rej in zip(runs, reject, strict=True) if rej}
-        adj = dict(zip(runs, adjusted, strict=True))
-        for ln in lines:
-            if (ln["strategy"], ln["models"]) in adj:
-                ln["p_adjusted"] = float(adj[ln["strategy"], ln["models"]])
-    for ln in lines:
-        outside = ln["ci_low"] > 0 or ln["ci_high"] < 0
-        ln["significant"] = bool(outside and (ln["strategy"], ln["models"]) in rejected)
+    if all(math.isnan(ln["p"]) for ln in lines):
+        claim.reason = "no per-region permutation test in this run's INDICA rows (rerun the metrics stage)"
+        return claim
+    for ln in lines:  # a line without its test is shown, not counted
+        ln["decides"] = not math.isnan(ln["p"])
+    _holm(lines)
+    why = _undecidable(lines, "more region-agnostic questions (params tasks.indica) or more permutation "
+                              "draws (params metrics.bootstrap)")
     over = {ln["metric"] for ln in lines if ln["significant"] and ln["estimate"] > 0}
     under = [ln for ln in lines if ln["significant"] and ln["estimate"] < 0]
-    if under:
+    if why:
+        claim.verdict, claim.reason = NOT_DECIDABLE, why
+    elif under:
         claim.verdict = CONTRADICTED
         claim.reason = f"{len(under)} of {len(lines)} rows significantly under-select " + ", ".join(
             sorted({ln["metric"].split(":")[1] for ln in under}))
     elif over == set(metrics):
         claim.verdict = SUPPORTED
-        claim.reason = "both regions significantly over-selected in some run, under-selected in none"
+        claim.reason = "both regions significantly over-selected in some row, under-selected in none"
     else:
         claim.verdict = INCONCLUSIVE
-        claim.reason = (f"{len(over)} of 2 regions significantly over-selected in some run, none "
-                        f"significantly under-selected ({len(rejected)} of {len(runs)} runs reject "
-                        "\"no regional default\")")
+        claim.reason = (f"{len(over)} of 2 regions significantly over-selected in some row, none "
+                        f"significantly under-selected (per-region permutation tests, Holm over "
+                        f"{sum(ln['decides'] for ln in lines)} rows)")
     return claim
 
 

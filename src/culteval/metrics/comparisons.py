@@ -45,8 +45,10 @@ def _real_models(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 #: a model's own test results (a statistic and its p-value, e.g. INDICA's ``region_chi2`` and
-#: ``region_permutation_p``): a mean of them over a group's models is no test, so none is made
-NOT_AVERAGED = re.compile(r"(_p$|_p_|chi2)")
+#: ``region_permutation_p``, ``region_permutation_p:<region>`` and the smallest p such a test can
+#: give, ``region_permutation_floor:<region>``): a mean of them over a group's models is no test, so
+#: none is made
+NOT_AVERAGED = re.compile(r"(?:_p$|_p_|_p:|_floor|chi2)")
 
 
 def group_means(summary: pd.DataFrame, cfg: dict) -> pd.DataFrame:

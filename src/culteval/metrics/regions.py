@@ -16,7 +16,10 @@ questions offering r); ``region_chi2``/``region_chi2_p`` (the authors' goodness 
 summed selection against the summed expectation, one answer's worth per question); and
 ``region_permutation_p``: per question the model's option masses are shuffled among that question's
 options (the region labels become arbitrary, the model's own certainty per question is kept), so the
-test needs no independent draws. From sampled answers (mode both): ``selection_share_sampled``,
+test needs no independent draws; ``region_permutation_p:<region>`` the same draws' two-sided test of
+one region (|S_r - E_r|), and ``region_permutation_floor:<region>`` the smallest p that test can give
+with these questions and draws (the INDICA claim is "not decidable" when no row can pass Holm).
+From sampled answers (mode both): ``selection_share_sampled``,
 ``selection_ratio_sampled``, ``region_chi2_sampled``/``_p`` (the authors' protocol: one count per
 parsed answer) and ``invalid_rate_agnostic``.
 
@@ -98,11 +101,14 @@ def chi2_rows(name: str, observed: np.ndarray, expected: np.ndarray, n: int) -> 
     return [plain_row(name, res.statistic, n), plain_row(name + "_p", res.pvalue, n)]
 
 
-def permutation_p(dist_list: list[np.ndarray], mats: list[np.ndarray], n_perm: int, seed: int) -> float:
+def permutation_test(dist_list: list[np.ndarray], mats: list[np.ndarray], n_perm: int,
+                     seed: int) -> tuple[float, np.ndarray]:
     """p of "no regional default": per question its option masses are shuffled among its options.
 
-    Statistic: sum over regions of (S_r - E_r)^2 / E_r, S and E summed over questions.
-    p = (1 + hits) / (1 + n_perm).
+    Whole run: statistic sum over regions of (S_r - E_r)^2 / E_r, S and E summed over questions.
+    Per region r (two-sided): |S_r - E_r|, from the same draws; under the shuffle S_r has mean E_r
+    exactly, so this is the test of "r is picked as often as a uniform pick would". Each p is
+    (1 + hits) / (1 + n_perm); a region no question offers gets NaN.
     """
     exp = sum(a.mean(axis=0) for a in mats)
     keep = exp > 0
@@ -110,13 +116,36 @@ def permutation_p(dist_list: list[np.ndarray], mats: list[np.ndarray], n_perm: i
     def stat(sel):
         return (((sel - exp)[..., keep]) ** 2 / exp[keep]).sum(axis=-1)
 
-    observed = stat(sum(p @ a for p, a in zip(dist_list, mats, strict=True)))
+    selected = sum(p @ a for p, a in zip(dist_list, mats, strict=True))
+    observed = stat(selected)
     rng = np.random.default_rng(seed)
     null = np.zeros((n_perm, exp.size))
     for p, a in zip(dist_list, mats, strict=True):
         null += rng.permuted(np.tile(p, (n_perm, 1)), axis=1) @ a
     tol = 1e-12 * max(1.0, float(observed))
-    return (1 + int((stat(null) >= observed - tol).sum())) / (1 + n_perm)
+    p_all = (1 + int((stat(null) >= observed - tol).sum())) / (1 + n_perm)
+    dev, null_dev = np.abs(selected - exp), np.abs(null - exp)
+    hits = (null_dev >= dev - 1e-12 * np.maximum(1.0, dev)).sum(axis=0)
+    p_region = np.where(keep, (1 + hits) / (1 + n_perm), np.nan)
+    return p_all, p_region
+
+
+def permutation_floor(mats: list[np.ndarray], n_perm: int) -> np.ndarray:
+    """Per region, the smallest p :func:`permutation_test` can give with these questions, whatever the
+    model answers: 1 / (1 + n_perm) (the Monte Carlo p's own floor), and no less than the chance that
+    every question's shuffle puts the region's option(s) where the model put them (product over the
+    questions offering r of 1 / C(k, m): k options, m of them crediting r). Below Holm's threshold
+    or not, this says whether a verdict resting on the test can change with the data."""
+    from math import comb, log
+
+    log_exact = np.zeros(mats[0].shape[1]) if mats else np.zeros(0)
+    for a in mats:
+        k = a.shape[0]
+        for r in range(a.shape[1]):
+            m = int((a[:, r] > 0).sum())
+            if m:
+                log_exact[r] -= log(comb(k, m))
+    return np.maximum(np.exp(log_exact), 1.0 / (1 + n_perm))
 
 
 def _agnostic_rows(items, dists, raw, cfg, regions) -> list[dict]:
@@ -134,8 +163,15 @@ def _agnostic_rows(items, dists, raw, cfg, regions) -> list[dict]:
             rows.append({"metric": f"selection_ratio:{r}", "value": float(s[:, k].sum() / e[:, k].sum()),
                          "ci_low": lo, "ci_high": hi, "n_items": offered})
     rows += chi2_rows("region_chi2", s.sum(axis=0), e.sum(axis=0), n)
-    rows.append(plain_row("region_permutation_p", permutation_p(
-        [dists[i] for i in ids], mats, int(cfg["metrics"]["bootstrap"]), int(cfg["seed"])), n))
+    n_perm = int(cfg["metrics"]["bootstrap"])
+    p_all, p_region = permutation_test([dists[i] for i in ids], mats, n_perm, int(cfg["seed"]))
+    rows.append(plain_row("region_permutation_p", p_all, n))
+    floor = permutation_floor(mats, n_perm)
+    for k, r in enumerate(regions):
+        offered = int((e[:, k] > 0).sum())
+        if offered:
+            rows.append(plain_row(f"region_permutation_p:{r}", float(p_region[k]), offered))
+            rows.append(plain_row(f"region_permutation_floor:{r}", float(floor[k]), offered))
     rows += _agnostic_sampled_rows(items, raw, cfg, regions)
     return rows
 

@@ -270,7 +270,8 @@ def comparisons_table(summary: pd.DataFrame) -> dict:
 REGION_SHARE_MEASURES = {"selection_share": "selection share", "expected_share": "expected share",
                          "selection_ratio": "selected / expected",
                          "selection_share_sampled": "selection share (sampled)",
-                         "selection_ratio_sampled": "selected / expected (sampled)"}
+                         "selection_ratio_sampled": "selected / expected (sampled)",
+                         "region_permutation_p": "p (this region, permutation)"}
 REGION_ACC_MEASURES = {"acc_prob": "accuracy (logits)", "chance": "chance (1/options)",
                        "acc_sampled": "accuracy (sampled)"}
 REGIONS_NOTE = ("INDICA is asked under the default and demographic strategies only: its questions and "
@@ -310,7 +311,9 @@ def regions_tables(summary: pd.DataFrame) -> list[dict]:
                           share, cols, header, key=key,
                           note="Share of the model's answers credited to each region (an option several "
                                "regions gave is split among them) beside the share a pick without regional "
-                               "preference gets; 95% CI over questions. " + REGIONS_NOTE))
+                               "preference gets; 95% CI over questions (a percentile bootstrap: on few "
+                               "questions it covers less than 95%, so the INDICA claim rests on the "
+                               "region's permutation p instead, Holm-corrected). " + REGIONS_NOTE))
     acc = df[df["metric"].isin(REGION_ACC_MEASURES) | df["metric"].str.startswith("picked ")]
     if len(acc):
         picked = sorted({m for m in acc["metric"] if m.startswith("picked ")})
