@@ -17,8 +17,8 @@ import pytest
 from test_workflow import TINY, produced_files, run_snakemake
 
 from culteval.config import ROOT, culture_keys, enabled_tasks, load_params
+from culteval.costmodel import strategies_of
 from culteval.resources import infer_runtime_min, model_mem_mb
-from culteval.tasks import get as get_task
 
 pytestmark = pytest.mark.slow
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"
@@ -50,11 +50,9 @@ def cluster():
 
 
 def expected_infer_jobs(cfg: dict) -> list[tuple[str, str, str, str]]:
-    strategies = cfg["strategies"]
     return sorted((culture, model, task, strategy)
                   for culture in culture_keys(cfg) for model in cfg["models"]
-                  for task in enabled_tasks(cfg)
-                  for strategy in strategies if strategy in (get_task(task).strategies or strategies))
+                  for task in enabled_tasks(cfg) for strategy in strategies_of(task, cfg))
 
 
 def run_on_slurm(workdir: Path, *args: str, params: str = PARAMS, check: bool = True):

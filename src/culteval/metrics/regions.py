@@ -138,13 +138,8 @@ def permutation_floor(mats: list[np.ndarray], n_perm: int) -> np.ndarray:
     or not, this says whether a verdict resting on the test can change with the data."""
     from math import comb, log
 
-    log_exact = np.zeros(mats[0].shape[1]) if mats else np.zeros(0)
-    for a in mats:
-        k = a.shape[0]
-        for r in range(a.shape[1]):
-            m = int((a[:, r] > 0).sum())
-            if m:
-                log_exact[r] -= log(comb(k, m))
+    # per question, C(k, m) ways to place the m options crediting r among k (m = 0: one way)
+    log_exact = -sum(np.array([log(comb(a.shape[0], int(m))) for m in (a > 0).sum(axis=0)]) for a in mats)
     return np.maximum(np.exp(log_exact), 1.0 / (1 + n_perm))
 
 
@@ -154,6 +149,9 @@ def _agnostic_rows(items, dists, raw, cfg, regions) -> list[dict]:
     if not ids:
         return rows
     n = len(ids)
+    n_perm = int(cfg["metrics"]["bootstrap"])
+    p_all, p_region = permutation_test([dists[i] for i in ids], mats, n_perm, int(cfg["seed"]))
+    floor = permutation_floor(mats, n_perm)
     for k, r in enumerate(regions):
         offered = int((e[:, k] > 0).sum())
         rows.append(mean_row(f"selection_share:{r}", s[:, k], cfg))
@@ -162,16 +160,10 @@ def _agnostic_rows(items, dists, raw, cfg, regions) -> list[dict]:
             lo, hi = ratio_ci(s[:, k], e[:, k], cfg)
             rows.append({"metric": f"selection_ratio:{r}", "value": float(s[:, k].sum() / e[:, k].sum()),
                          "ci_low": lo, "ci_high": hi, "n_items": offered})
-    rows += chi2_rows("region_chi2", s.sum(axis=0), e.sum(axis=0), n)
-    n_perm = int(cfg["metrics"]["bootstrap"])
-    p_all, p_region = permutation_test([dists[i] for i in ids], mats, n_perm, int(cfg["seed"]))
-    rows.append(plain_row("region_permutation_p", p_all, n))
-    floor = permutation_floor(mats, n_perm)
-    for k, r in enumerate(regions):
-        offered = int((e[:, k] > 0).sum())
-        if offered:
             rows.append(plain_row(f"region_permutation_p:{r}", float(p_region[k]), offered))
             rows.append(plain_row(f"region_permutation_floor:{r}", float(floor[k]), offered))
+    rows += chi2_rows("region_chi2", s.sum(axis=0), e.sum(axis=0), n)
+    rows.append(plain_row("region_permutation_p", p_all, n))
     rows += _agnostic_sampled_rows(items, raw, cfg, regions)
     return rows
 
