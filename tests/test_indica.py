@@ -363,6 +363,21 @@ def test_region_tests_hold_their_level_on_few_questions(tmp_path, cfg):
     assert missed > rejected, (missed, rejected)
 
 
+def test_a_region_offered_on_few_questions_still_has_an_interval():
+    """The ratio's bootstrap resamples the questions offering the region (its n_items): with 4 of 8
+    questions offering it, some resamples of all 8 hold none of them (0 / 0), which used to make
+    the whole interval NaN, as it did for East in the default run."""
+    from culteval.metrics.regions import ratio_ci
+
+    cfg = {"seed": 0, "metrics": {"bootstrap": 2000, "ci": 0.95}}
+    e = np.array([0.25, 0.0, 0.2, 0.0, 0.25, 0.0, 1 / 3, 0.0])
+    s = np.array([0.5, 0.0, 0.1, 0.0, 0.3, 0.0, 0.2, 0.0])
+    lo, hi = ratio_ci(s, e, cfg)
+    assert np.isfinite([lo, hi]).all() and lo < s.sum() / e.sum() < hi
+    # the same interval as over the four offering questions alone
+    assert (lo, hi) == ratio_ci(s[e > 0], e[e > 0], cfg)
+
+
 def test_the_floor_is_the_smallest_p_the_region_test_can_give(tmp_path, cfg):
     from culteval.metrics.claims import NOT_DECIDABLE, claims
     from culteval.metrics.regions import _agnostic_arrays, permutation_floor, permutation_test

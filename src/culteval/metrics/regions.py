@@ -11,8 +11,8 @@ question q and region r:
 
 Rows (``:<region>`` in the metric name, docs/contracts.md): ``selection_share`` (mean of s over
 questions, bootstrap CI over questions), ``expected_share`` (mean of e), ``selection_ratio``
-(sum s / sum e: above 1 over-selected; CI from the same bootstrap over questions; ``n_items`` the
-questions offering r); ``region_chi2``/``region_chi2_p`` (the authors' goodness of fit of the
+(sum s / sum e: above 1 over-selected; CI from the same bootstrap, over the questions offering r,
+which are its ``n_items``); ``region_chi2``/``region_chi2_p`` (the authors' goodness of fit of the
 summed selection against the summed expectation, one answer's worth per question); and
 ``region_permutation_p``: per question the model's option masses are shuffled among that question's
 options (the region labels become arbitrary, the model's own certainty per question is kept), so the
@@ -83,7 +83,13 @@ def _agnostic_arrays(items, dists, regions):
 
 
 def ratio_ci(s: np.ndarray, e: np.ndarray, cfg: dict) -> tuple[float, float]:
-    """Bootstrap CI over questions of sum(s) / sum(e) (the project's seeded percentile bootstrap)."""
+    """Bootstrap CI of sum(s) / sum(e) over the questions offering the region (e > 0, the row's
+    ``n_items``; the project's seeded percentile bootstrap). A question that does not offer it adds
+    nothing to either sum; resampling it too would leave some draws without any question that does
+    (0 / 0), and one such draw made the whole interval NaN."""
+    offered = e > 0
+    s, e = s[offered], e[offered]
+
     def stat(idx, axis):
         idx = idx.astype(int)
         return s[idx].sum(axis=axis) / e[idx].sum(axis=axis)
